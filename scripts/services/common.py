@@ -1,0 +1,123 @@
+"""Shared plumbing for the local services: cache folder, ports, processes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be prepared or started; the message says why."""
+
+
+def cache_dir() -> Path:
+    """Where downloaded jars and built tools are kept, keyed by version."""
+    root = os.environ.get("CDP_CONNECTOR_CACHE") or Path.home() / ".cache" / "cdp-connector"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def require_tool(name: str, why: str) -> str:
+    """Return the path of an executable or fail with what is missing and why."""
+    path = shutil.which(name)
+    if path is None:
+        raise ServiceError(f"{name!r} is not on PATH; it is needed to {why}")
+    return path
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_port_free(port: int, what: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ServiceError(f"port {port} for the {what} is already in use") from exc
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    what: str,
+    log: Path,
+) -> None:
+    """Poll ``ready`` until it is true; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(
+                f"{what} exited with code {proc.returncode} while starting; "
+                f"last lines of {log}:\n{log_tail(log)}"
+            )
+        if ready():
+            return
+        time.sleep(0.3)
+    stop_process(proc.pid)
+    raise ServiceError(
+        f"{what} not ready after {timeout:.0f}s; last lines of {log}:\n{log_tail(log)}"
+    )
+
+
+def stop_process(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM the process group started for a service, SIGKILL it after ``grace``."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def pid_alive(pid: int) -> bool:
+    # A zombie (our own exited child) still answers kill(0); reap it first.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def spawn(cmd: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start a service in its own process group, stdout and stderr to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 - fixed argv built by this module
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+        )

@@ -1,0 +1,255 @@
+"""A real single-node Apache Kafka broker (KRaft) from Kafka's jars on Maven Central.
+
+Command line (``scripts/local-kafka`` calls this)::
+
+    python -m scripts.services.kafka start [--port P]   # prints bootstrap.servers=...
+    python -m scripts.services.kafka status
+    python -m scripts.services.kafka stop
+    python -m scripts.services.kafka tool CLASS-OR-NAME ARGS...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.services.common import (
+    REPO_ROOT,
+    ServiceError,
+    cache_dir,
+    ensure_port_free,
+    free_port,
+    pid_alive,
+    require_tool,
+    spawn,
+    stop_process,
+    wait_until,
+)
+
+KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")
+LOG4J_VERSION = "2.25.5"
+POM = Path(__file__).with_name("pom-kafka.xml")
+STATE_DIR = REPO_ROOT / ".local" / "kafka"  # where `start` keeps pid, logs and data
+START_TIMEOUT = 60.0
+
+# Short names for Kafka's operator tools (all on the broker's classpath).
+TOOLS = {
+    "consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+    "topics": "org.apache.kafka.tools.TopicCommand",
+    "console-consumer": "org.apache.kafka.tools.consumer.ConsoleConsumer",
+    "console-producer": "org.apache.kafka.tools.ConsoleProducer",
+    "get-offsets": "org.apache.kafka.tools.GetOffsetShell",
+}
+
+LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = {level}
+rootLogger.appenderRef.stdout.ref = STDOUT
+"""
+
+
+def ensure_jars() -> Path:
+    """Resolve the broker and tools jars once per Kafka version; return the folder."""
+    libs = cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    require_tool("java", "run the Kafka broker (install a JDK 17+)")
+    mvn = require_tool("mvn", "fetch Kafka's jars from Maven Central (install Maven)")
+    staging = libs.with_name("libs.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    cmd = [
+        mvn, "-q", "-B", "-f", str(POM),
+        f"-Dkafka.version={KAFKA_VERSION}", f"-Dlog4j.version={LOG4J_VERSION}",
+        "dependency:copy-dependencies", "-DincludeScope=runtime",
+        f"-DoutputDirectory={staging}",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise ServiceError(
+            f"Maven could not fetch Kafka {KAFKA_VERSION} jars:\n{result.stdout}{result.stderr}"
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    marker.touch()
+    return libs
+
+
+def java_cmd(main_class: str, *args: str, heap: str = "256m", log_level: str = "WARN") -> list[str]:
+    """A java command line with Kafka's classpath and a quiet log4j2 config."""
+    java = require_tool("java", "run Kafka (install a JDK 17+)")
+    libs = ensure_jars()
+    log_conf = libs.parent / f"log4j2-{log_level.lower()}.properties"
+    if not log_conf.exists():
+        log_conf.write_text(LOG4J2.format(level=log_level))
+    return [
+        java, f"-Xmx{heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+        f"-Dlog4j2.configurationFile={log_conf}", "-cp", f"{libs}/*", main_class, *args,
+    ]  # fmt: skip
+
+
+def run_tool(name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run one of Kafka's own command-line tools (short name or class) and capture output."""
+    main_class = TOOLS.get(name, name)
+    result = subprocess.run(  # noqa: S603
+        java_cmd(main_class, *args, log_level="ERROR"), capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
+        raise ServiceError(f"{name} {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    return result
+
+
+@dataclass
+class Broker:
+    """A running broker started by this module."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    controller_port: int
+    data_dir: Path
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop_process(self.proc.pid)
+        self.proc.wait(timeout=5)
+
+
+def _server_properties(port: int, controller_port: int, data_dir: Path, partitions: int) -> str:
+    return f"""\
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+log.dirs={data_dir / "log"}
+num.partitions={partitions}
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.segment.bytes=67108864
+"""
+
+
+def _metadata_ready(bootstrap: str) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        admin.list_topics(timeout=1.0)
+    except Exception:  # noqa: BLE001 - any failure just means "not ready yet"
+        return False
+    return True
+
+
+def start_broker(
+    data_dir: Path, port: int | None = None, partitions: int = 3, heap: str = "512m"
+) -> Broker:
+    """Format storage in ``data_dir`` and start a broker; return once it serves metadata."""
+    if port is not None:
+        ensure_port_free(port, "Kafka broker")
+    port = port or free_port()
+    controller_port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    props = data_dir / "server.properties"
+    props.write_text(_server_properties(port, controller_port, data_dir, partitions))
+    log = data_dir / "server.log"
+    cluster_id = run_tool("kafka.tools.StorageTool", "random-uuid").stdout.strip()
+    run_tool("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+             "--ignore-formatted")  # fmt: skip
+    proc = spawn(java_cmd("kafka.Kafka", str(props), heap=heap), log)
+    broker = Broker(proc, port, controller_port, data_dir, log)
+    wait_until(lambda: _metadata_ready(broker.bootstrap), proc, START_TIMEOUT, "Kafka broker", log)
+    return broker
+
+
+# -- command line -------------------------------------------------------------
+
+
+def _cmd_start(args: argparse.Namespace) -> int:
+    pid_file = STATE_DIR / "pid"
+    if pid_file.exists() and pid_alive(int(pid_file.read_text())):
+        print(f"already running: {(STATE_DIR / 'bootstrap').read_text().strip()}")
+        return 0
+    shutil.rmtree(STATE_DIR / "data", ignore_errors=True)
+    broker = start_broker(STATE_DIR / "data", port=args.port, partitions=args.partitions)
+    pid_file.write_text(str(broker.pid))
+    (STATE_DIR / "bootstrap").write_text(f"bootstrap.servers={broker.bootstrap}\n")
+    print(f"bootstrap.servers={broker.bootstrap}")
+    print(f"logs: {broker.log}", file=sys.stderr)
+    return 0
+
+
+def _cmd_status(_: argparse.Namespace) -> int:
+    pid_file = STATE_DIR / "pid"
+    if pid_file.exists() and pid_alive(int(pid_file.read_text())):
+        bootstrap = (STATE_DIR / "bootstrap").read_text()
+        print(f"running (pid {pid_file.read_text()}) {bootstrap}", end="")
+        return 0
+    print("not running")
+    return 1
+
+
+def _cmd_stop(_: argparse.Namespace) -> int:
+    pid_file = STATE_DIR / "pid"
+    if not pid_file.exists():
+        print("not running")
+        return 0
+    stop_process(int(pid_file.read_text()))
+    pid_file.unlink()
+    print("stopped")
+    return 0
+
+
+def _cmd_tool(args: argparse.Namespace) -> int:
+    cmd = java_cmd(TOOLS.get(args.tool, args.tool), *args.args, log_level="ERROR")
+    return subprocess.run(cmd, check=False).returncode  # noqa: S603
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="local-kafka", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    start = sub.add_parser("start", help="start a broker in the background")
+    start.add_argument("--port", type=int, default=None, help="listener port (default: free)")
+    start.add_argument("--partitions", type=int, default=3, help="default partitions per topic")
+    start.set_defaults(func=_cmd_start)
+    sub.add_parser("status", help="is the background broker running").set_defaults(func=_cmd_status)
+    sub.add_parser("stop", help="stop the background broker").set_defaults(func=_cmd_stop)
+    tool = sub.add_parser("tool", help=f"run a Kafka tool: {', '.join(TOOLS)} or a class name")
+    tool.add_argument("tool")
+    tool.add_argument("args", nargs=argparse.REMAINDER)
+    tool.set_defaults(func=_cmd_tool)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ServiceError as exc:
+        print(f"local-kafka: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
