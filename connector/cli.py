@@ -19,13 +19,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="consume, map and deliver (the long-running service)")
     run.add_argument("--config", required=True, help="connector YAML file")
-    run.set_defaults(func=_not_yet)
+    run.set_defaults(func=_run)
     return parser
 
 
-def _not_yet(args: argparse.Namespace) -> int:
-    print(f"cdp-connector {args.command}: not yet implemented", file=sys.stderr)
-    return 1
+def _run(args: argparse.Namespace) -> int:
+    from connector import pipeline
+    from connector.config import load_config
+    from connector.logs import setup_logging
+
+    settings = load_config(args.config)
+    setup_logging(settings.observability.log_format, settings.observability.log_level)
+    return pipeline.main(settings)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,140 @@
+"""The dead-letter topic: a record that cannot be delivered is kept there, with why.
+
+The original key, value and headers are copied as they were read; headers using
+Kafka Connect's ``__connect.errors.*`` names say where and why it failed, so
+tools that read Connect's dead-letter queues read ours. Our own ``cdp.errors.*``
+headers add the rule, the HTTP status and the attempts. The producer is
+idempotent with ``acks=all``: a record's outcome is durable only when the write
+is acknowledged, and only then may its offset be committed. A write that fails
+for good stops the connector: nothing is committed past a record that is nowhere.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from connector.dispatch import Failure, Work
+from connector.state import RunState
+
+log = logging.getLogger(__name__)
+
+# Kafka Connect's stage names (org.apache.kafka.connect.runtime.errors.Stage).
+CONNECT_STAGES = {"decode": "VALUE_CONVERTER", "map": "TRANSFORMATION", "deliver": "TASK_PUT"}
+CONNECTOR_NAME = "cdp-connector"
+
+
+def error_headers(
+    topic: str,
+    partition: int,
+    offset: int,
+    *,
+    stage: str,
+    exception: str,
+    message: str,
+    rule: str | None = None,
+    status: int | None = None,
+    attempts: int | None = None,
+) -> list[tuple[str, bytes]]:
+    """The headers that explain a dead letter."""
+    headers = [
+        ("__connect.errors.topic", topic),
+        ("__connect.errors.partition", str(partition)),
+        ("__connect.errors.offset", str(offset)),
+        ("__connect.errors.connector.name", CONNECTOR_NAME),
+        ("__connect.errors.task.id", "0"),
+        ("__connect.errors.stage", CONNECT_STAGES.get(stage, stage.upper())),
+        ("__connect.errors.class.name", exception),
+        ("__connect.errors.exception.message", message),
+        ("cdp.errors.stage", stage),
+    ]
+    if rule is not None:
+        headers.append(("cdp.errors.rule", rule))
+    if status is not None:
+        headers.append(("cdp.errors.http.status", str(status)))
+    if attempts is not None:
+        headers.append(("cdp.errors.attempts", str(attempts)))
+    return [(name, value.encode()) for name, value in headers]
+
+
+class DeadLetterQueue:
+    """Produces dead letters; calls ``on_done`` only when Kafka acknowledged the write."""
+
+    def __init__(self, producer_conf: dict[str, Any], topic: str, state: RunState) -> None:
+        self.topic = topic
+        self._state = state
+        self._producer = Producer(
+            {
+                **producer_conf,
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 20,
+                "message.timeout.ms": 120_000,
+            }
+        )
+        self.written = 0
+
+    def publish(
+        self,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        original_headers: list[tuple[str, bytes]] | None,
+        headers: list[tuple[str, bytes]],
+        on_done: Callable[[], None],
+    ) -> None:
+        """Queue one dead letter; thread-safe."""
+
+        def delivered(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None:
+                self._state.fail(f"dead-letter write to {self.topic!r} failed: {err}")
+                return
+            self.written += 1
+            on_done()
+
+        all_headers = list(original_headers or []) + headers
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic, value=value, key=key, headers=all_headers, on_delivery=delivered
+                )
+                return
+            except BufferError:
+                self._producer.poll(0.1)  # local queue full: let acknowledgements drain
+
+    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
+        """A record whose delivery failed (permanent answer or retries exhausted)."""
+        topic, partition = work.tp
+        log.warning(
+            "dead-lettering record: %s",
+            failure.reason,
+            extra={"topic": topic, "partition": partition, "offset": work.offset},
+        )
+        self.publish(
+            key=work.key,
+            value=work.value,
+            original_headers=work.headers,
+            headers=error_headers(
+                topic,
+                partition,
+                work.offset,
+                stage="deliver",
+                exception=failure.exception,
+                message=failure.reason,
+                rule=failure.rule,
+                status=failure.status,
+                attempts=failure.attempts,
+            ),
+            on_done=on_done,
+        )
+
+    def poll(self, timeout: float = 0.0) -> None:
+        """Serve acknowledgements (callbacks run on the calling thread)."""
+        self._producer.poll(timeout)
+
+    def flush(self, timeout: float) -> int:
+        """Wait for outstanding writes; returns how many are still unacknowledged."""
+        return int(self._producer.flush(timeout))

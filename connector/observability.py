@@ -1,0 +1,158 @@
+"""Prometheus metrics and the health endpoints, on one small aiohttp server.
+
+``/healthz``: the process and its event loop answer (the handler runs on the loop)
+and the consumer thread is alive. ``/readyz``: subscribed, brokers reachable, not
+halted by a fatal answer, not shutting down; the body lists what is wrong.
+``/metrics``: Prometheus text format; names and labels in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from connector.cdp.client import Answer
+from connector.state import RunState
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Every metric the connector exports, in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        p = "cdp_connector"
+        self.records_consumed = Counter(
+            f"{p}_records_consumed_total", "Records read from Kafka", ["topic"], registry=r
+        )
+        self.events = Counter(
+            f"{p}_events_total",
+            "CDP events by type and outcome (delivered, retried, dead_lettered, skipped)",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.records_dead_lettered = Counter(
+            f"{p}_records_dead_lettered_total",
+            "Records written to the dead-letter topic, by failing stage",
+            ["stage"],
+            registry=r,
+        )
+        self.records_skipped = Counter(
+            f"{p}_records_skipped_total", "Records a rule skipped (or no rule matched)", registry=r
+        )
+        self.http_responses = Counter(
+            f"{p}_http_responses_total",
+            "CDP answers by status class (2xx, 4xx, 5xx, error for no answer)",
+            ["class"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            f"{p}_delivery_latency_seconds",
+            "Time of one CDP request",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests_in_flight = Gauge(
+            f"{p}_requests_in_flight", "CDP requests awaiting an answer", registry=r
+        )
+        self.records_buffered = Gauge(
+            f"{p}_records_buffered", "Records read and not yet finished", registry=r
+        )
+        self.paused = Gauge(f"{p}_paused", "1 while consumption is paused", registry=r)
+        self.circuit_open = Gauge(f"{p}_circuit_open", "1 while the circuit is open", registry=r)
+        self.halted = Gauge(f"{p}_halted", "1 while delivery is halted (401/403)", registry=r)
+        self.commits = Counter(f"{p}_commits_total", "Offset commits", registry=r)
+        self.commit_failures = Counter(
+            f"{p}_commit_failures_total", "Offset commits that failed", registry=r
+        )
+        self.consumer_lag = Gauge(
+            f"{p}_consumer_lag",
+            "Records behind the partition end (librdkafka statistics)",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.committed_offset = Gauge(
+            f"{p}_committed_offset",
+            "Last committed offset (librdkafka statistics)",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self._status_children = {
+            c: self.http_responses.labels(c) for c in ("2xx", "3xx", "4xx", "5xx", "error")
+        }
+        self._latency = self.delivery_latency  # bound once: observe() is on the hot path
+
+    # DispatchObserver
+    def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
+        status = answer.status
+        key = "error" if status is None else f"{status // 100}xx"
+        self._status_children.get(key, self._status_children["error"]).inc()
+        self._latency.observe(seconds)
+
+    def event_done(self, event_type: str, outcome: str) -> None:
+        self.events.labels(event_type, outcome).inc()
+
+    def update_from_stats(self, stats_json: str) -> None:
+        """librdkafka statistics → per-partition lag and committed offset."""
+        stats = json.loads(stats_json)
+        for topic, tdata in stats.get("topics", {}).items():
+            for pid, pdata in tdata.get("partitions", {}).items():
+                if pid == "-1" or pdata.get("fetch_state") in (None, "none", "stopped"):
+                    continue
+                lag = pdata.get("consumer_lag_stored", pdata.get("consumer_lag", -1))
+                if lag >= 0:
+                    self.consumer_lag.labels(topic, pid).set(lag)
+                committed = pdata.get("committed_offset", -1001)
+                if committed >= 0:
+                    self.committed_offset.labels(topic, pid).set(committed)
+
+
+def build_app(
+    state: RunState,
+    metrics: Metrics,
+    refresh: Callable[[], None],
+    consumer_thread: Callable[[], threading.Thread | None],
+) -> web.Application:
+    """``refresh`` updates gauges from live state right before a scrape."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        thread = consumer_thread()
+        if thread is not None and not thread.is_alive() and not state.stopping:
+            return web.json_response({"status": "consumer thread died"}, status=503)
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ready, reasons = state.readiness()
+        body = {"ready": ready, "reasons": reasons, "assigned_partitions": state.assigned}
+        return web.json_response(body, status=200 if ready else 503)
+
+    async def metrics_endpoint(_: web.Request) -> web.Response:
+        refresh()
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    return app
+
+
+async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve ``app``; returns the runner (to clean up) and the bound port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # aiohttp exposes the bound socket only here
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, int(bound)

@@ -1,0 +1,99 @@
+"""Offsets are committed only up to the first record without an outcome."""
+
+from __future__ import annotations
+
+import threading
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.offsets import OffsetTracker
+
+TP = ("clicks", 0)
+
+
+def _tracker_with(offsets: list[int]) -> tuple[OffsetTracker, int]:
+    tracker = OffsetTracker()
+    epoch = tracker.assign(TP)
+    for offset in offsets:
+        tracker.add(TP, offset)
+    return tracker, epoch
+
+
+def test_offset_not_committed_until_every_earlier_record_finished() -> None:
+    tracker, epoch = _tracker_with([10, 11, 12])
+    tracker.finish(TP, 11, epoch)
+    tracker.finish(TP, 12, epoch)
+    assert tracker.committable() == {}
+
+    tracker.finish(TP, 10, epoch)
+    assert tracker.committable() == {TP: 13}
+    assert tracker.pending == 0
+
+
+def test_commit_point_is_next_offset_and_reported_once() -> None:
+    tracker, epoch = _tracker_with([0, 1])
+    tracker.finish(TP, 0, epoch)
+    assert tracker.committable() == {TP: 1}
+    tracker.mark_committed({TP: 1})
+    assert tracker.committable() == {}
+
+
+def test_gaps_in_offsets_are_fine() -> None:
+    tracker, epoch = _tracker_with([3, 7, 20])
+    for offset in (20, 3, 7):
+        tracker.finish(TP, offset, epoch)
+    assert tracker.committable() == {TP: 21}
+
+
+def test_outcome_from_an_older_assignment_is_ignored() -> None:
+    tracker, old_epoch = _tracker_with([5])
+    tracker.revoke(TP)
+    new_epoch = tracker.assign(TP)
+    tracker.add(TP, 5)
+
+    tracker.finish(TP, 5, old_epoch)
+    assert tracker.committable() == {}
+    assert tracker.pending == 1
+    tracker.finish(TP, 5, new_epoch)
+    assert tracker.committable() == {TP: 6}
+
+
+def test_revoke_releases_pending_count() -> None:
+    tracker, _ = _tracker_with([1, 2, 3])
+    assert tracker.pending == 3
+    tracker.revoke(TP)
+    assert tracker.pending == 0
+
+
+def test_duplicate_outcomes_count_once() -> None:
+    tracker, epoch = _tracker_with([1, 2])
+    tracker.finish(TP, 2, epoch)
+    tracker.finish(TP, 2, epoch)
+    assert tracker.pending == 1
+
+
+def test_wait_drained_wakes_when_other_thread_finishes() -> None:
+    tracker, epoch = _tracker_with([1])
+    timer = threading.Timer(0.05, tracker.finish, (TP, 1, epoch))
+    timer.start()
+    assert tracker.wait_drained([TP], timeout=5)
+    timer.join()
+
+
+def test_wait_drained_times_out_when_records_stay_pending() -> None:
+    tracker, _ = _tracker_with([1])
+    assert not tracker.wait_drained(None, timeout=0.05)
+
+
+@given(st.permutations(list(range(30))), st.integers(0, 30))
+def test_commit_point_never_passes_an_unfinished_record(order: list[int], done: int) -> None:
+    tracker, epoch = _tracker_with(list(range(30)))
+    finished = set(order[:done])
+    for offset in order[:done]:
+        tracker.finish(TP, offset, epoch)
+
+    point = tracker.committable().get(TP, 0)
+    assert all(o in finished for o in range(point))
+    assert point == 30 or point not in finished
+    assert tracker.pending == 30 - done

@@ -1,0 +1,71 @@
+"""Backoff, circuit breaker and rate limiter decisions, with a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.retry import Backoff, CircuitBreaker, CircuitState, RateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_backoff_grows_exponentially_and_is_capped() -> None:
+    backoff = Backoff(initial=0.5, maximum=4.0, rand=lambda: 1.0)
+    assert [backoff.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+
+
+def test_backoff_jitter_stays_within_half_to_full() -> None:
+    assert Backoff(1.0, 10.0, rand=lambda: 0.0).delay(2) == pytest.approx(1.0)
+
+
+def test_backoff_honours_retry_after() -> None:
+    assert Backoff(0.1, 1.0, rand=lambda: 1.0).delay(1, retry_after=7.0) == 7.0
+
+
+def test_circuit_opens_after_threshold_and_probes_once() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=3, open_seconds=5, max_open_seconds=40, clock=clock)
+    for _ in range(3):
+        assert breaker.wait_time() == 0
+        breaker.record_failure()
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.wait_time() == pytest.approx(5)
+
+    clock.now += 5
+    assert breaker.wait_time() == 0  # the probe
+    assert breaker.wait_time() > 0  # everyone else waits for it
+    breaker.record_failure()
+    assert breaker.state is CircuitState.OPEN
+    assert breaker.wait_time() == pytest.approx(10)  # doubled
+
+    clock.now += 10
+    assert breaker.wait_time() == 0
+    breaker.record_success()
+    assert breaker.closed
+    assert breaker.wait_time() == 0
+
+
+def test_success_resets_consecutive_failures() -> None:
+    breaker = CircuitBreaker(3, 1, 10, clock=FakeClock())
+    breaker.record_failure()
+    breaker.record_failure()
+    breaker.record_success()
+    breaker.record_failure()
+    breaker.record_failure()
+    assert breaker.closed
+
+
+def test_rate_limiter_spaces_requests() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=2.0, clock=clock)
+    assert limiter.delay() == 0
+    assert limiter.delay() == 0
+    assert limiter.delay() == pytest.approx(0.5)
+    clock.now += 1.0
+    assert limiter.delay() == pytest.approx(0.0, abs=1e-9)
