@@ -47,6 +47,15 @@ class Work:
     events: tuple[MappedEvent, ...]
 
 
+def lane_for(ordering: str, tp: TopicPartition, offset: int, guest_key: str) -> Hashable:
+    """Records on the same lane are posted one after another, in offset order."""
+    if ordering == "key":
+        return guest_key
+    if ordering == "partition":
+        return tp
+    return (tp, offset)
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """Why a record could not be delivered; becomes dead-letter headers."""

@@ -30,7 +30,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from connector import __version__
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue, error_headers
-from connector.dispatch import Dispatcher, Work
+from connector.dispatch import Dispatcher, Work, lane_for
 from connector.errors import RecordError, TransientError
 from connector.mapping import MapResult
 from connector.offsets import OffsetTracker, TopicPartition
@@ -161,12 +161,7 @@ class KafkaSource:
             if not result.events:
                 self._tracker.finish(tp, offset, epoch)  # skipped by a rule: an outcome too
                 continue
-            if ordering == "key":
-                lane: object = result.events[0].guest_key
-            elif ordering == "partition":
-                lane = tp
-            else:
-                lane = (tp, offset)
+            lane = lane_for(ordering, tp, offset, result.events[0].guest_key)
             works.append(
                 Work(tp, offset, epoch, msg.key(), msg.value(), msg.headers(), lane, result.events)
             )
