@@ -1,0 +1,198 @@
+"""Run the real connector (`python -m connector run`) as a subprocess in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from connector.sample import writable
+from scripts.services.common import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_V1 = REPO_ROOT / "avro" / "clickstream-v1.avsc"
+
+
+@dataclass
+class ConnectorProcess:
+    proc: subprocess.Popen[bytes]
+    config: Path
+    port: int
+    log: Path
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        url = f"http://127.0.0.1:{self.port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        status, body = self._get("/readyz")
+        return status, json.loads(body)
+
+    def metrics(self) -> str:
+        return self._get("/metrics")[1].decode()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of ``name`` whose labels include ``labels``."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            series, value = line.rsplit(" ", 1)
+            if series.split("{")[0] != name:
+                continue
+            if all(f'{k}="{v}"' in series for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"connector exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                self._get("/healthz")
+                return
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.1)
+        raise AssertionError(f"connector never listened:\n{self.output()}")
+
+    def terminate(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class ConnectorFactory:
+    tmp: Path
+    bootstrap: str
+    env: dict[str, str]
+    started: list[ConnectorProcess] = field(default_factory=list)
+
+    def config(self, **sections: Any) -> dict[str, Any]:
+        """A connector.yaml for tests; ``sections`` override top-level sections."""
+        base: dict[str, Any] = {
+            "kafka": {"bootstrap_servers": self.bootstrap, "commit_interval_seconds": 0.5},
+            "mapping": str(REPO_ROOT / "config" / "mappings.example.yaml"),
+            "observability": {"host": "127.0.0.1", "log_format": "json"},
+            "shutdown": {"drain_timeout_seconds": 10},
+        }
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return base
+
+    def start(self, config: dict[str, Any], name: str = "connector") -> ConnectorProcess:
+        port = free_port()
+        config = {**config, "observability": {**config["observability"], "port": port}}
+        path = self.tmp / f"{name}-{len(self.started)}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        log = self.tmp / f"{name}-{len(self.started)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "connector", "run", "--config", str(path)],
+                cwd=REPO_ROOT,
+                env={**os.environ, **self.env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        running = ConnectorProcess(proc, path, port, log)
+        self.started.append(running)
+        running.wait_listening()
+        return running
+
+
+@pytest.fixture
+def connector_factory(
+    tmp_path: Path, bootstrap: str, cdp_sandbox: Any
+) -> Iterator[ConnectorFactory]:
+    env = {"CDP_CLIENT_KEY": cdp_sandbox.client_key, "CDP_API_TOKEN": cdp_sandbox.api_token}
+    factory = ConnectorFactory(tmp_path, bootstrap, env)
+    yield factory
+    for running in factory.started:
+        running.kill()
+
+
+def avro_serializer(registry_url: str) -> Callable[[dict[str, Any], str], bytes]:
+    """confluent-kafka's own AvroSerializer: the bytes real producers write."""
+    client = SchemaRegistryClient({"url": registry_url})
+    serializer = AvroSerializer(client, SCHEMA_V1.read_text(), to_dict=writable)
+
+    def serialize(record: dict[str, Any], topic: str) -> bytes:
+        return bytes(serializer(record, SerializationContext(topic, MessageField.VALUE)))
+
+    return serialize
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offsets per partition (missing = nothing committed)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "end-offsets-probe"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def wait_caught_up(
+    bootstrap: str, group: str, topic: str, partitions: int, timeout: float = 90
+) -> None:
+    """Until the group has committed the end of every partition (lag 0)."""
+    ends = end_offsets(bootstrap, topic, partitions)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = committed(bootstrap, group, topic, partitions)
+        if all(done.get(p, 0) >= end for p, end in ends.items()):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"group {group} did not catch up: {done} vs ends {ends}")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

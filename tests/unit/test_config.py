@@ -1,0 +1,114 @@
+"""connector.yaml: validated once; errors name the file, the field and the expectation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.config import load_config
+from connector.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "mappings.yaml").write_text("rules: []\n")
+    path = tmp_path / "connector.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = """
+topics: [{name: clicks, decoder: schemaless, schema: clicks.avsc}]
+mapping: mappings.yaml
+"""
+
+
+def test_shipped_example_config_loads() -> None:
+    settings = load_config(REPO / "config" / "connector.yaml")
+    assert settings.topics[0].name == "clickstream"
+    assert settings.mapping == REPO / "config" / "mappings.example.yaml"
+
+
+def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, MINIMAL))
+    assert settings.mapping == tmp_path / "mappings.yaml"
+    assert settings.topics[0].schema_path == tmp_path / "clicks.avsc"
+
+
+def test_defaults_are_the_documented_ones(tmp_path: Path) -> None:
+    settings = load_config(write(tmp_path, MINIMAL))
+    assert settings.delivery.ordering == "key"
+    assert settings.delivery.max_in_flight == 256
+    assert settings.dead_letter.topic == "clickstream.dlq"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "expected"),
+    [
+        ("delivery: {max_in_flight: 0}", "delivery.max_in_flight", "greater than or equal to 1"),
+        ("delivery: {ordering: random}", "delivery.ordering", "'key', 'partition' or 'none'"),
+        ("cdp: {region: mars}", "cdp.region", "'eu', 'us', 'ap' or 'jp'"),
+        ("cdp: {base_url: 'ftp://x'}", "cdp", "http(s) URL"),
+        ("delivery: {max_inflight: 3}", "delivery.max_inflight", "Extra inputs are not permitted"),
+        ("kafka: {client: {sasl.password: x}}", "kafka", "secrets are not taken from the file"),
+    ],
+)
+def test_bad_values_name_file_field_and_expectation(
+    tmp_path: Path, extra: str, field: str, expected: str
+) -> None:
+    path = write(tmp_path, MINIMAL + extra + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert f": {field}" in message
+    assert expected in message
+
+
+def test_topic_needs_a_name_or_a_pattern(tmp_path: Path) -> None:
+    path = write(tmp_path, "topics: [{decoder: confluent}]\nmapping: mappings.yaml\n"
+                 "schema_registry: {url: 'http://r'}\n")  # fmt: skip
+    with pytest.raises(ConfigError, match=r"topics\.0: .*exactly one of 'name' or 'pattern'"):
+        load_config(path)
+
+
+def test_confluent_topics_need_a_registry(tmp_path: Path) -> None:
+    path = write(tmp_path, "topics: [{name: a}]\nmapping: mappings.yaml\n")
+    with pytest.raises(ConfigError, match="schema_registry.url is required"):
+        load_config(path)
+
+
+def test_missing_mapping_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("mappings.yaml", "nope.yaml"))
+    with pytest.raises(ConfigError, match=r"mapping: file not found: .*nope\.yaml"):
+        load_config(path)
+
+
+def test_not_yaml_is_a_clear_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "topics: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_secrets_come_from_env_or_files_and_never_print(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token").write_text("file-token\n")
+    path = write(tmp_path, MINIMAL + "cdp: {api_token_file: token}\n")
+    monkeypatch.setenv("CDP_CLIENT_KEY", "env-key")
+    settings = load_config(path)
+
+    assert settings.cdp.client_key().get_secret_value() == "env-key"
+    assert settings.cdp.api_token().get_secret_value() == "file-token"
+    assert "file-token" not in repr(settings.cdp.api_token())
+
+
+def test_missing_secret_says_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CDP_API_TOKEN", raising=False)
+    settings = load_config(write(tmp_path, MINIMAL))
+    with pytest.raises(ConfigError, match="cdp.api_token: no value in environment variable"):
+        settings.cdp.api_token()
