@@ -10,6 +10,9 @@ import pytest
 
 from scripts.services import kafka
 
+# Fixtures of other services live in their own modules.
+pytest_plugins = ["tests.fixtures_registry"]
+
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka.Broker]:
