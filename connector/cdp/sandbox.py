@@ -171,10 +171,11 @@ class Sandbox:
         return web.json_response(body, status=status, headers=headers)
 
     def _invalid(self, exc: ValidationError) -> web.Response:
-        errors = [
-            {"field": _field_name(err["loc"]), "message": err["msg"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
+        by_field: dict[str, list[str]] = {}
+        for err in exc.errors(include_url=False, include_input=False):
+            by_field.setdefault(_field_name(err["loc"]), []).append(err["msg"])
+        # One entry per field: an ext value refused by every union member reads as one error.
+        errors = [{"field": f, "message": " or ".join(msgs)} for f, msgs in by_field.items()]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         return self._error(
             400, f"{first['field']}: {first['message']}", field=first["field"], errors=errors

@@ -65,9 +65,9 @@ class FaultInjector:
         self._rng = random.Random(seed)  # noqa: S311 - fault injection, not cryptography
         self._clock = clock
         self._wall = wall
-        self.faults = faults or Faults()
         self._tokens = 0.0
         self._last = clock()
+        self.faults = faults or Faults()  # fills the token bucket
 
     @property
     def faults(self) -> Faults:
@@ -77,6 +77,7 @@ class FaultInjector:
     def faults(self, faults: Faults) -> None:
         self._faults = faults
         self._tokens = faults.max_rps or 0.0
+        self._last = self._clock()
         # Fast path: nothing to do for any request.
         self._idle = faults == Faults()
 
