@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from connector import __version__
+from connector.cdp import sandbox as cdp_sandbox
 from connector.errors import ConfigError
 
 
@@ -20,6 +21,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="consume, map and deliver (the long-running service)")
     run.add_argument("--config", required=True, help="connector YAML file")
     run.set_defaults(func=_run)
+    sandbox = sub.add_parser(
+        "sandbox", help="serve a local CDP Stream API stand-in (auth, validation, faults)"
+    )
+    cdp_sandbox.add_arguments(sandbox)
+    sandbox.set_defaults(func=_sandbox)
     return parser
 
 
@@ -31,6 +37,10 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_config(args.config)
     setup_logging(settings.observability.log_format, settings.observability.log_level)
     return pipeline.main(settings)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    return cdp_sandbox.run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,7 +11,7 @@ import pytest
 from scripts.services import kafka
 
 # Fixtures of other services live in their own modules.
-pytest_plugins = ["tests.fixtures_registry"]
+pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_sandbox"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,160 @@
+"""The HTTP side: one keep-alive aiohttp session posting pre-serialized event bodies.
+
+``CdpClient.send`` never raises for an HTTP answer or a network failure; it
+returns an ``Answer`` (see ``connector.cdp.answer``) and the caller's retry
+policy decides. The API token only lives inside the ready-made Authorization
+header, which no repr, log line or error message shows.
+"""
+
+from __future__ import annotations
+
+import base64
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from yarl import URL
+
+# Answer, Outcome and classify are re-exported: the whole HTTP contract from one place.
+from connector.cdp.answer import Answer, Outcome, classify, network_error, parse_retry_after
+from connector.cdp.dialect import EVENT_PATH
+from connector.errors import ConfigError
+
+__all__ = [
+    "REGIONS",
+    "Answer",
+    "CdpClient",
+    "Outcome",
+    "basic_auth_header",
+    "classify",
+    "parse_retry_after",
+    "resolve_base_url",
+]
+
+#: The spec's regional servers.
+REGIONS: dict[str, str] = {
+    "eu": "https://api-engage-eu.sitecorecloud.io",
+    "us": "https://api-engage-us.sitecorecloud.io",
+    "ap": "https://api-engage-ap.sitecorecloud.io",
+    "jp": "https://api-engage-jpe.sitecorecloud.io",
+}
+
+
+def resolve_base_url(region: str | None, base_url: str | None = None) -> str:
+    """The server to post to: ``base_url`` if given (it wins), else the region's URL."""
+    if base_url:
+        url = URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ConfigError(f"cdp.base_url must be an http(s) URL, got {base_url!r}")
+        if url.user or url.password:
+            raise ConfigError("cdp.base_url must not carry credentials; use the key/token")
+        return base_url.rstrip("/")
+    if region is None:
+        raise ConfigError("cdp: set region (eu, us, ap, jp) or base_url")
+    try:
+        return REGIONS[region.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"cdp.region {region!r} is not one of {', '.join(REGIONS)} (or set base_url)"
+        ) from None
+
+
+def basic_auth_header(client_key: str, api_token: str) -> str:
+    """``Basic base64(client_key:api_token)``."""
+    raw = f"{client_key}:{api_token}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+class _Redacted:
+    """Holds a secret string; its repr never shows it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<redacted>"
+
+
+class CdpClient:
+    """Posts event bodies to one CDP endpoint over a bounded keep-alive pool.
+
+    Use as ``async with CdpClient(...) as client: answer = await client.send(body)``.
+    ``timeout`` bounds a whole request; ``connect_timeout`` (default min(timeout, 5 s))
+    the TCP/TLS connect. ``max_connections`` caps open sockets; callers beyond it wait
+    for a free one (still inside ``timeout``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_key: str,
+        api_token: str,
+        *,
+        timeout: float = 10.0,
+        max_connections: int = 256,
+        connect_timeout: float | None = None,
+        path: str = EVENT_PATH,
+    ) -> None:
+        self._url = URL(base_url.rstrip("/") + path)
+        self._auth = _Redacted(basic_auth_header(client_key, api_token))
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, connect=min(timeout, 5.0) if connect_timeout is None else connect_timeout
+        )
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def __repr__(self) -> str:
+        return f"CdpClient(url={str(self._url)!r}, max_connections={self._max_connections})"
+
+    @property
+    def url(self) -> str:
+        """The full URL events are posted to."""
+        return str(self._url)
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open the session (idempotent); must run inside the event loop that sends."""
+        if self._session is not None:
+            return
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"Authorization": self._auth.value, "Content-Type": "application/json"},
+            raise_for_status=False,
+        )
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def send(self, body: bytes) -> Answer:
+        """POST one serialized event and classify the answer; never raises for I/O failures."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("CdpClient.send before start() / async with")
+        try:
+            async with session.post(self._url, data=body, allow_redirects=False) as response:
+                data = await response.read()
+                return classify(response.status, response.headers, data)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # aiohttp's errors carry no request headers in their text, so the reason
+            # is safe to log; the Authorization value never reaches it.
+            return network_error(exc)

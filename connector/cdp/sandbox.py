@@ -1,0 +1,368 @@
+"""A local stand-in for the CDP Stream API (``cdp-connector sandbox``).
+
+Serves ``POST /v1.2/event/create.json`` as the spec describes: 401 without the
+right Basic credentials, 400 with a JSON body naming the offending field, 201
+with ``ref``/``status``/``version``/``client_key`` for a valid event. Records
+accepted events and injects faults (``sandbox_faults``). Admin API, no auth
+(it is a loopback test tool):
+
+    GET    /_sandbox/events?type=T&offset=N&limit=N   accepted events, oldest first
+    DELETE /_sandbox/events                           forget them
+    GET    /_sandbox/stats                            counts by status and by type
+    GET    /_sandbox/faults                           current faults
+    PUT    /_sandbox/faults  {...}                    replace faults (missing = none)
+    POST   /_sandbox/faults  {...}                    change only the given fields
+    DELETE /_sandbox/faults                           no faults
+    POST   /_sandbox/reset                            events, stats, faults as at start
+
+Faults JSON also takes ``outage_seconds`` (outage from now for that long).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import collections
+import hmac
+import json
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from connector.cdp.dialect import Dialect, get_dialect
+from connector.cdp.sandbox_faults import FaultInjector, Faults
+
+__all__ = ["Sandbox", "add_arguments", "build_app", "run"]
+
+API_VERSION = "1.2"
+DEFAULT_MAX_BODY = 256 * 1024
+
+
+class Sandbox:
+    """State of one sandbox: credentials, recorded events, counters and faults."""
+
+    def __init__(
+        self,
+        client_key: str,
+        api_token: str,
+        *,
+        dialect: Dialect | None,
+        faults: Faults | None = None,
+        seed: int | None = None,
+        record_file: Path | None = None,
+        max_records: int = 1_000_000,
+    ) -> None:
+        self.client_key = client_key
+        self._expected = f"{client_key}:{api_token}".encode()
+        self._expected_header = "Basic " + base64.b64encode(self._expected).decode()
+        self.dialect = dialect
+        self.initial_faults = faults or Faults()
+        self.injector = FaultInjector(self.initial_faults, seed=seed)
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_records)
+        self.recorded = 0
+        self.by_status: collections.Counter[str] = collections.Counter()
+        self.by_type: collections.Counter[str] = collections.Counter()
+        self._key_json = json.dumps(client_key).encode()
+        self._record_path = record_file
+        self._record: IO[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Sandbox(client_key={self.client_key!r}, recorded={self.recorded})"
+
+    # -- the Stream API -------------------------------------------------------------------
+
+    async def create_event(self, request: web.Request) -> web.StreamResponse:
+        """POST /v1.2/event/create.json."""
+        decision = self.injector.decide()
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
+        if decision.drop:
+            return self._drop(request)
+        if decision.status is not None:
+            headers = {"Retry-After": decision.retry_after} if decision.retry_after else None
+            return self._error(decision.status, "injected fault", headers=headers)
+        if not self._authorized(request.headers.get("Authorization")):
+            return self._error(
+                401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
+            )
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._error(413, "body too large", field="body")
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            return self._error(400, f"body is not valid JSON: {str(exc)[:200]}", field="body")
+        if not isinstance(payload, dict):
+            return self._error(400, "body must be a JSON object (one event)", field="body")
+        if self.dialect is not None:
+            try:
+                self.dialect.validate(payload)
+            except ValidationError as exc:
+                return self._invalid(exc)
+            except RecursionError:
+                return self._error(400, "body nests too deeply", field="body")
+        event_type = payload.get("type")
+        event_type = event_type if isinstance(event_type, str) else "?"
+        ref = str(uuid.uuid4())
+        self._record_event(ref, event_type, payload)
+        self.by_status["201"] += 1
+        return web.Response(
+            status=201,
+            body=b'{"ref":"%s","status":"OK","version":"%s","client_key":%s}'
+            % (ref.encode(), API_VERSION.encode(), self._key_json),
+            content_type="application/json",
+        )
+
+    def _authorized(self, header: str | None) -> bool:
+        if header is None:
+            return False
+        if header == self._expected_header:
+            return True
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            raw = base64.b64decode(token.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(raw, self._expected)
+
+    def _record_event(self, ref: str, event_type: str, payload: dict[str, Any]) -> None:
+        entry = {"ref": ref, "received_at": time.time(), "event": payload}
+        self.events.append(entry)
+        self.recorded += 1
+        self.by_type[event_type] += 1
+        if self._record is not None:
+            self._record.write(json.dumps(entry, separators=(",", ":")) + "\n")
+
+    def _drop(self, request: web.Request) -> web.StreamResponse:
+        """Close the connection without an answer (the client sees a disconnect)."""
+        self.by_status["dropped"] += 1
+        if request.transport is not None:
+            request.transport.abort()
+        # aiohttp cannot write to the aborted transport; this ends the handler cleanly.
+        raise asyncio.CancelledError
+
+    def _error(
+        self,
+        status: int,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
+    ) -> web.Response:
+        self.by_status[str(status)] += 1
+        body: dict[str, Any] = {"status": "ERROR", "error": message, "version": API_VERSION}
+        if field is not None:
+            body["field"] = field
+        if errors is not None:
+            body["errors"] = errors
+        return web.json_response(body, status=status, headers=headers)
+
+    def _invalid(self, exc: ValidationError) -> web.Response:
+        by_field: dict[str, list[str]] = {}
+        for err in exc.errors(include_url=False, include_input=False):
+            by_field.setdefault(_field_name(err["loc"]), []).append(err["msg"])
+        # One entry per field: an ext value refused by every union member reads as one error.
+        errors = [{"field": f, "message": " or ".join(msgs)} for f, msgs in by_field.items()]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        return self._error(
+            400, f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+        )
+
+    # -- admin ----------------------------------------------------------------------------
+
+    async def get_events(self, request: web.Request) -> web.Response:
+        self.flush()
+        wanted = request.query.get("type")
+        try:
+            offset = int(request.query.get("offset", "0"))
+            limit = int(request.query.get("limit", "100000"))
+        except ValueError:
+            return web.json_response({"error": "offset/limit must be integers"}, status=400)
+        events = [e for e in self.events if wanted is None or e["event"].get("type") == wanted]
+        return web.json_response(
+            {"total": self.recorded, "events": events[offset : offset + limit]}
+        )
+
+    async def delete_events(self, request: web.Request) -> web.Response:
+        self.events.clear()
+        return web.json_response({"ok": True})
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "requests": sum(self.by_status.values()),
+                "accepted": self.recorded,
+                "by_status": dict(self.by_status),
+                "by_type": dict(self.by_type),
+            }
+        )
+
+    async def get_faults(self, request: web.Request) -> web.Response:
+        return web.json_response({**self.injector.faults.model_dump(), "now": time.time()})
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise ValueError("expected a JSON object")
+            outage_seconds = changes.pop("outage_seconds", None)
+            if outage_seconds is not None:
+                changes["outage_until"] = time.time() + float(outage_seconds)
+            base = self.injector.faults.model_dump() if request.method == "POST" else {}
+            faults = Faults.model_validate({**base, **changes})
+        except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
+            return web.json_response({"error": str(exc)}, status=400)
+        self.injector.faults = faults
+        return await self.get_faults(request)
+
+    async def clear_faults(self, request: web.Request) -> web.Response:
+        self.injector.faults = Faults()
+        return await self.get_faults(request)
+
+    async def reset(self, request: web.Request) -> web.Response:
+        self.events.clear()
+        self.recorded = 0
+        self.by_status.clear()
+        self.by_type.clear()
+        self.injector.faults = self.initial_faults
+        return web.json_response({"ok": True})
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    def open_record_file(self) -> None:
+        if self._record_path is not None:
+            self._record = self._record_path.open("a", encoding="utf-8")
+
+    def flush(self) -> None:
+        if self._record is not None:
+            self._record.flush()
+
+    def close(self) -> None:
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if p != "[key]"]
+    if len(parts) > 2 and parts[0] == "ext":
+        parts = parts[:2]  # drop the union member tried ("bool", "int", ...)
+    return ".".join(parts) or "body"
+
+
+def build_app(sandbox: Sandbox, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> web.Application:
+    """The aiohttp application serving ``sandbox``."""
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_post("/v1.2/event/create.json", sandbox.create_event)
+    app.router.add_get("/_sandbox/events", sandbox.get_events)
+    app.router.add_delete("/_sandbox/events", sandbox.delete_events)
+    app.router.add_get("/_sandbox/stats", sandbox.get_stats)
+    app.router.add_get("/_sandbox/faults", sandbox.get_faults)
+    app.router.add_put("/_sandbox/faults", sandbox.set_faults)
+    app.router.add_post("/_sandbox/faults", sandbox.set_faults)
+    app.router.add_delete("/_sandbox/faults", sandbox.clear_faults)
+    app.router.add_post("/_sandbox/reset", sandbox.reset)
+    return app
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``sandbox`` subcommand's flags."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    parser.add_argument("--client-key", required=True)
+    parser.add_argument("--api-token", required=True)
+    parser.add_argument("--dialect", default="asyncapi", help="payload models to validate with")
+    parser.add_argument("--no-validate", action="store_true", help="only check JSON object")
+    parser.add_argument("--record-file", type=Path, help="append accepted events as JSONL")
+    parser.add_argument("--max-records", type=int, default=1_000_000, help="kept in memory")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
+    parser.add_argument("--seed", type=int, help="RNG seed for random faults")
+    faults = parser.add_argument_group("faults (change at run time: /_sandbox/faults)")
+    faults.add_argument("--latency-ms", type=float, default=0.0)
+    faults.add_argument("--latency-jitter-ms", type=float, default=0.0)
+    faults.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
+    faults.add_argument("--error-status", type=int, default=503)
+    faults.add_argument("--rate-429", type=float, default=0.0, help="share of 429 answers")
+    faults.add_argument("--retry-after", type=float, default=1.0, help="seconds, on 429")
+    faults.add_argument("--retry-after-http-date", action="store_true")
+    faults.add_argument("--max-rps", type=float, help="hard ceiling; above it 429")
+    faults.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped conns")
+    faults.add_argument("--outage-seconds", type=float, help="outage from start, this long")
+    faults.add_argument("--outage-mode", choices=["503", "drop"], default="503")
+    faults.add_argument("--auth-fail", action="store_true", help="401 for every event")
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    """The start-up faults given on the command line."""
+    return Faults(
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_jitter_ms,
+        error_rate=args.error_rate,
+        error_status=args.error_status,
+        rate_429=args.rate_429,
+        retry_after=args.retry_after,
+        retry_after_http_date=args.retry_after_http_date,
+        max_rps=args.max_rps,
+        drop_rate=args.drop_rate,
+        outage_until=None if args.outage_seconds is None else time.time() + args.outage_seconds,
+        outage_mode=args.outage_mode,
+        auth_fail=args.auth_fail,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; prints ``cdp-sandbox listening on <url>`` when ready."""
+    sandbox = Sandbox(
+        args.client_key,
+        args.api_token,
+        dialect=None if args.no_validate else get_dialect(args.dialect),
+        faults=faults_from_args(args),
+        seed=args.seed,
+        record_file=args.record_file,
+        max_records=args.max_records,
+    )
+    coro = _serve(sandbox, args.host, args.port, args.max_body_bytes)
+    try:
+        import uvloop  # optional: a faster loop when installed
+
+        uvloop.run(coro)
+    except ImportError:
+        asyncio.run(coro)
+    return 0
+
+
+async def _serve(sandbox: Sandbox, host: str, port: int, max_body_bytes: int) -> None:
+    runner = web.AppRunner(build_app(sandbox, max_body_bytes=max_body_bytes), access_log=None)
+    await runner.setup()
+    sandbox.open_record_file()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+        await site.start()
+        bound = runner.addresses[0]
+        print(f"cdp-sandbox listening on http://{bound[0]}:{bound[1]}", flush=True)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            except TimeoutError:
+                sandbox.flush()  # keep the JSONL file current without a flush per event
+    finally:
+        await runner.cleanup()
+        sandbox.close()
+        sys.stdout.flush()
