@@ -1,0 +1,494 @@
+"""Compile field expressions (the values of ``fields:``) into evaluators.
+
+An evaluator is ``(scope, root) -> value``: ``scope`` is what plain paths read
+(the record, or the current element inside ``each``), ``root`` is the whole
+record (reached with ``$.path``). Evaluators return JSON-safe values or None
+(the field is then left out). Compile problems raise :class:`SpecError` with
+the line; runtime problems raise :class:`FieldFailure` with the field path,
+which the mapper turns into a MappingError naming the rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from jmespath.exceptions import JMESPathError
+
+from connector.mapping import paths
+from connector.mapping.source import YNode
+from connector.mapping.targets import Target, accepts_extra, model_fields
+from connector.mapping.transforms import (
+    TRANSFORMS,
+    Transform,
+    TransformArgError,
+    build_transform,
+    json_safe,
+)
+
+__all__ = ["Evaluator", "FieldFailure", "SpecError", "compile_object", "compile_value"]
+
+Evaluator = Callable[[Any, Any], Any]
+
+SOURCES = ("path", "const", "coalesce", "template", "object", "list", "each")
+MODIFIERS = ("transform", "default")
+SPEC_KEYS = frozenset((*SOURCES, *MODIFIERS, "value"))
+_PRIMITIVES = frozenset({str, int, float, bool, type(None)})
+RUNTIME_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, JMESPathError)
+"""What evaluating a field may raise on bad record data; never escapes the mapper."""
+
+
+class SpecError(Exception):
+    """A field expression is invalid; ``line`` and ``field`` say where."""
+
+    def __init__(self, line: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.field = field
+        self.message = message
+
+
+class FieldFailure(Exception):
+    """A field could not be computed for this record."""
+
+    def __init__(self, path: list[str], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+    @property
+    def field(self) -> str:
+        return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """An evaluator plus facts the compiler checks (source text, constant value)."""
+
+    evaluate: Evaluator
+    source: str
+    constant: Any = None
+    is_constant: bool = False
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close match exists, else empty."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def entries_of(node: YNode) -> list[tuple[str, YNode, int]]:
+    """A mapping node's ``(key, value node, key line)`` triples."""
+    return [(key, child, node.key_lines.get(key, child.line)) for key, child in node.items()]
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+
+
+def compile_value(node: YNode, target: Target, where: str) -> Compiled:
+    """Compile one field expression against the shape its target field expects."""
+    if node.is_scalar:
+        value = node.value
+        if value is None:
+            raise SpecError(node.line, where, "null is not an expression (leave the field out)")
+        if isinstance(value, str):
+            return _expression(value, node, target, where)
+        return _constant(value, node, target, where)
+    if node.is_seq:
+        raise SpecError(
+            node.line,
+            where,
+            "a bare list is ambiguous: write {const: [...]} for a constant list, or "
+            "{list: [...]} to build it item by item",
+        )
+    keys = set(node.value)
+    if keys & SPEC_KEYS:
+        return _spec(node, target, where)
+    if target.kind in ("model", "dict", "any"):
+        return compile_object(entries_of(node), node, target, where)
+    raise SpecError(
+        node.line,
+        where,
+        f"unknown key(s) {sorted(keys)}: a field is computed with one of "
+        f"{', '.join(SOURCES)} (plus transform, default)",
+    )
+
+
+def compile_object(
+    entries: list[tuple[str, YNode, int]], node: YNode, target: Target, where: str
+) -> Compiled:
+    """Compile ``key: expression`` pairs into an evaluator building one object.
+
+    For a model target every key must be a field of the model and every
+    required field must have an expression.
+    """
+    if target.kind not in ("model", "dict", "any"):
+        raise SpecError(
+            node.line, where, f"an object is given but the field is a {target.describe()}"
+        )
+    fields = model_fields(target.model) if target.kind == "model" and target.model else None
+    open_model = target.model is not None and accepts_extra(target.model)
+    compiled: list[tuple[str, Evaluator, bool, str]] = []
+    seen: set[str] = set()
+    for key, child, line in entries:
+        sub = f"{where}.{key}" if where else key
+        if fields is not None and key not in fields and not open_model:
+            owner = target.model.__name__ if target.model else "object"
+            known = sorted({f.key for f in fields.values()})
+            raise SpecError(line, sub, f"{owner} has no field {key!r}{suggest(key, known)}")
+        if child.is_scalar and child.value is None:
+            continue  # an explicit null leaves the field out (e.g. overriding a default)
+        field = fields.get(key) if fields is not None else None
+        wire = field.key if field is not None else key
+        value = compile_value(child, field.target if field else Target("any"), sub)
+        compiled.append((wire, value.evaluate, bool(field and field.required), value.source))
+        seen.add(wire)
+    if fields is not None:
+        missing = sorted({f.key for f in fields.values() if f.required} - seen - {"type"})
+        if missing:
+            raise SpecError(
+                node.line,
+                where or (missing[0]),
+                f"required field(s) {', '.join(missing)} have no expression",
+            )
+    return Compiled(_object_builder(tuple(compiled)), "object")
+
+
+def _object_builder(fields: tuple[tuple[str, Evaluator, bool, str], ...]) -> Evaluator:
+    def build(scope: Any, root: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, evaluate, required, source in fields:
+            try:
+                value = evaluate(scope, root)
+            except FieldFailure as failure:
+                failure.path.insert(0, key)
+                raise
+            except RUNTIME_ERRORS as exc:
+                raise FieldFailure([key], f"{source}: {exc}") from exc
+            if value is None:
+                if required:
+                    raise FieldFailure([key], f"required, but {source} is missing or null")
+                continue
+            out[key] = value
+        return out
+
+    return build
+
+
+# ---------------------------------------------------------------------------
+# Scalars: expressions and constants
+
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
+    literal = paths.literal_value(text)
+    if paths.is_literal(literal):
+        return _constant(literal, node, target, where)
+    if target.allowed and _BARE_WORD.fullmatch(text) and text in {str(a) for a in target.allowed}:
+        # `channel: WEB` reads the record's field "WEB", which is almost never meant.
+        raise SpecError(
+            node.line,
+            where,
+            f"{text!r} is read as a path into the record; for the constant write {{const: {text}}}",
+        )
+    from_root = text == "$" or text.startswith("$.")
+    expression = text[2:] if text.startswith("$.") else ("@" if text == "$" else text)
+    try:
+        getter = paths.compile_path(expression)
+    except paths.PathSyntaxError as exc:
+        raise SpecError(node.line, where, f"invalid expression {text!r}: {exc}") from exc
+
+    if from_root:
+
+        def evaluate(scope: Any, root: Any) -> Any:
+            value = getter(root)
+            return value if type(value) in _PRIMITIVES else json_safe(value)
+    else:
+
+        def evaluate(scope: Any, root: Any) -> Any:
+            value = getter(scope)
+            return value if type(value) in _PRIMITIVES else json_safe(value)
+
+    return Compiled(evaluate, text)
+
+
+def _constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:
+    try:
+        safe = json_safe(value)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(node.line, where, f"constant {value!r}: {exc}") from exc
+    _check_allowed(safe, target, node, where)
+    return Compiled(lambda scope, root: safe, f"constant {safe!r}", safe, True)
+
+
+def _check_allowed(value: Any, target: Target, node: YNode, where: str) -> None:
+    if target.allowed is not None and value is not None and value not in target.allowed:
+        options = ", ".join(sorted(map(str, target.allowed)))
+        raise SpecError(node.line, where, f"{value!r} is not one of: {options}")
+
+
+# ---------------------------------------------------------------------------
+# Mapping specs: {path|const|coalesce|template|object|list|each, transform, default}
+
+
+def _spec(node: YNode, target: Target, where: str) -> Compiled:
+    keys = list(node.value)
+    unknown = [k for k in keys if k not in SPEC_KEYS]
+    if unknown:
+        raise SpecError(
+            node.key_lines[unknown[0]],
+            where,
+            f"unknown key {unknown[0]!r}{suggest(unknown[0], SPEC_KEYS)}",
+        )
+    sources = [k for k in keys if k in SOURCES]
+    if "each" in sources and "object" in sources:
+        sources.remove("object")  # each + object: map every element to an object
+    if len(sources) != 1:
+        found = " and ".join(sources) if sources else "none"
+        raise SpecError(
+            node.line, where, f"give exactly one of {', '.join(SOURCES)} (found {found})"
+        )
+    kind = sources[0]
+    if "value" in node.value and kind != "each":
+        raise SpecError(node.key_lines["value"], where, "'value' only goes with 'each'")
+    child = node.value[kind]
+    base = _SOURCE_COMPILERS[kind](node, child, target, where)
+    transforms = _transforms(node.get("transform"), node, target, where)
+    default_node = node.get("default")
+    if not transforms and default_node is None:
+        return base
+    has_default = default_node is not None
+    default = None
+    if default_node is not None:
+        default = _constant(default_node.to_python(), default_node, target, where).constant
+    if base.is_constant and not transforms:
+        return (
+            base
+            if base.constant is not None
+            else Compiled(lambda scope, root: default, base.source, default, True)
+        )
+    return Compiled(_pipeline(base.evaluate, tuple(transforms), default, has_default), base.source)
+
+
+def _pipeline(
+    source: Evaluator, transforms: tuple[Transform, ...], default: Any, has_default: bool
+) -> Evaluator:
+    def evaluate(scope: Any, root: Any) -> Any:
+        value = source(scope, root)
+        if value is None:
+            return default
+        for transform in transforms:
+            value = transform(value)
+            if value is None:
+                return default
+        return value if type(value) in _PRIMITIVES else json_safe(value)
+
+    return evaluate
+
+
+def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) -> list[Transform]:
+    if node is None:
+        return []
+    items = node.value if node.is_seq else [node]
+    built: list[Transform] = []
+    for item in items:
+        if item.is_scalar and isinstance(item.value, str):
+            name, args = item.value, None
+        elif item.is_map and len(item.value) == 1:
+            ((name, arg_node),) = item.value.items()
+            args = arg_node.to_python()
+        else:
+            raise SpecError(
+                item.line, where, "a transform is a name, or {name: arguments}, or a list of those"
+            )
+        if name not in TRANSFORMS:
+            raise SpecError(
+                item.line,
+                where,
+                f"unknown transform {name!r}{suggest(name, TRANSFORMS)} "
+                f"(known: {', '.join(sorted(TRANSFORMS))})",
+            )
+        try:
+            transform = build_transform(name, args)
+        except TransformArgError as exc:
+            raise SpecError(item.line, where, str(exc)) from exc
+        outputs = getattr(transform, "outputs", None)
+        if outputs is not None:
+            for output in outputs:
+                _check_allowed(output, target, item, where)
+        built.append(transform)
+    return built
+
+
+def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    if not (child.is_scalar and isinstance(child.value, str) and child.value):
+        raise SpecError(child.line, where, "path must be a JMESPath expression string")
+    return _expression(child.value, child, Target("any"), where)
+
+
+def _src_const(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    return _constant(child.to_python(), child, target, where)
+
+
+def _src_coalesce(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    if not child.is_seq or len(child.value) < 2:
+        raise SpecError(child.line, where, "coalesce takes a list of two or more expressions")
+    options = tuple(compile_value(item, target, where).evaluate for item in child.value)
+
+    def first(scope: Any, root: Any) -> Any:
+        for option in options:
+            value = option(scope, root)
+            if value is not None:
+                return value
+        return None
+
+    sources = ", ".join(
+        str(item.value) if item.is_scalar else f"line {item.line}" for item in child.value
+    )
+    return Compiled(first, f"coalesce({sources})")
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+def _src_template(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    if not child.is_scalar or not isinstance(child.value, str):
+        raise SpecError(child.line, where, "template must be a string like 'order-{payload.id}'")
+    text: str = child.value
+    parts: list[str | paths.Getter] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(text):
+        parts.append(text[position : match.start()])
+        position = match.end()
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            parts.append(token[0])
+            continue
+        expression = match.group(1).strip()
+        if not expression:
+            raise SpecError(child.line, where, "empty {} in template (write {{ for a brace)")
+        try:
+            parts.append(paths.compile_path(expression))
+        except paths.PathSyntaxError as exc:
+            raise SpecError(child.line, where, f"template {{{expression}}}: {exc}") from exc
+    rest = text[position:]
+    if "{" in rest or "}" in rest:
+        raise SpecError(child.line, where, "unbalanced brace in template (write {{ or }})")
+    parts.append(rest)
+    pieces = tuple(p for p in parts if p != "")
+    to_text = build_transform("string", None)
+
+    def render(scope: Any, root: Any) -> str | None:
+        out = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+                continue
+            value = piece(scope)
+            if value is None:
+                return None  # a missing part makes the whole value missing
+            out.append(value if type(value) is str else to_text(value))
+        return "".join(out)
+
+    return Compiled(render, f"template {text!r}")
+
+
+def _src_object(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    if not child.is_map:
+        raise SpecError(child.line, where, "object takes a mapping of field: expression")
+    return compile_object(entries_of(child), child, target, where)
+
+
+def _src_list(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    if not child.is_seq:
+        raise SpecError(child.line, where, "list takes a list of expressions, one per item")
+    item_target = _item_target(target, child, where)
+    items = tuple(
+        compile_value(item, item_target, f"{where}[{i}]").evaluate
+        for i, item in enumerate(child.value)
+    )
+
+    def build(scope: Any, root: Any) -> list[Any] | None:
+        out = []
+        for index, item in enumerate(items):
+            try:
+                value = item(scope, root)
+            except FieldFailure as failure:
+                failure.path.insert(0, f"[{index}]")
+                raise
+            if value is not None and value != {}:
+                out.append(value)  # an item whose sources are all missing is left out
+        return out or None
+
+    return Compiled(build, "list")
+
+
+def _src_each(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    if not (child.is_scalar and isinstance(child.value, str) and child.value):
+        raise SpecError(child.line, where, "each takes the path of a list in the record")
+    item_target = _item_target(target, child, where)
+    obj, value = spec.get("object"), spec.get("value")
+    if (obj is None) == (value is None):
+        raise SpecError(
+            spec.line,
+            where,
+            "each needs exactly one of: object (an object per "
+            "element) or value (an expression per element)",
+        )
+    sub = f"{where}[]"
+    if obj is not None:
+        element = _src_object(spec, obj, item_target, sub).evaluate
+    else:
+        assert value is not None  # noqa: S101 - checked just above; narrows for mypy
+        element = compile_value(value, item_target, sub).evaluate
+    source_text = child.value
+    from_root = source_text.startswith("$.")
+    try:
+        getter = paths.compile_path(source_text[2:] if from_root else source_text)
+    except paths.PathSyntaxError as exc:
+        raise SpecError(child.line, where, f"invalid expression {source_text!r}: {exc}") from exc
+
+    def build(scope: Any, root: Any) -> list[Any] | None:
+        elements = getter(root if from_root else scope)
+        if elements is None:
+            return None
+        if not isinstance(elements, list | tuple):
+            raise FieldFailure([], f"{source_text} is a {type(elements).__name__}, not a list")
+        out = []
+        for index, item in enumerate(elements):
+            try:
+                mapped = element(item, root)
+            except FieldFailure as failure:
+                failure.path.insert(0, f"[{index}]")
+                raise
+            except RUNTIME_ERRORS as exc:
+                raise FieldFailure([f"[{index}]"], str(exc)) from exc
+            if mapped is not None:
+                out.append(mapped)
+        return out
+
+    return Compiled(build, f"each {source_text}")
+
+
+def _item_target(target: Target, node: YNode, where: str) -> Target:
+    if target.kind == "list" and target.item is not None:
+        return target.item
+    if target.kind == "any":
+        return Target("any")
+    raise SpecError(node.line, where, f"a list is built but the field is a {target.describe()}")
+
+
+_SOURCE_COMPILERS: dict[str, Callable[[YNode, YNode, Target, str], Compiled]] = {
+    "path": _src_path,
+    "const": _src_const,
+    "coalesce": _src_coalesce,
+    "template": _src_template,
+    "object": _src_object,
+    "list": _src_list,
+    "each": _src_each,
+}

@@ -1,0 +1,213 @@
+"""JMESPath expressions, compiled once, with a fast path for the common shapes.
+
+``jmespath.search`` walks a parsed AST through a visitor on every call, which
+costs microseconds even for ``page.url``. Most mapping expressions are plain
+field paths or ``path == 'LITERAL'`` conditions, so those AST shapes are turned
+into small closures over ``dict.get``; anything else (functions, projections,
+filters, indexes) runs through the compiled JMESPath expression. The closures
+reproduce JMESPath's semantics exactly (a property test checks they agree):
+a field of a non-object is null, ``==`` never equates 0/1 with false/true,
+and ``&&``/``||``/``!`` use JMESPath's notion of falsy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from numbers import Number
+from typing import Any, cast
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+
+__all__ = [
+    "Getter",
+    "PathSyntaxError",
+    "compile_path",
+    "equals",
+    "is_falsy",
+    "is_literal",
+    "literal_value",
+]
+
+Getter = Callable[[Any], Any]
+"""A compiled expression: takes the current value (usually the record), returns a value."""
+
+
+class PathSyntaxError(ValueError):
+    """The text is not a valid JMESPath expression."""
+
+
+_NO_LITERAL = object()
+
+
+def compile_path(expression: str, *, fast: bool = True) -> Getter:
+    """Compile a JMESPath expression into a getter; fast closures where the shape allows."""
+    try:
+        compiled = jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise PathSyntaxError(str(exc).replace("\n", " ")) from exc
+    if fast:
+        getter = _fast(cast("dict[str, Any]", compiled.parsed))
+        if getter is not None:
+            return getter
+    search: Getter = compiled.search
+    return search
+
+
+def literal_value(expression: str) -> Any:
+    """The constant of a JMESPath literal ('x' or `json`); a sentinel for other expressions.
+
+    Lets the compiler fold ``'WEB'`` into a constant instead of evaluating it per record.
+    """
+    try:
+        parsed = jmespath.compile(expression).parsed
+    except JMESPathError:
+        return _NO_LITERAL
+    return parsed["value"] if parsed["type"] == "literal" else _NO_LITERAL
+
+
+def is_literal(value: Any) -> bool:
+    """True when :func:`literal_value` found a literal."""
+    return value is not _NO_LITERAL
+
+
+def is_falsy(value: Any) -> bool:
+    """JMESPath falsiness: null, false, and empty strings, lists and objects (not 0)."""
+    return value is None or value is False or value == "" or value == [] or value == {}
+
+
+def _fast(node: dict[str, Any]) -> Getter | None:
+    """A closure for the AST shapes we optimise, or None to fall back to JMESPath."""
+    kind = node["type"]
+    if kind == "field":
+        return _field_getter((node["value"],))
+    if kind == "subexpression":
+        keys = []
+        for child in node["children"]:
+            if child["type"] != "field":
+                return None
+            keys.append(child["value"])
+        return _field_getter(tuple(keys))
+    if kind == "current":
+        return _identity
+    if kind == "literal":
+        value = node["value"]
+        return lambda _: value
+    if kind == "comparator" and node["value"] in ("eq", "ne"):
+        return _comparator(node)
+    if kind in ("and_expression", "or_expression"):
+        left, right = (_fast(child) for child in node["children"])
+        if left is None or right is None:
+            return None
+        return _and(left, right) if kind == "and_expression" else _or(left, right)
+    if kind == "not_expression":
+        inner = _fast(node["children"][0])
+        return None if inner is None else _not(inner)
+    return None
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _field_getter(keys: tuple[str, ...]) -> Getter:
+    # JMESPath's field access is `value.get(key)` with AttributeError meaning null; a
+    # chain of .get() calls inside one try block is the same thing, minus the visitor.
+    if len(keys) == 1:
+        (a,) = keys
+
+        def get1(value: Any) -> Any:
+            try:
+                return value.get(a)
+            except AttributeError:
+                return None
+
+        return get1
+    if len(keys) == 2:
+        a, b = keys
+
+        def get2(value: Any) -> Any:
+            try:
+                return value.get(a).get(b)
+            except AttributeError:
+                return None
+
+        return get2
+    if len(keys) == 3:
+        a, b, c = keys
+
+        def get3(value: Any) -> Any:
+            try:
+                return value.get(a).get(b).get(c)
+            except AttributeError:
+                return None
+
+        return get3
+
+    def get_n(value: Any) -> Any:
+        try:
+            for key in keys:
+                value = value.get(key)
+        except AttributeError:
+            return None
+        return value
+
+    return get_n
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Number) and not isinstance(value, bool)
+
+
+def equals(x: Any, y: Any) -> bool:
+    """JMESPath equality."""
+    # JMESPath: 0/1 never equal false/true, although Python says they do.
+    if _is_number(x) and x in (0, 1):
+        if isinstance(y, bool):
+            return False
+    elif _is_number(y) and y in (0, 1) and isinstance(x, bool):
+        return False
+    return bool(x == y)
+
+
+def _comparator(node: dict[str, Any]) -> Getter | None:
+    left, right = (_fast(child) for child in node["children"])
+    if left is None or right is None:
+        return None
+    literal = node["children"][1]
+    # The common `path == 'TEXT'` shape: a string literal can only equal a string, so a
+    # plain == is exact and skips the number special cases.
+    if literal["type"] == "literal" and isinstance(literal["value"], str):
+        text = literal["value"]
+        if node["value"] == "eq":
+            return lambda value: left(value) == text
+        return lambda value: left(value) != text
+    if node["value"] == "eq":
+        return lambda value: equals(left(value), right(value))
+    return lambda value: not equals(left(value), right(value))
+
+
+def _and(left: Getter, right: Getter) -> Getter:
+    def both(value: Any) -> Any:
+        first = left(value)
+        return first if is_falsy(first) else right(value)
+
+    return both
+
+
+def _or(left: Getter, right: Getter) -> Getter:
+    def either(value: Any) -> Any:
+        first = left(value)
+        return right(value) if is_falsy(first) else first
+
+    return either
+
+
+def _not(inner: Getter) -> Getter:
+    def negate(value: Any) -> Any:
+        result = inner(value)
+        if _is_number(result) and result == 0:
+            return False  # JMESPath: !0 is false (0 is truthy)
+        return not result
+
+    return negate

@@ -1,0 +1,108 @@
+"""What a payload field expects, read from the dialect's pydantic models.
+
+The compiler checks every mapping rule against the target event model: that
+the fields exist, that required ones get a value, and that nested objects and
+lists of objects are mapped field by field. This module turns pydantic field
+annotations into a small :class:`Target` description it can walk, without
+knowing any dialect's field names.
+"""
+
+from __future__ import annotations
+
+import enum
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+__all__ = ["Target", "TargetField", "describe", "model_fields"]
+
+
+@dataclass(frozen=True)
+class TargetField:
+    """One field of a target model, under the name the payload uses on the wire."""
+
+    key: str
+    required: bool
+    target: Target
+
+
+@dataclass(frozen=True)
+class Target:
+    """The shape a value must have: an object (model or free dict), a list, or a scalar."""
+
+    kind: Literal["model", "dict", "list", "scalar", "any"]
+    model: type[BaseModel] | None = None
+    item: Target | None = None
+    allowed: frozenset[Any] | None = None  # Literal / Enum values of a scalar
+
+    def describe(self) -> str:
+        if self.kind == "model" and self.model is not None:
+            return f"object {self.model.__name__}"
+        if self.kind == "list" and self.item is not None:
+            return f"list of {self.item.describe()}"
+        return {"dict": "object", "scalar": "value", "any": "value"}.get(self.kind, self.kind)
+
+
+_ANY = Target("any")
+
+
+def describe(annotation: Any) -> Target:
+    """The Target for a type annotation (Optional and Annotated unwrapped)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return describe(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return describe(options[0]) if len(options) == 1 else _ANY
+    if origin is Literal:
+        return Target("scalar", allowed=frozenset(typing.get_args(annotation)))
+    if origin in (list, tuple, set, frozenset) or _is_sequence_origin(origin):
+        args = typing.get_args(annotation)
+        return Target("list", item=describe(args[0]) if args else _ANY)
+    if origin is dict or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        return Target("dict")
+    if annotation is dict:
+        return Target("dict")
+    if isinstance(annotation, type):
+        if issubclass(annotation, BaseModel):
+            return Target("model", model=annotation)
+        if issubclass(annotation, enum.Enum):
+            return Target("scalar", allowed=frozenset(m.value for m in annotation))
+        return Target("scalar")
+    return _ANY
+
+
+def _is_sequence_origin(origin: Any) -> bool:
+    import collections.abc as cabc
+
+    return origin in (cabc.Sequence, cabc.MutableSequence, cabc.Iterable)
+
+
+def wire_key(name: str, info: FieldInfo) -> str:
+    """The key a payload uses for a field: its validation alias, else alias, else name."""
+    if isinstance(info.validation_alias, str):
+        return info.validation_alias
+    if info.alias:
+        return info.alias
+    return name
+
+
+def model_fields(model: type[BaseModel]) -> dict[str, TargetField]:
+    """The model's fields keyed by wire name; attribute names map to the same entry."""
+    fields: dict[str, TargetField] = {}
+    for name, info in model.model_fields.items():
+        key = wire_key(name, info)
+        entry = TargetField(key, info.is_required(), describe(info.annotation))
+        fields[key] = entry
+        fields.setdefault(name, entry)
+    return fields
+
+
+def accepts_extra(model: type[BaseModel]) -> bool:
+    """Whether the model keeps fields it does not declare (``extra="allow"``)."""
+    return model.model_config.get("extra") == "allow"
