@@ -17,7 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from connector.dispatch import Failure, Work
+from connector.dispatch import Failure, Headers, Work
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def error_headers(
     rule: str | None = None,
     status: int | None = None,
     attempts: int | None = None,
-) -> list[tuple[str, bytes]]:
+) -> list[tuple[str, str | bytes | None]]:
     """The headers that explain a dead letter."""
     headers = [
         ("__connect.errors.topic", topic),
@@ -82,8 +82,8 @@ class DeadLetterQueue:
         *,
         key: bytes | None,
         value: bytes | None,
-        original_headers: list[tuple[str, bytes]] | None,
-        headers: list[tuple[str, bytes]],
+        original_headers: Headers,
+        headers: list[tuple[str, str | bytes | None]],
         on_done: Callable[[], None],
     ) -> None:
         """Queue one dead letter; thread-safe."""
@@ -95,7 +95,7 @@ class DeadLetterQueue:
             self.written += 1
             on_done()
 
-        all_headers = list(original_headers or []) + headers
+        all_headers: list[tuple[str, str | bytes | None]] = [*(original_headers or []), *headers]
         while True:
             try:
                 self._producer.produce(

@@ -33,6 +33,9 @@ from connector.state import RunState
 log = logging.getLogger(__name__)
 
 
+Headers = list[tuple[str, str | bytes | None]] | None  # as confluent-kafka hands them over
+
+
 @dataclass(slots=True)
 class Work:
     """One consumed record whose events are waiting to be delivered."""
@@ -42,7 +45,7 @@ class Work:
     epoch: int
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] | None
+    headers: Headers
     lane: Hashable
     events: tuple[MappedEvent, ...]
 
@@ -201,13 +204,14 @@ class Dispatcher:
                     self._state.halt(f"{failure.reason} (on_retries_exhausted: halt)")
                     await self._resumed.wait()  # until an operator restarts the connector
                 self._observer.event_done(event.event_type, "dead_lettered")
-                self._deadletter.publish_work(
-                    work, failure, lambda w=work: self._tracker.finish(w.tp, w.offset, w.epoch)
-                )
+                self._deadletter.publish_work(work, failure, self._finisher(work))
                 return
             self._tracker.finish(work.tp, work.offset, work.epoch)
         finally:
             self._in_flight[work.tp] -= 1
+
+    def _finisher(self, work: Work) -> Callable[[], None]:
+        return lambda: self._tracker.finish(work.tp, work.offset, work.epoch)
 
     async def _gate(self) -> None:
         """Wait while halted or the circuit is open; then take a rate-limit token."""

@@ -30,7 +30,7 @@ class Backoff:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1)."""
-        ceiling = min(self.maximum, self.initial * 2 ** (attempt - 1))
+        ceiling = min(self.maximum, self.initial * 2.0 ** (attempt - 1))
         jittered = ceiling * (0.5 + 0.5 * self._rand())
         if retry_after is not None:
             return max(jittered, retry_after)

@@ -30,7 +30,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from connector import __version__
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue, error_headers
-from connector.dispatch import Dispatcher, Work, lane_for
+from connector.dispatch import Dispatcher, Headers, Work, lane_for
 from connector.errors import RecordError, TransientError
 from connector.mapping import MapResult
 from connector.offsets import OffsetTracker, TopicPartition
@@ -143,10 +143,10 @@ class KafkaSource:
         ordering = self._settings.delivery.ordering
         counts: dict[str, int] = {}
         for msg in messages:
-            if msg.error() is not None:
-                self._on_message_error(msg.error())
+            if (err := msg.error()) is not None:
+                self._on_message_error(err)
                 continue
-            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            topic, partition, offset = _coords(msg)
             tp = (topic, partition)
             epoch = self._tracker.epoch(tp)
             if epoch is None:
@@ -163,7 +163,7 @@ class KafkaSource:
                 continue
             lane = lane_for(ordering, tp, offset, result.events[0].guest_key)
             works.append(
-                Work(tp, offset, epoch, msg.key(), msg.value(), msg.headers(), lane, result.events)
+                Work(tp, offset, epoch, msg.key(), msg.value(), _headers(msg), lane, result.events)
             )
         for topic, n in counts.items():
             self._on_records(topic, n)
@@ -190,7 +190,7 @@ class KafkaSource:
             return result
 
     def _dead_letter(self, msg: Message, exc: RecordError, epoch: int) -> None:
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        topic, partition, offset = _coords(msg)
         log.warning(
             "dead-lettering record (%s): %s",
             exc.stage,
@@ -200,7 +200,7 @@ class KafkaSource:
         self._dlq.publish(
             key=msg.key(),
             value=msg.value(),
-            original_headers=msg.headers(),
+            original_headers=_headers(msg),
             headers=error_headers(
                 topic,
                 partition,
@@ -348,6 +348,16 @@ class KafkaSource:
         finally:
             self._consumer.close()
             log.info("consumer closed; left the group")
+
+
+def _coords(msg: Message) -> tuple[str, int, int]:
+    """Topic, partition and offset of a consumed (not an error) message."""
+    return str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0)
+
+
+def _headers(msg: Message) -> Headers:
+    headers = msg.headers()
+    return list(headers.items()) if isinstance(headers, dict) else headers
 
 
 def _names(partitions: list[KafkaTP]) -> str:

@@ -76,7 +76,7 @@ def test_topic_needs_a_name_or_a_pattern(tmp_path: Path) -> None:
 
 def test_confluent_topics_need_a_registry(tmp_path: Path) -> None:
     path = write(tmp_path, "topics: [{name: a}]\nmapping: mappings.yaml\n")
-    with pytest.raises(ConfigError, match="schema_registry.url is required"):
+    with pytest.raises(ConfigError, match=r"schema_registry\.url is required"):
         load_config(path)
 
 
@@ -110,5 +110,5 @@ def test_missing_secret_says_where_it_was_looked_for(
 ) -> None:
     monkeypatch.delenv("CDP_API_TOKEN", raising=False)
     settings = load_config(write(tmp_path, MINIMAL))
-    with pytest.raises(ConfigError, match="cdp.api_token: no value in environment variable"):
+    with pytest.raises(ConfigError, match=r"cdp\.api_token: no value in environment variable"):
         settings.cdp.api_token()
