@@ -345,7 +345,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(sandbox: Sandbox, host: str, port: int, max_body_bytes: int) -> None:
-    runner = web.AppRunner(build_app(sandbox, max_body_bytes=max_body_bytes), access_log=None)
+    # handler_cancellation: a request whose client went away (timeout) is not recorded later.
+    runner = web.AppRunner(
+        build_app(sandbox, max_body_bytes=max_body_bytes),
+        access_log=None,
+        handler_cancellation=True,
+    )
     await runner.setup()
     sandbox.open_record_file()
     stop = asyncio.Event()
