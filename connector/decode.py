@@ -100,24 +100,18 @@ def make_reader(
     return fastavro_read
 
 
-def _read(read: Reader, data: bytes, offset: int, what: str) -> Any:
-    try:
-        return read(data, offset)
-    except LeftOver as exc:
+def _decode_error(exc: Exception, what: str) -> DecodeError:
+    """The DecodeError saying why a reader failed on a record's bytes."""
+    if isinstance(exc, LeftOver):
         # Left-over bytes mean the body was written with another schema than we read with.
-        raise DecodeError(f"{what}: {exc} (written with another schema?)") from exc
-    except SchemaResolutionError as exc:
-        raise DecodeError(f"{what} does not resolve against the reader schema: {exc}") from exc
-    except _BODY_ERRORS as exc:
-        raise DecodeError(
-            f"{what}: Avro body truncated or corrupt ({type(exc).__name__}: {exc})"
-        ) from exc
+        return DecodeError(f"{what}: {exc} (written with another schema?)")
+    if isinstance(exc, SchemaResolutionError):
+        return DecodeError(f"{what} does not resolve against the reader schema: {exc}")
+    return DecodeError(f"{what}: Avro body truncated or corrupt ({type(exc).__name__}: {exc})")
 
 
-def _as_record(value: Any, what: str) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise DecodeError(f"{what} decodes to {type(value).__name__}, not a record")
-    return value
+def _not_a_record(value: Any, what: str) -> DecodeError:
+    return DecodeError(f"{what} decodes to {type(value).__name__}, not a record")
 
 
 class SchemalessAvroDecoder:
@@ -136,11 +130,23 @@ class SchemalessAvroDecoder:
         """The decoded value, whatever Avro type the schema has."""
         if data is None:
             raise DecodeError("record has no value (tombstone)")
-        return _read(self._read, data, 0, "schemaless value")
+        try:
+            return self._read(data, 0)
+        except _BODY_ERRORS as exc:
+            raise _decode_error(exc, "schemaless value") from exc
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The decoded record as a dict."""
-        return _as_record(self.decode_any(data), "schemaless value")
+        # decode_any's body repeated: one call less per record on the hot path.
+        if data is None:
+            raise DecodeError("record has no value (tombstone)")
+        try:
+            value = self._read(data, 0)
+        except _BODY_ERRORS as exc:
+            raise _decode_error(exc, "schemaless value") from exc
+        if type(value) is not dict:
+            raise _not_a_record(value, "schemaless value")
+        return value
 
 
 class ConfluentAvroDecoder:
@@ -179,11 +185,17 @@ class ConfluentAvroDecoder:
             )
         schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
         read = self._readers.get(schema_id) or self._reader_for(schema_id)
-        return _read(read, data, HEADER_SIZE, f"value with schema id {schema_id}")
+        try:
+            return read(data, HEADER_SIZE)
+        except _BODY_ERRORS as exc:
+            raise _decode_error(exc, f"value with schema id {schema_id}") from exc
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The decoded record as a dict."""
-        return _as_record(self.decode_any(data), "value")
+        value = self.decode_any(data)
+        if type(value) is not dict:
+            raise _not_a_record(value, "value")
+        return value
 
 
 def decode_key(
