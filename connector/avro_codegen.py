@@ -65,6 +65,22 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     return (result >> 1) ^ -(result & 1), pos
 
 
+def _raw_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """Varint at ``pos`` still zig-zag encoded (even = non-negative): for indexes, lengths."""
+    byte = data[pos]
+    pos += 1
+    result = byte & 0x7F
+    shift = 7
+    while byte & 0x80:
+        if shift > 63:
+            raise ValueError("varint longer than 10 bytes")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        shift += 7
+    return result, pos
+
+
 class _Emitter:
     def __init__(self, named: dict[str, Any]) -> None:
         self.named = named
@@ -89,12 +105,18 @@ class _Emitter:
         self.emit(ind, "b = d[p]", "if b < 128:", f"    {target} = (b >> 1) ^ -(b & 1)",
                   "    p += 1", "else:", f"    {target}, p = _varint(d, p)")  # fmt: skip
 
+    def raw(self, target: str, ind: int) -> None:
+        """Read a varint without zig-zag decoding: twice the value, odd if negative."""
+        self.emit(ind, f"{target} = d[p]", "p += 1", f"if {target} > 127:",
+                  f"    {target}, p = _raw_varint(d, p - 1)")  # fmt: skip
+
     def length_prefixed(self, target: str, ind: int, text: bool) -> None:
-        self.long("m", ind)
-        end = "e"
-        self.emit(ind, f"{end} = p + m", f"if m < 0 or {end} > n:", "    raise EOFError(m)")
-        read = f"d[p:{end}].decode()" if text else f"d[p:{end}]"
-        self.emit(ind, f"{target} = {read}", f"p = {end}")
+        self.raw("m", ind)
+        # A length past the end is not checked here: the slice comes out short, p ends up
+        # beyond n, and the check at the end of read() (or the next d[p]) raises.
+        self.emit(ind, "if m & 1:", "    raise ValueError('negative length')", "e = p + (m >> 1)")
+        read = "d[p:e].decode()" if text else "d[p:e]"
+        self.emit(ind, f"{target} = {read}", "p = e")
 
     def value(self, schema: Any, target: str, ind: int) -> None:
         """Emit code that reads one value of ``schema`` into the local ``target``."""
@@ -119,12 +141,12 @@ class _Emitter:
             return self.record(schema, target, ind)
         if kind == "enum":
             symbols = self.const(tuple(schema["symbols"]))
-            self.long("i", ind)
-            self.emit(ind, "if i < 0:", "    raise IndexError(i)", f"{target} = {symbols}[i]")
+            self.raw("i", ind)
+            self.emit(ind, "if i & 1:", "    raise IndexError('negative enum index')",
+                      f"{target} = {symbols}[i >> 1]")  # fmt: skip
             return None
         if kind == "fixed":
-            self.emit(ind, f"e = p + {int(schema['size'])}", "if e > n:", "    raise EOFError",
-                      f"{target} = d[p:e]", "p = e")  # fmt: skip
+            self.emit(ind, f"e = p + {int(schema['size'])}", f"{target} = d[p:e]", "p = e")
             return None
         if kind == "array":
             return self.blocks(schema["items"], None, target, ind)
@@ -151,7 +173,7 @@ class _Emitter:
             raise Unsupported(f"logical type {key}")
         self.value(base, target, ind)
         if key == "long-timestamp-millis":
-            self.emit(ind, f"{target} = _EPOCH + _td(microseconds={target} * 1000)")
+            self.emit(ind, f"{target} = _EPOCH + _td(milliseconds={target})")
         elif key == "long-timestamp-micros":
             self.emit(ind, f"{target} = _EPOCH + _td(microseconds={target})")
         elif key == "int-date":
@@ -176,11 +198,11 @@ class _Emitter:
 
     def union(self, branches: list[Any], target: str, ind: int) -> None:
         index = self.var()
-        self.long(index, ind)
+        self.raw(index, ind)  # branch k is 2k in zig-zag form: no decoding needed
         for number, branch in enumerate(branches):
-            self.emit(ind, f"{'if' if number == 0 else 'elif'} {index} == {number}:")
+            self.emit(ind, f"{'if' if number == 0 else 'elif'} {index} == {2 * number}:")
             self.value(branch, target, ind + 1)
-        self.emit(ind, "else:", f"    raise IndexError({index})")
+        self.emit(ind, "else:", f"    raise IndexError('union branch', {index})")
 
     def blocks(self, item: Any, key: str | None, target: str, ind: int) -> None:
         count, item_var, key_var = self.var(), self.var(), self.var()
@@ -230,10 +252,12 @@ def compile_reader(schema: Any) -> CompiledReader:
     body = "\n".join(emitter.lines)
     source = (
         "def read(d, p):\n    n = len(d)\n"
-        f"{body}\n    if p != n:\n        raise LeftOver(n - p)\n    return result\n"
+        f"{body}\n    if p != n:\n        raise EOFError() if p > n else LeftOver(n - p)\n"
+        "    return result\n"
     )
     namespace: dict[str, Any] = {
         "_varint": _varint,
+        "_raw_varint": _raw_varint,
         "_float": struct.Struct("<f").unpack_from,
         "_double": struct.Struct("<d").unpack_from,
         "_EPOCH": dt.datetime(1970, 1, 1, tzinfo=dt.UTC),
