@@ -267,6 +267,11 @@ def compile_reader(schema: Any) -> CompiledReader:
         "LeftOver": LeftOver,
         **emitter.consts,
     }
-    exec(compile(source, "<compiled avro reader>", "exec"), namespace)  # noqa: S102 - source generated from a parsed schema, names repr()-quoted
+    try:
+        code = compile(source, "<compiled avro reader>", "exec")
+    except (SyntaxError, RecursionError, MemoryError) as exc:
+        # Python limits nesting (about 20 blocks): a deeply nested schema stays with fastavro.
+        raise Unsupported(f"generated reader does not compile: {exc}") from exc
+    exec(code, namespace)  # noqa: S102 - source generated from a parsed schema, names repr()-quoted
     reader: CompiledReader = namespace["read"]
     return reader

@@ -131,6 +131,19 @@ def test_recursive_schema_falls_back_to_fastavro() -> None:
     assert SchemalessAvroDecoder(linked).decode(_write(linked, value)) == value
 
 
+def test_deeply_nested_schema_falls_back_to_fastavro() -> None:
+    schema: Any = "int"
+    for _ in range(15):
+        schema = {"type": "array", "items": schema}
+    nested = prepare_schema(schema)
+    value: Any = [5]
+    for _ in range(14):
+        value = [value]
+    with pytest.raises(Unsupported, match="does not compile"):
+        compile_reader(nested)
+    assert SchemalessAvroDecoder(nested).decode_any(_write(nested, value)) == value
+
+
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 BODIES = [
     *encode_schemaless(sample_records(20, guests=5, seed=4), V1),
