@@ -14,18 +14,24 @@ uuid → str.
 
 Errors: ``DecodeError`` when the bytes are at fault (the record goes to the dead-letter
 topic); ``TransientError`` when the registry cannot be asked (never the record's fault).
-Called on the Kafka consumer thread, once per record: schemas are parsed once, and the hot
-path is one ``BytesIO`` and one ``schemaless_reader`` call.
+Called on the Kafka consumer thread, once per record. Schemas are parsed once; the hot path
+is one dict lookup and one call of a reader made for that schema: a reader compiled from the
+writer schema (``avro_codegen``, about twice fastavro's speed) or, when a different reader
+schema applies or the schema is out of the compiler's scope, fastavro's
+``schemaless_reader`` on a ``BytesIO``.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any, Literal, Protocol
 
 from fastavro import schemaless_reader
 from fastavro.read import SchemaResolutionError
 
+from connector.avro_codegen import LeftOver, Unsupported, compile_reader
 from connector.errors import DecodeError
 from connector.registry import RegistryClient
 from connector.schemas import ParsedSchema, load_schema
@@ -38,15 +44,17 @@ __all__ = [
     "ValueDecoder",
     "decode_key",
     "load_schema",
+    "make_reader",
 ]
 
 KeyKind = Literal["string", "bytes", "avro"]
 MAGIC = 0
 HEADER_SIZE = 5
 
-# What fastavro raises on bytes that do not fit the schema: EOFError (truncated), IndexError
+# What a reader raises on bytes that do not fit the schema: EOFError (truncated), IndexError
 # (union branch or enum symbol out of range), UnicodeDecodeError (a ValueError), ValueError
-# and OverflowError (absurd lengths, dates or decimals), SchemaResolutionError (reader schema).
+# and OverflowError (absurd lengths, dates or decimals), struct.error (short float),
+# SchemaResolutionError (reader schema).
 _BODY_ERRORS = (
     EOFError,
     IndexError,
@@ -54,8 +62,12 @@ _BODY_ERRORS = (
     ValueError,
     OverflowError,
     MemoryError,
+    struct.error,
     SchemaResolutionError,
 )
+
+# reader(data, offset of the Avro body) → value; raises LeftOver if bytes remain.
+Reader = Callable[[bytes, int], Any]
 
 
 class ValueDecoder(Protocol):
@@ -64,77 +76,107 @@ class ValueDecoder(Protocol):
     def decode(self, data: bytes) -> dict[str, Any]: ...
 
 
-def _read(
-    buf: BytesIO, size: int, writer: ParsedSchema, reader: ParsedSchema | None, what: str
-) -> Any:
-    """Read one Avro datum from ``buf``, which must hold exactly that datum."""
-    try:
+def make_reader(
+    writer: ParsedSchema, reader: ParsedSchema | None = None, *, compiled: bool = True
+) -> Reader:
+    """The fastest reader for a schema pair: compiled if possible, else fastavro's."""
+    if reader is not None and reader == writer:
+        reader = None  # fastavro resolves field by field when given a reader; skip that
+    if reader is None and compiled:
+        try:
+            return compile_reader(writer)
+        except Unsupported:
+            pass  # e.g. a recursive type: fastavro reads it
+
+    def fastavro_read(data: bytes, offset: int) -> Any:
+        buf = BytesIO(data)  # shares the bytes object; seek instead of slicing a copy
+        buf.seek(offset)
         value = schemaless_reader(buf, writer, reader)
-    except SchemaResolutionError as exc:
-        raise DecodeError(f"{what} does not resolve against the reader schema: {exc}") from exc
-    except _BODY_ERRORS as exc:
-        raise DecodeError(
-            f"{what}: Avro body truncated or corrupt ({type(exc).__name__}: {exc})"
-        ) from exc
-    rest = size - buf.tell()
-    if rest:
+        rest = len(data) - buf.tell()
+        if rest:
+            raise LeftOver(rest)
+        return value
+
+    return fastavro_read
+
+
+def _decode_error(exc: Exception, what: str) -> DecodeError:
+    """The DecodeError saying why a reader failed on a record's bytes."""
+    if isinstance(exc, LeftOver):
         # Left-over bytes mean the body was written with another schema than we read with.
-        raise DecodeError(f"{what}: {rest} bytes left over after the Avro record (wrong schema?)")
-    return value
+        return DecodeError(f"{what}: {exc} (written with another schema?)")
+    if isinstance(exc, SchemaResolutionError):
+        return DecodeError(f"{what} does not resolve against the reader schema: {exc}")
+    return DecodeError(f"{what}: Avro body truncated or corrupt ({type(exc).__name__}: {exc})")
 
 
-def _as_record(value: Any, what: str) -> dict[str, Any]:
-    if type(value) is not dict:
-        raise DecodeError(f"{what} decodes to {type(value).__name__}, not a record")
-    return value
-
-
-def _reader_or_none(writer: ParsedSchema, reader: ParsedSchema | None) -> ParsedSchema | None:
-    # fastavro resolves field by field when a reader is given; skip that when it's the same.
-    return None if reader is None or reader == writer else reader
+def _not_a_record(value: Any, what: str) -> DecodeError:
+    return DecodeError(f"{what} decodes to {type(value).__name__}, not a record")
 
 
 class SchemalessAvroDecoder:
     """Decodes bare Avro bodies written with a known writer schema."""
 
-    def __init__(self, writer_schema: ParsedSchema, reader_schema: ParsedSchema | None = None):
-        self._writer = writer_schema
-        self._reader = _reader_or_none(writer_schema, reader_schema)
+    def __init__(
+        self,
+        writer_schema: ParsedSchema,
+        reader_schema: ParsedSchema | None = None,
+        *,
+        compiled: bool = True,
+    ) -> None:
+        self._read = make_reader(writer_schema, reader_schema, compiled=compiled)
 
     def decode_any(self, data: bytes) -> Any:
         """The decoded value, whatever Avro type the schema has."""
         if data is None:
             raise DecodeError("record has no value (tombstone)")
-        return _read(BytesIO(data), len(data), self._writer, self._reader, "schemaless value")
+        try:
+            return self._read(data, 0)
+        except _BODY_ERRORS as exc:
+            raise _decode_error(exc, "schemaless value") from exc
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The decoded record as a dict."""
-        return _as_record(self.decode_any(data), "schemaless value")
+        # decode_any's body repeated: one call less per record on the hot path.
+        if data is None:
+            raise DecodeError("record has no value (tombstone)")
+        try:
+            value = self._read(data, 0)
+        except _BODY_ERRORS as exc:
+            raise _decode_error(exc, "schemaless value") from exc
+        if type(value) is not dict:
+            raise _not_a_record(value, "schemaless value")
+        return value
 
 
 class ConfluentAvroDecoder:
     """Decodes Confluent wire-format records, writer schemas fetched from a registry by id."""
 
-    def __init__(self, registry: RegistryClient, reader_schema: ParsedSchema | None = None):
+    def __init__(
+        self,
+        registry: RegistryClient,
+        reader_schema: ParsedSchema | None = None,
+        *,
+        compiled: bool = True,
+    ) -> None:
         self.registry = registry
         self._reader_schema = reader_schema
-        # schema id → (writer, reader or None), so the hot path is one dict lookup.
-        self._pairs: dict[int, tuple[ParsedSchema, ParsedSchema | None]] = {}
+        self._compiled = compiled
+        self._readers: dict[int, Reader] = {}  # schema id → reader: one lookup per record
 
-    def _pair(self, schema_id: int) -> tuple[ParsedSchema, ParsedSchema | None]:
+    def _reader_for(self, schema_id: int) -> Reader:
         writer = self.registry.schema(schema_id)  # DecodeError or TransientError
-        pair = (writer, _reader_or_none(writer, self._reader_schema))
-        self._pairs[schema_id] = pair
-        return pair
+        read = make_reader(writer, self._reader_schema, compiled=self._compiled)
+        self._readers[schema_id] = read
+        return read
 
     def decode_any(self, data: bytes) -> Any:
         """The decoded value, whatever Avro type the writer schema has."""
         if data is None:
             raise DecodeError("record has no value (tombstone)")
-        size = len(data)
-        if size < HEADER_SIZE:
+        if len(data) < HEADER_SIZE:
             raise DecodeError(
-                f"record is {size} bytes, shorter than the 5-byte Confluent wire-format header"
+                f"record is {len(data)} bytes, shorter than the 5-byte Confluent wire-format header"
             )
         if data[0] != MAGIC:
             raise DecodeError(
@@ -142,14 +184,18 @@ class ConfluentAvroDecoder:
                 "(schemaless Avro or another serializer?)"
             )
         schema_id = int.from_bytes(data[1:HEADER_SIZE], "big")
-        pair = self._pairs.get(schema_id) or self._pair(schema_id)
-        buf = BytesIO(data)  # shares the bytes object; seek instead of slicing a copy
-        buf.seek(HEADER_SIZE)
-        return _read(buf, size, pair[0], pair[1], f"value with schema id {schema_id}")
+        read = self._readers.get(schema_id) or self._reader_for(schema_id)
+        try:
+            return read(data, HEADER_SIZE)
+        except _BODY_ERRORS as exc:
+            raise _decode_error(exc, f"value with schema id {schema_id}") from exc
 
     def decode(self, data: bytes) -> dict[str, Any]:
         """The decoded record as a dict."""
-        return _as_record(self.decode_any(data), "value")
+        value = self.decode_any(data)
+        if type(value) is not dict:
+            raise _not_a_record(value, "value")
+        return value
 
 
 def decode_key(
