@@ -17,7 +17,7 @@ from numbers import Number
 from typing import Any, cast
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import JMESPathError, JMESPathTypeError
 
 __all__ = [
     "Getter",
@@ -103,7 +103,58 @@ def _fast(node: dict[str, Any]) -> Getter | None:
     if kind == "not_expression":
         inner = _fast(node["children"][0])
         return None if inner is None else _not(inner)
+    if kind == "function_expression" and node["value"] in _STRING_FUNCTIONS:
+        args = [_fast(child) for child in node["children"]]
+        if len(args) != 2 or args[0] is None or args[1] is None:
+            return None
+        return _STRING_FUNCTIONS[node["value"]](args[0], args[1])
     return None
+
+
+def _type_name(value: Any) -> str:
+    # The names JMESPath uses in its type errors.
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "number" if _is_number(value) else "unknown"
+
+
+def _contains(subject: Getter, search: Getter) -> Getter:
+    def contains(value: Any) -> bool:
+        haystack = subject(value)
+        if not isinstance(haystack, str | list):
+            raise JMESPathTypeError("contains", haystack, _type_name(haystack), ["array", "string"])
+        return bool(search(value) in haystack)  # Python's `in`, as JMESPath does
+
+    return contains
+
+
+def _affix(name: str) -> Callable[[Getter, Getter], Getter]:
+    def build(subject: Getter, affix: Getter) -> Getter:
+        def check(value: Any) -> bool:
+            text, part = subject(value), affix(value)
+            for arg in (text, part):
+                if not isinstance(arg, str):
+                    raise JMESPathTypeError(name, arg, _type_name(arg), ["string"])
+            return bool(text.startswith(part) if name == "starts_with" else text.endswith(part))
+
+        return check
+
+    return build
+
+
+_STRING_FUNCTIONS: dict[str, Callable[[Getter, Getter], Getter]] = {
+    "contains": _contains,
+    "starts_with": _affix("starts_with"),
+    "ends_with": _affix("ends_with"),
+}
 
 
 def _identity(value: Any) -> Any:
