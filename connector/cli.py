@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from connector import __version__
 from connector.errors import ConfigError
+from connector.mapping import dryrun
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="consume, map and deliver (the long-running service)")
     run.add_argument("--config", required=True, help="connector YAML file")
     run.set_defaults(func=_not_yet)
+    dryrun.add_parser(sub)
     return parser
 
 

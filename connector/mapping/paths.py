@@ -207,7 +207,12 @@ def _field_getter(keys: tuple[str, ...]) -> Getter:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, Number) and not isinstance(value, bool)
+    kind = type(value)
+    if kind is int or kind is float:
+        return True
+    if kind is str or kind is bool or value is None:
+        return False  # the common cases, without the slow ABC check below
+    return isinstance(value, Number)
 
 
 def equals(x: Any, y: Any) -> bool:
@@ -233,6 +238,14 @@ def _comparator(node: dict[str, Any]) -> Getter | None:
         if node["value"] == "eq":
             return lambda value: left(value) == text
         return lambda value: left(value) != text
+    if literal["type"] == "literal" and (
+        literal["value"] is None or isinstance(literal["value"], bool)
+    ):
+        # JMESPath equality with null/true/false is identity (0 and 1 never equal a boolean).
+        constant = literal["value"]
+        if node["value"] == "eq":
+            return lambda value: left(value) is constant
+        return lambda value: left(value) is not constant
     if node["value"] == "eq":
         return lambda value: equals(left(value), right(value))
     return lambda value: not equals(left(value), right(value))
