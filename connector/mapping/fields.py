@@ -360,7 +360,7 @@ def _src_template(spec: YNode, child: YNode, target: Target, where: str) -> Comp
     if not child.is_scalar or not isinstance(child.value, str):
         raise SpecError(child.line, where, "template must be a string like 'order-{payload.id}'")
     text: str = child.value
-    parts: list[str | paths.Getter] = []
+    parts: list[str | tuple[paths.Getter, bool]] = []
     position = 0
     for match in _PLACEHOLDER.finditer(text):
         parts.append(text[position : match.start()])
@@ -372,8 +372,10 @@ def _src_template(spec: YNode, child: YNode, target: Target, where: str) -> Comp
         expression = match.group(1).strip()
         if not expression:
             raise SpecError(child.line, where, "empty {} in template (write {{ for a brace)")
+        from_root = expression.startswith("$.")
         try:
-            parts.append(paths.compile_path(expression))
+            getter = paths.compile_path(expression[2:] if from_root else expression)
+            parts.append((getter, from_root))
         except paths.PathSyntaxError as exc:
             raise SpecError(child.line, where, f"template {{{expression}}}: {exc}") from exc
     rest = text[position:]
@@ -389,7 +391,8 @@ def _src_template(spec: YNode, child: YNode, target: Target, where: str) -> Comp
             if isinstance(piece, str):
                 out.append(piece)
                 continue
-            value = piece(scope)
+            getter, from_root = piece
+            value = getter(root if from_root else scope)
             if value is None:
                 return None  # a missing part makes the whole value missing
             out.append(value if type(value) is str else to_text(value))
