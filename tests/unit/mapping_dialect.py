@@ -27,7 +27,7 @@ class TestDialect:
         return self.model_for(str(payload.get("type"))).model_validate(payload)
 
     def dump(self, model: BaseModel) -> bytes:
-        return model.__pydantic_serializer__.to_json(model, exclude_none=True)
+        return model.__pydantic_serializer__.to_json(model, exclude_none=True, by_alias=True)
 
 
 class _Strict(BaseModel):

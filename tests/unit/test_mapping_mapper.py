@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 from typing import Any
@@ -252,7 +253,7 @@ def test_element_errors_name_the_index() -> None:
     with pytest.raises(MappingError, match=r"field 'items\[1\].price': unit_price_minor: 'lots'"):
         mapper(ORDER_RULE).map(rec, "t")
     rec["payload"]["items"] = {"not": "a list"}
-    with pytest.raises(MappingError, match="field 'items': payload.items is a dict, not a list"):
+    with pytest.raises(MappingError, match=r"field 'items': payload\.items is a dict, not a list"):
         mapper(ORDER_RULE).map(rec, "t")
 
 
@@ -275,7 +276,7 @@ def test_failing_condition_and_transform_are_mapping_errors() -> None:
           emit: {type: VIEW, fields: {language: {path: locale, transform: upper}}}
         """
     )
-    with pytest.raises(MappingError, match="rule 'c': condition .* failed"):
+    with pytest.raises(MappingError, match=r"rule 'c': condition .* failed"):
         m.map(record("PAGE_VIEW", user_id=None), "t")
     with pytest.raises(MappingError, match="field 'language': locale: upper expects a string"):
         m.map(record("PAGE_VIEW", locale=5), "t")
@@ -291,10 +292,8 @@ def test_no_other_exception_escapes_for_odd_records() -> None:
         {"event_type": "X", "payload": {"items": [None, 3]}, "occurred_at": float("nan")},
     ]
     for rec in odd:
-        try:
+        with contextlib.suppress(MappingError):  # anything else fails the test
             m.map(rec, "t")
-        except MappingError:
-            pass
 
 
 def test_nested_dialect_objects_lists_and_aliases() -> None:
