@@ -203,6 +203,9 @@ def _expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
     except paths.PathSyntaxError as exc:
         raise SpecError(node.line, where, f"invalid expression {text!r}: {exc}") from exc
 
+    keys = paths.field_keys(expression)
+    if keys is not None and len(keys) <= 2:
+        return Compiled(_plain_path(keys, from_root), text)
     if from_root:
 
         def evaluate(scope: Any, root: Any) -> Any:
@@ -215,6 +218,32 @@ def _expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
             return value if type(value) in _PRIMITIVES else json_safe(value)
 
     return Compiled(evaluate, text)
+
+
+def _plain_path(keys: tuple[str, ...], from_root: bool) -> Evaluator:
+    # The hot path of every mapping: one or two dict lookups, fused with the JSON-safe
+    # check so a field costs a single call (same semantics as paths.compile_path).
+    if len(keys) == 1:
+        (a,) = keys
+
+        def get1(scope: Any, root: Any) -> Any:
+            try:
+                value = (root if from_root else scope).get(a)
+            except AttributeError:
+                return None
+            return value if type(value) in _PRIMITIVES else json_safe(value)
+
+        return get1
+    a, b = keys
+
+    def get2(scope: Any, root: Any) -> Any:
+        try:
+            value = (root if from_root else scope).get(a).get(b)
+        except AttributeError:
+            return None
+        return value if type(value) in _PRIMITIVES else json_safe(value)
+
+    return get2
 
 
 def _constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:

@@ -24,6 +24,7 @@ __all__ = [
     "PathSyntaxError",
     "compile_path",
     "equals",
+    "field_keys",
     "is_falsy",
     "is_literal",
     "literal_value",
@@ -69,6 +70,19 @@ def literal_value(expression: str) -> Any:
 def is_literal(value: Any) -> bool:
     """True when :func:`literal_value` found a literal."""
     return value is not _NO_LITERAL
+
+
+def field_keys(expression: str) -> tuple[str, ...] | None:
+    """The keys of a plain field path (``a.b.c``), or None for any other expression."""
+    try:
+        node = cast("dict[str, Any]", jmespath.compile(expression).parsed)
+    except JMESPathError:
+        return None
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression" and all(c["type"] == "field" for c in node["children"]):
+        return tuple(c["value"] for c in node["children"])
+    return None
 
 
 def is_falsy(value: Any) -> bool:
