@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any, TextIO
 
 from connector.errors import ConfigError, MappingError
 from connector.mapping.compiler import compile_mapping
-from connector.mapping.mapper import Mapper, MapResult
+from connector.mapping.mapper import MapResult
 from connector.mapping.protocol import DialectLike
 
 __all__ = ["add_parser", "load_dialect", "run"]
@@ -91,7 +92,15 @@ class _Tally:
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the dry run; 0 if every record mapped or was skipped, 1 if any failed."""
-    stream = out or sys.stdout
+    try:
+        return _run(args, out or sys.stdout)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: stop quietly, like other CLI tools.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stdout for exit
+        return 0
+
+
+def _run(args: argparse.Namespace, stream: TextIO) -> int:
     dialect = load_dialect(args.dialect)
     mapper = compile_mapping(args.mapping, dialect)
     tally = _Tally()
@@ -216,8 +225,3 @@ def _read_avro(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str,
                     yield f"record {number}", None, "the file's schema is not a record"
         except (ValueError, EOFError) as exc:  # fastavro's errors for corrupt blocks
             yield "file", None, f"cannot read the Avro file {path}: {exc}"
-
-
-def describe(mapper: Mapper) -> str:
-    """One line naming the mapping file and its rules (for logs)."""
-    return f"{mapper.source}: {len(mapper.rules)} rules ({', '.join(mapper.rule_names)})"
