@@ -95,9 +95,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         return _run(args, out or sys.stdout)
     except BrokenPipeError:
-        # Output piped into `head` and closed early: stop quietly, like other CLI tools.
+        # Output piped into `head` and closed early: stop quietly with the shell's SIGPIPE
+        # status (the records after the cut were not checked, so neither 0 nor 1 is true).
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stdout for exit
-        return 0
+        return 141
 
 
 def _run(args: argparse.Namespace, stream: TextIO) -> int:
