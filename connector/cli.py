@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from connector import __version__
 from connector.cdp import sandbox as cdp_sandbox
 from connector.errors import ConfigError
+from connector.mapping import dryrun
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cdp_sandbox.add_arguments(sandbox)
     sandbox.set_defaults(func=_sandbox)
+    dryrun.add_parser(sub)
     return parser
 
 

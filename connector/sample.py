@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import random
 import struct
+import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -86,6 +87,10 @@ _STATUSES = ("PLACED", "PLACED", "CONFIRMED", "PENDING", "CANCELLED")
 _START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 
 
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+
+
 def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
@@ -103,7 +108,8 @@ def _guest(rng: random.Random, index: int) -> dict[str, Any]:
         "user_agent": rng.choice(_AGENTS),
         "first_name": first,
         "last_name": last,
-        "email": f"{first}.{last}.{index}@example.org".lower(),
+        # Mailbox names are ASCII (the spec's `email` format); "Müller" → "muller".
+        "email": _ascii(f"{first}.{last}.{index}@example.org").lower(),
     }
 
 

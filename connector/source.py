@@ -126,10 +126,13 @@ class KafkaSource:
         self._state.subscribed = True
         interval = self._settings.kafka.commit_interval_seconds
         batch = self._settings.kafka.poll_batch
+        ceiling = self._settings.delivery.max_buffered_records
         next_commit = time.monotonic() + interval
         while not self._stop.is_set() and self._state.fatal_exit is None:
             self._apply_backpressure()
-            messages = self._consumer.consume(num_messages=batch, timeout=0.1)
+            # Never read past the ceiling: held records stay within max_buffered_records.
+            room = max(1, min(batch, ceiling - self._tracker.pending))
+            messages = self._consumer.consume(num_messages=room, timeout=0.1)
             self._dlq.poll(0)
             if messages:
                 self._state.broker_down_since = None

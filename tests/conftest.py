@@ -11,7 +11,11 @@ import pytest
 from scripts.services import kafka
 
 # Fixtures of other services live in their own modules.
-pytest_plugins = ["tests.fixtures_registry", "tests.fixtures_sandbox"]
+pytest_plugins = [
+    "tests.fixtures_registry",
+    "tests.fixtures_sandbox",
+    "tests.integration.connector_proc",
+]
 
 
 @pytest.fixture(scope="session")

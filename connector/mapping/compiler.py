@@ -310,6 +310,9 @@ def _all_equal(
             if options is not None:
                 if not any(paths.equals(value, option) for option in options):
                     return False
+            elif type(wanted) is str:
+                if value != wanted:  # a string only equals a string: plain == is exact
+                    return False
             elif not paths.equals(value, wanted):
                 return False
         return True

@@ -1,24 +1,32 @@
 """Compile field expressions (the values of ``fields:``) into evaluators.
 
-An evaluator is ``(scope, root) -> value``: ``scope`` is what plain paths read
-(the record, or the current element inside ``each``), ``root`` is the whole
-record (reached with ``$.path``). Evaluators return JSON-safe values or None
-(the field is then left out). Compile problems raise :class:`SpecError` with
-the line; runtime problems raise :class:`FieldFailure` with the field path,
+Checks each against the target field's shape (object, list, enum) and builds
+nested objects, lists, ``each`` list mappings, coalesce and transform
+pipelines on top of the leaf expressions in :mod:`connector.mapping.expressions`.
+A null result leaves the field out; a null required field is a FieldFailure,
 which the mapper turns into a MappingError naming the rule.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from jmespath.exceptions import JMESPathError
-
 from connector.mapping import paths
+from connector.mapping.expressions import (
+    PRIMITIVES,
+    RUNTIME_ERRORS,
+    Compiled,
+    Evaluator,
+    FieldFailure,
+    SpecError,
+    check_allowed,
+    constant,
+    entries_of,
+    expression,
+    suggest,
+    template,
+)
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target, accepts_extra, model_fields
 from connector.mapping.transforms import (
@@ -29,61 +37,20 @@ from connector.mapping.transforms import (
     json_safe,
 )
 
-__all__ = ["Evaluator", "FieldFailure", "SpecError", "compile_object", "compile_value"]
-
-Evaluator = Callable[[Any, Any], Any]
+__all__ = [
+    "RUNTIME_ERRORS",
+    "Evaluator",
+    "FieldFailure",
+    "SpecError",
+    "compile_object",
+    "compile_value",
+    "entries_of",
+    "suggest",
+]
 
 SOURCES = ("path", "const", "coalesce", "template", "object", "list", "each")
 MODIFIERS = ("transform", "default")
 SPEC_KEYS = frozenset((*SOURCES, *MODIFIERS, "value"))
-_PRIMITIVES = frozenset({str, int, float, bool, type(None)})
-RUNTIME_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, JMESPathError)
-"""What evaluating a field may raise on bad record data; never escapes the mapper."""
-
-
-class SpecError(Exception):
-    """A field expression is invalid; ``line`` and ``field`` say where."""
-
-    def __init__(self, line: int, field: str, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.field = field
-        self.message = message
-
-
-class FieldFailure(Exception):
-    """A field could not be computed for this record."""
-
-    def __init__(self, path: list[str], message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
-
-    @property
-    def field(self) -> str:
-        return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".")
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """An evaluator plus facts the compiler checks (source text, constant value)."""
-
-    evaluate: Evaluator
-    source: str
-    constant: Any = None
-    is_constant: bool = False
-
-
-def suggest(word: str, options: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a close match exists, else empty."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def entries_of(node: YNode) -> list[tuple[str, YNode, int]]:
-    """A mapping node's ``(key, value node, key line)`` triples."""
-    return [(key, child, node.key_lines.get(key, child.line)) for key, child in node.items()]
-
 
 # ---------------------------------------------------------------------------
 # Entry points
@@ -96,8 +63,8 @@ def compile_value(node: YNode, target: Target, where: str) -> Compiled:
         if value is None:
             raise SpecError(node.line, where, "null is not an expression (leave the field out)")
         if isinstance(value, str):
-            return _expression(value, node, target, where)
-        return _constant(value, node, target, where)
+            return expression(value, node, target, where)
+        return constant(value, node, target, where)
     if node.is_seq:
         raise SpecError(
             node.line,
@@ -180,59 +147,6 @@ def _object_builder(fields: tuple[tuple[str, Evaluator, bool, str], ...]) -> Eva
 
 
 # ---------------------------------------------------------------------------
-# Scalars: expressions and constants
-
-_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
-    literal = paths.literal_value(text)
-    if paths.is_literal(literal):
-        return _constant(literal, node, target, where)
-    if target.allowed and _BARE_WORD.fullmatch(text) and text in {str(a) for a in target.allowed}:
-        # `channel: WEB` reads the record's field "WEB", which is almost never meant.
-        raise SpecError(
-            node.line,
-            where,
-            f"{text!r} is read as a path into the record; for the constant write {{const: {text}}}",
-        )
-    from_root = text == "$" or text.startswith("$.")
-    expression = text[2:] if text.startswith("$.") else ("@" if text == "$" else text)
-    try:
-        getter = paths.compile_path(expression)
-    except paths.PathSyntaxError as exc:
-        raise SpecError(node.line, where, f"invalid expression {text!r}: {exc}") from exc
-
-    if from_root:
-
-        def evaluate(scope: Any, root: Any) -> Any:
-            value = getter(root)
-            return value if type(value) in _PRIMITIVES else json_safe(value)
-    else:
-
-        def evaluate(scope: Any, root: Any) -> Any:
-            value = getter(scope)
-            return value if type(value) in _PRIMITIVES else json_safe(value)
-
-    return Compiled(evaluate, text)
-
-
-def _constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:
-    try:
-        safe = json_safe(value)
-    except (TypeError, ValueError) as exc:
-        raise SpecError(node.line, where, f"constant {value!r}: {exc}") from exc
-    _check_allowed(safe, target, node, where)
-    return Compiled(lambda scope, root: safe, f"constant {safe!r}", safe, True)
-
-
-def _check_allowed(value: Any, target: Target, node: YNode, where: str) -> None:
-    if target.allowed is not None and value is not None and value not in target.allowed:
-        options = ", ".join(sorted(map(str, target.allowed)))
-        raise SpecError(node.line, where, f"{value!r} is not one of: {options}")
-
-
-# ---------------------------------------------------------------------------
 # Mapping specs: {path|const|coalesce|template|object|list|each, transform, default}
 
 
@@ -265,7 +179,7 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
     has_default = default_node is not None
     default = None
     if default_node is not None:
-        default = _constant(default_node.to_python(), default_node, target, where).constant
+        default = constant(default_node.to_python(), default_node, target, where).constant
     if base.is_constant and not transforms:
         return (
             base
@@ -286,7 +200,7 @@ def _pipeline(
             value = transform(value)
             if value is None:
                 return default
-        return value if type(value) in _PRIMITIVES else json_safe(value)
+        return value if type(value) in PRIMITIVES else json_safe(value)
 
     return evaluate
 
@@ -320,7 +234,7 @@ def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) ->
         outputs = getattr(transform, "outputs", None)
         if outputs is not None:
             for output in outputs:
-                _check_allowed(output, target, item, where)
+                check_allowed(output, target, item, where)
         built.append(transform)
     return built
 
@@ -328,11 +242,11 @@ def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) ->
 def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
     if not (child.is_scalar and isinstance(child.value, str) and child.value):
         raise SpecError(child.line, where, "path must be a JMESPath expression string")
-    return _expression(child.value, child, Target("any"), where)
+    return expression(child.value, child, Target("any"), where)
 
 
 def _src_const(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
-    return _constant(child.to_python(), child, target, where)
+    return constant(child.to_python(), child, target, where)
 
 
 def _src_coalesce(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
@@ -351,51 +265,6 @@ def _src_coalesce(spec: YNode, child: YNode, target: Target, where: str) -> Comp
         str(item.value) if item.is_scalar else f"line {item.line}" for item in child.value
     )
     return Compiled(first, f"coalesce({sources})")
-
-
-_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
-
-
-def _src_template(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
-    if not child.is_scalar or not isinstance(child.value, str):
-        raise SpecError(child.line, where, "template must be a string like 'order-{payload.id}'")
-    text: str = child.value
-    parts: list[str | paths.Getter] = []
-    position = 0
-    for match in _PLACEHOLDER.finditer(text):
-        parts.append(text[position : match.start()])
-        position = match.end()
-        token = match.group(0)
-        if token in ("{{", "}}"):
-            parts.append(token[0])
-            continue
-        expression = match.group(1).strip()
-        if not expression:
-            raise SpecError(child.line, where, "empty {} in template (write {{ for a brace)")
-        try:
-            parts.append(paths.compile_path(expression))
-        except paths.PathSyntaxError as exc:
-            raise SpecError(child.line, where, f"template {{{expression}}}: {exc}") from exc
-    rest = text[position:]
-    if "{" in rest or "}" in rest:
-        raise SpecError(child.line, where, "unbalanced brace in template (write {{ or }})")
-    parts.append(rest)
-    pieces = tuple(p for p in parts if p != "")
-    to_text = build_transform("string", None)
-
-    def render(scope: Any, root: Any) -> str | None:
-        out = []
-        for piece in pieces:
-            if isinstance(piece, str):
-                out.append(piece)
-                continue
-            value = piece(scope)
-            if value is None:
-                return None  # a missing part makes the whole value missing
-            out.append(value if type(value) is str else to_text(value))
-        return "".join(out)
-
-    return Compiled(render, f"template {text!r}")
 
 
 def _src_object(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
@@ -487,7 +356,7 @@ _SOURCE_COMPILERS: dict[str, Callable[[YNode, YNode, Target, str], Compiled]] = 
     "path": _src_path,
     "const": _src_const,
     "coalesce": _src_coalesce,
-    "template": _src_template,
+    "template": lambda spec, child, target, where: template(child, where),
     "object": _src_object,
     "list": _src_list,
     "each": _src_each,

@@ -126,7 +126,7 @@ class Mapper:
                         f"rule {rule.name!r}: condition {rule.when_text!r} failed: {exc}",
                         rule=rule.name,
                     ) from exc
-                if is_falsy(matched):
+                if matched is not True and is_falsy(matched):
                     continue
             if rule.skip:
                 return MapResult((), rule.name)

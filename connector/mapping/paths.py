@@ -17,13 +17,14 @@ from numbers import Number
 from typing import Any, cast
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import JMESPathError, JMESPathTypeError
 
 __all__ = [
     "Getter",
     "PathSyntaxError",
     "compile_path",
     "equals",
+    "field_keys",
     "is_falsy",
     "is_literal",
     "literal_value",
@@ -71,6 +72,19 @@ def is_literal(value: Any) -> bool:
     return value is not _NO_LITERAL
 
 
+def field_keys(expression: str) -> tuple[str, ...] | None:
+    """The keys of a plain field path (``a.b.c``), or None for any other expression."""
+    try:
+        node = cast("dict[str, Any]", jmespath.compile(expression).parsed)
+    except JMESPathError:
+        return None
+    if node["type"] == "field":
+        return (node["value"],)
+    if node["type"] == "subexpression" and all(c["type"] == "field" for c in node["children"]):
+        return tuple(c["value"] for c in node["children"])
+    return None
+
+
 def is_falsy(value: Any) -> bool:
     """JMESPath falsiness: null, false, and empty strings, lists and objects (not 0)."""
     return value is None or value is False or value == "" or value == [] or value == {}
@@ -103,7 +117,58 @@ def _fast(node: dict[str, Any]) -> Getter | None:
     if kind == "not_expression":
         inner = _fast(node["children"][0])
         return None if inner is None else _not(inner)
+    if kind == "function_expression" and node["value"] in _STRING_FUNCTIONS:
+        args = [_fast(child) for child in node["children"]]
+        if len(args) != 2 or args[0] is None or args[1] is None:
+            return None
+        return _STRING_FUNCTIONS[node["value"]](args[0], args[1])
     return None
+
+
+def _type_name(value: Any) -> str:
+    # The names JMESPath uses in its type errors.
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "number" if _is_number(value) else "unknown"
+
+
+def _contains(subject: Getter, search: Getter) -> Getter:
+    def contains(value: Any) -> bool:
+        haystack = subject(value)
+        if not isinstance(haystack, str | list):
+            raise JMESPathTypeError("contains", haystack, _type_name(haystack), ["array", "string"])
+        return bool(search(value) in haystack)  # Python's `in`, as JMESPath does
+
+    return contains
+
+
+def _affix(name: str) -> Callable[[Getter, Getter], Getter]:
+    def build(subject: Getter, affix: Getter) -> Getter:
+        def check(value: Any) -> bool:
+            text, part = subject(value), affix(value)
+            for arg in (text, part):
+                if not isinstance(arg, str):
+                    raise JMESPathTypeError(name, arg, _type_name(arg), ["string"])
+            return bool(text.startswith(part) if name == "starts_with" else text.endswith(part))
+
+        return check
+
+    return build
+
+
+_STRING_FUNCTIONS: dict[str, Callable[[Getter, Getter], Getter]] = {
+    "contains": _contains,
+    "starts_with": _affix("starts_with"),
+    "ends_with": _affix("ends_with"),
+}
 
 
 def _identity(value: Any) -> Any:
@@ -156,7 +221,12 @@ def _field_getter(keys: tuple[str, ...]) -> Getter:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, Number) and not isinstance(value, bool)
+    kind = type(value)
+    if kind is int or kind is float:
+        return True
+    if kind is str or kind is bool or value is None:
+        return False  # the common cases, without the slow ABC check below
+    return isinstance(value, Number)
 
 
 def equals(x: Any, y: Any) -> bool:
@@ -182,6 +252,14 @@ def _comparator(node: dict[str, Any]) -> Getter | None:
         if node["value"] == "eq":
             return lambda value: left(value) == text
         return lambda value: left(value) != text
+    if literal["type"] == "literal" and (
+        literal["value"] is None or isinstance(literal["value"], bool)
+    ):
+        # JMESPath equality with null/true/false is identity (0 and 1 never equal a boolean).
+        constant = literal["value"]
+        if node["value"] == "eq":
+            return lambda value: left(value) is constant
+        return lambda value: left(value) is not constant
     if node["value"] == "eq":
         return lambda value: equals(left(value), right(value))
     return lambda value: not equals(left(value), right(value))

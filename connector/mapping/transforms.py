@@ -335,6 +335,30 @@ def _key_text(key: Any) -> str:
     return str(key)
 
 
+def _split(args: Any) -> Transform:
+    if isinstance(args, str):
+        args = {"separator": args}
+    if not isinstance(args, Mapping) or set(args) - {"separator", "index"}:
+        raise TransformArgError(
+            "transform 'split' takes {separator: '-', index: 0} (index defaults to 0)"
+        )
+    sep = args.get("separator")
+    index = args.get("index", 0)
+    if not isinstance(sep, str) or not sep:
+        raise TransformArgError("transform 'split': separator must be a non-empty string")
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise TransformArgError("transform 'split': index must be an integer (-1 is the last)")
+
+    def part(value: Any) -> str | None:
+        pieces = _require_str(value, "split").split(sep)
+        try:
+            return pieces[index]
+        except IndexError:
+            return None  # no such part: the value is missing, so `default` applies
+
+    return part
+
+
 def _truncate(args: Any) -> Transform:
     length = _int_arg("truncate", args, "length", 0, 1, 1_000_000)
     return lambda v: _require_str(v, "truncate")[:length]
@@ -376,6 +400,7 @@ TRANSFORMS: dict[str, Callable[[Any], Transform]] = {
     "date": _date,
     "strftime": _strftime,
     "lookup": _lookup,
+    "split": _split,
     "truncate": _truncate,
     "flatten": _flatten,
 }

@@ -42,7 +42,8 @@ class ConnectorProcess:
             with urllib.request.urlopen(url, timeout=5) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
+            with exc:  # the error holds the open response
+                return exc.code, exc.read()
 
     def readyz(self) -> tuple[int, dict[str, Any]]:
         status, body = self._get("/readyz")
@@ -143,9 +144,10 @@ def connector_factory(
         running.kill()
 
 
-def avro_serializer(registry_url: str) -> Callable[[dict[str, Any], str], bytes]:
+def avro_serializer(
+    client: SchemaRegistryClient,
+) -> Callable[[dict[str, Any], str], bytes]:
     """confluent-kafka's own AvroSerializer: the bytes real producers write."""
-    client = SchemaRegistryClient({"url": registry_url})
     serializer = AvroSerializer(client, SCHEMA_V1.read_text(), to_dict=writable)
 
     def serialize(record: dict[str, Any], topic: str) -> bytes:

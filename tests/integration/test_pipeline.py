@@ -11,11 +11,13 @@ import signal
 import struct
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connector.cdp.dialect import get_dialect
 from connector.decode import ConfluentAvroDecoder
@@ -50,7 +52,8 @@ class Scenario:
         self.partitions = partitions
         create_topic(bootstrap, self.topic, partitions)
         create_topic(bootstrap, self.dlq, 1)
-        self.serialize = avro_serializer(registry_url)
+        self.registry_client = SchemaRegistryClient({"url": registry_url})
+        self.serialize = avro_serializer(self.registry_client)
         self.values: list[bytes] = []
         self.records: list[dict[str, Any]] = []
 
@@ -105,8 +108,10 @@ class Scenario:
 
 
 @pytest.fixture
-def scenario(bootstrap: str, schema_registry: Any, unique: str) -> Scenario:
-    return Scenario(bootstrap, schema_registry.url, unique)
+def scenario(bootstrap: str, schema_registry: Any, unique: str) -> Iterator[Scenario]:
+    scenario = Scenario(bootstrap, schema_registry.url, unique)
+    yield scenario
+    scenario.registry_client.close()
 
 
 def delivered_event_ids(sandbox: Any) -> list[str]:
@@ -291,10 +296,11 @@ def test_kill_9_mid_stream_loses_nothing(
 
 
 def test_two_connectors_share_partitions_and_hand_over_on_stop(
-    bootstrap: str, schema_registry: Any, unique: str,
+    bootstrap: str, schema_registry: Any, unique: str, request: pytest.FixtureRequest,
     connector_factory: ConnectorFactory, cdp_sandbox: Any,
 ) -> None:  # fmt: skip
     scenario = Scenario(bootstrap, schema_registry.url, unique, partitions=6)
+    request.addfinalizer(scenario.registry_client.close)
     records = sample_records(2000, guests=300, seed=17)
     scenario.produce(records)
     cdp_sandbox.set_faults(latency_ms=5, latency_jitter_ms=10)

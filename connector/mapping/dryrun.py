@@ -1,0 +1,228 @@
+"""``cdp-connector map``: show what the mapping rules make of some records, offline.
+
+Reads decoded records from a file — JSON lines (one record per line) or an
+Avro object container file — maps each with the compiled rules and prints the
+rule that matched and the exact JSON bodies that would be posted, or why the
+record was skipped or failed. No Kafka, no HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from connector.errors import ConfigError, MappingError
+from connector.mapping.compiler import compile_mapping
+from connector.mapping.mapper import MapResult
+from connector.mapping.protocol import DialectLike
+
+__all__ = ["add_parser", "load_dialect", "run"]
+
+_AVRO_MAGIC = b"Obj\x01"
+
+
+def add_parser(sub: Any) -> None:
+    """Register the ``map`` subcommand on the CLI's subparsers."""
+    parser = sub.add_parser(
+        "map",
+        help="dry run: map records from a file and print the CDP events (no Kafka, no HTTP)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--mapping", required=True, type=Path, help="mapping rules YAML file")
+    parser.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="decoded records: JSON lines, or an Avro object container file",
+    )
+    parser.add_argument(
+        "--dialect",
+        default="asyncapi",
+        help="CDP dialect: asyncapi (default), sitecore, or module:attribute of a custom one",
+    )
+    parser.add_argument(
+        "--schema", type=Path, help="reader schema (.avsc) for an Avro container file"
+    )
+    parser.add_argument(
+        "--topic", default="clickstream", help="topic the records are taken to come from"
+    )
+    parser.add_argument("--pretty", action="store_true", help="indent the JSON bodies")
+    parser.add_argument(
+        "--output",
+        choices=("text", "jsonl"),
+        default="text",
+        help="text for people (default), jsonl for scripts: one JSON object per record",
+    )
+    parser.set_defaults(func=run)
+
+
+def load_dialect(name: str) -> DialectLike:
+    """A dialect by name (``connector.cdp``), or ``module:attribute`` (a Dialect or factory)."""
+    if ":" in name:
+        module_name, _, attribute = name.partition(":")
+        try:
+            found = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"cannot load dialect {name!r}: {exc}") from exc
+        dialect: DialectLike = found() if callable(found) else found
+        return dialect
+    try:
+        cdp = importlib.import_module("connector.cdp.dialect")
+    except ImportError as exc:
+        raise ConfigError(f"the CDP dialects are not available: {exc}") from exc
+    named: DialectLike = cdp.get_dialect(name)
+    return named
+
+
+@dataclass
+class _Tally:
+    mapped: int = 0
+    events: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run the dry run; 0 if every record mapped or was skipped, 1 if any failed."""
+    try:
+        return _run(args, out or sys.stdout)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: stop quietly with the shell's SIGPIPE
+        # status (the records after the cut were not checked, so neither 0 nor 1 is true).
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed stdout for exit
+        return 141
+
+
+def _run(args: argparse.Namespace, stream: TextIO) -> int:
+    dialect = load_dialect(args.dialect)
+    mapper = compile_mapping(args.mapping, dialect)
+    tally = _Tally()
+    for where, record, problem in _read(args.input, args.schema):
+        result: MapResult | None = None
+        error = problem
+        if record is not None:
+            try:
+                result = mapper.map(record, args.topic)
+            except MappingError as exc:
+                error = str(exc)
+        if result is None:
+            tally.failed += 1
+        elif result.events:
+            tally.mapped += 1
+            tally.events += len(result.events)
+        else:
+            tally.skipped += 1
+        if args.output == "jsonl":
+            _print_json(stream, where, result, error)
+        else:
+            _print_text(stream, where, result, error, pretty=args.pretty)
+    if args.output == "text":
+        print(
+            f"--- {tally.mapped + tally.skipped + tally.failed} records: {tally.mapped} mapped "
+            f"({tally.events} events), {tally.skipped} skipped, {tally.failed} failed "
+            f"[{mapper.source}, dialect {dialect.name}, topic {args.topic}]",
+            file=stream,
+        )
+    return 1 if tally.failed else 0
+
+
+def _print_text(
+    stream: TextIO, where: str, result: MapResult | None, error: str | None, *, pretty: bool
+) -> None:
+    if result is None:
+        print(f"{where}: FAILED: {error}", file=stream)
+        return
+    if not result.events:
+        reason = (
+            "no rule matched" if result.skipped_by == "no-match" else f"rule {result.skipped_by!r}"
+        )
+        print(f"{where}: skipped ({reason})", file=stream)
+        return
+    count = len(result.events)
+    print(
+        f"{where}: rule {result.events[0].rule!r} → {count} event{'s' if count > 1 else ''}",
+        file=stream,
+    )
+    for event in result.events:
+        body = event.body.decode("utf-8")
+        if pretty:
+            body = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+        print(f"  {event.event_type} (guest {event.guest_key})", file=stream)
+        print("  " + body.replace("\n", "\n  "), file=stream)
+
+
+def _print_json(stream: TextIO, where: str, result: MapResult | None, error: str | None) -> None:
+    line: dict[str, Any] = {"record": where}
+    if result is None:
+        line["error"] = error
+    elif result.events:
+        line["rule"] = result.events[0].rule
+        line["events"] = [
+            {"type": e.event_type, "guest_key": e.guest_key, "body": json.loads(e.body)}
+            for e in result.events
+        ]
+    else:
+        line["skipped_by"] = result.skipped_by
+    print(json.dumps(line, ensure_ascii=False), file=stream)
+
+
+def _read(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    """``(where, record or None, problem)`` for every record in the file."""
+    try:
+        with path.open("rb") as handle:
+            is_avro = handle.read(4) == _AVRO_MAGIC
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read input: {exc.strerror or exc}") from exc
+    if is_avro:
+        yield from _read_avro(path, schema)
+    else:
+        if schema is not None:
+            raise ConfigError("--schema applies to Avro container files; the input is JSON lines")
+        yield from _read_json_lines(path)
+
+
+def _read_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield where, None, f"not valid JSON: {exc}"
+                continue
+            if not isinstance(record, dict):
+                yield where, None, f"expected a JSON object, got {type(record).__name__}"
+                continue
+            yield where, record, ""
+
+
+def _read_avro(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    import fastavro  # only needed for this input kind
+
+    reader_schema = None
+    if schema is not None:
+        try:
+            reader_schema = fastavro.parse_schema(json.loads(schema.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{schema}: cannot load the reader schema: {exc}") from exc
+    with path.open("rb") as handle:
+        try:
+            for number, record in enumerate(
+                fastavro.reader(handle, reader_schema=reader_schema), start=1
+            ):
+                if isinstance(record, dict):
+                    yield f"record {number}", record, ""
+                else:
+                    yield f"record {number}", None, "the file's schema is not a record"
+        except (ValueError, EOFError) as exc:  # fastavro's errors for corrupt blocks
+            yield "file", None, f"cannot read the Avro file {path}: {exc}"

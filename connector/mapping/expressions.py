@@ -1,0 +1,221 @@
+"""Leaf field expressions — paths, constants, templates — and the types fields share.
+
+An evaluator is ``(scope, root) -> value``: ``scope`` is what plain paths read
+(the record, or the current element inside ``each``), ``root`` is the whole
+record (reached with ``$.path``). Evaluators return JSON-safe values or None.
+Compile problems raise :class:`SpecError` with the line; runtime problems raise
+:class:`FieldFailure` with the field path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from jmespath.exceptions import JMESPathError
+
+from connector.mapping import paths
+from connector.mapping.source import YNode
+from connector.mapping.targets import Target
+from connector.mapping.transforms import build_transform, json_safe
+
+__all__ = [
+    "PRIMITIVES",
+    "RUNTIME_ERRORS",
+    "Compiled",
+    "Evaluator",
+    "FieldFailure",
+    "SpecError",
+    "check_allowed",
+    "constant",
+    "entries_of",
+    "expression",
+    "suggest",
+    "template",
+]
+
+Evaluator = Callable[[Any, Any], Any]
+
+PRIMITIVES = frozenset({str, int, float, bool, type(None)})
+RUNTIME_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, JMESPathError)
+"""What evaluating a field may raise on bad record data; never escapes the mapper."""
+
+
+class SpecError(Exception):
+    """A field expression is invalid; ``line`` and ``field`` say where."""
+
+    def __init__(self, line: int, field: str, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.field = field
+        self.message = message
+
+
+class FieldFailure(Exception):
+    """A field could not be computed for this record."""
+
+    def __init__(self, path: list[str], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+    @property
+    def field(self) -> str:
+        return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".")
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """An evaluator plus facts the compiler checks (source text, constant value)."""
+
+    evaluate: Evaluator
+    source: str
+    constant: Any = None
+    is_constant: bool = False
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close match exists, else empty."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def entries_of(node: YNode) -> list[tuple[str, YNode, int]]:
+    """A mapping node's ``(key, value node, key line)`` triples."""
+    return [(key, child, node.key_lines.get(key, child.line)) for key, child in node.items()]
+
+
+# ---------------------------------------------------------------------------
+# Scalars: expressions and constants
+
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
+    """A string expression: a JMESPath path (``$.`` = from the root) or a literal."""
+    literal = paths.literal_value(text)
+    if paths.is_literal(literal):
+        return constant(literal, node, target, where)
+    if target.allowed and _BARE_WORD.fullmatch(text) and text in {str(a) for a in target.allowed}:
+        # `channel: WEB` reads the record's field "WEB", which is almost never meant.
+        raise SpecError(
+            node.line,
+            where,
+            f"{text!r} is read as a path into the record; for the constant write {{const: {text}}}",
+        )
+    from_root = text == "$" or text.startswith("$.")
+    expression = text[2:] if text.startswith("$.") else ("@" if text == "$" else text)
+    try:
+        getter = paths.compile_path(expression)
+    except paths.PathSyntaxError as exc:
+        raise SpecError(node.line, where, f"invalid expression {text!r}: {exc}") from exc
+
+    keys = paths.field_keys(expression)
+    if keys is not None and len(keys) <= 2:
+        return Compiled(_plain_path(keys, from_root), text)
+    if from_root:
+
+        def evaluate(scope: Any, root: Any) -> Any:
+            value = getter(root)
+            return value if type(value) in PRIMITIVES else json_safe(value)
+    else:
+
+        def evaluate(scope: Any, root: Any) -> Any:
+            value = getter(scope)
+            return value if type(value) in PRIMITIVES else json_safe(value)
+
+    return Compiled(evaluate, text)
+
+
+def _plain_path(keys: tuple[str, ...], from_root: bool) -> Evaluator:
+    # The hot path of every mapping: one or two dict lookups, fused with the JSON-safe
+    # check so a field costs a single call (same semantics as paths.compile_path).
+    if len(keys) == 1:
+        (a,) = keys
+
+        def get1(scope: Any, root: Any) -> Any:
+            try:
+                value = (root if from_root else scope).get(a)
+            except AttributeError:
+                return None
+            return value if type(value) in PRIMITIVES else json_safe(value)
+
+        return get1
+    a, b = keys
+
+    def get2(scope: Any, root: Any) -> Any:
+        try:
+            value = (root if from_root else scope).get(a).get(b)
+        except AttributeError:
+            return None
+        return value if type(value) in PRIMITIVES else json_safe(value)
+
+    return get2
+
+
+def constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:
+    """A constant, made JSON-safe once and checked against the field's allowed values."""
+    try:
+        safe = json_safe(value)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(node.line, where, f"constant {value!r}: {exc}") from exc
+    check_allowed(safe, target, node, where)
+    return Compiled(lambda scope, root: safe, f"constant {safe!r}", safe, True)
+
+
+def check_allowed(value: Any, target: Target, node: YNode, where: str) -> None:
+    if target.allowed is not None and value is not None and value not in target.allowed:
+        options = ", ".join(sorted(map(str, target.allowed)))
+        raise SpecError(node.line, where, f"{value!r} is not one of: {options}")
+
+
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+def template(child: YNode, where: str) -> Compiled:
+    """``{template: 'text {path} text'}``: null when any placeholder is null."""
+    if not child.is_scalar or not isinstance(child.value, str):
+        raise SpecError(child.line, where, "template must be a string like 'order-{payload.id}'")
+    text: str = child.value
+    parts: list[str | tuple[paths.Getter, bool]] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(text):
+        parts.append(text[position : match.start()])
+        position = match.end()
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            parts.append(token[0])
+            continue
+        expression = match.group(1).strip()
+        if not expression:
+            raise SpecError(child.line, where, "empty {} in template (write {{ for a brace)")
+        from_root = expression.startswith("$.")
+        try:
+            getter = paths.compile_path(expression[2:] if from_root else expression)
+            parts.append((getter, from_root))
+        except paths.PathSyntaxError as exc:
+            raise SpecError(child.line, where, f"template {{{expression}}}: {exc}") from exc
+    rest = text[position:]
+    if "{" in rest or "}" in rest:
+        raise SpecError(child.line, where, "unbalanced brace in template (write {{ or }})")
+    parts.append(rest)
+    pieces = tuple(p for p in parts if p != "")
+    to_text = build_transform("string", None)
+
+    def render(scope: Any, root: Any) -> str | None:
+        out = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+                continue
+            getter, from_root = piece
+            value = getter(root if from_root else scope)
+            if value is None:
+                return None  # a missing part makes the whole value missing
+            out.append(value if type(value) is str else to_text(value))
+        return "".join(out)
+
+    return Compiled(render, f"template {text!r}")
