@@ -1,6 +1,7 @@
 """Retry decisions, the circuit breaker and the rate limiter: pure logic, clock injected.
 
-- ``Backoff``: exponential delay with full jitter, floored by the server's Retry-After.
+- ``Backoff``: exponential delay with jitter, floored by the server's Retry-After
+  (itself capped at the maximum backoff).
 - ``CircuitBreaker``: after ``failure_threshold`` consecutive retryable failures across
   all requests, the circuit opens; callers wait instead of spending retries; after the
   open period one probe goes through (half-open); its success closes the circuit,
@@ -33,7 +34,9 @@ class Backoff:
         ceiling = min(self.maximum, self.initial * 2.0 ** (attempt - 1))
         jittered = ceiling * (0.5 + 0.5 * self._rand())
         if retry_after is not None:
-            return max(jittered, retry_after)
+            # Honour the server, but never beyond our own ceiling: an outage page may
+            # say "retry in an hour" while it comes back in a minute.
+            return max(jittered, min(retry_after, self.maximum))
         return jittered
 
 

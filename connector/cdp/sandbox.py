@@ -71,6 +71,8 @@ class Sandbox:
         self.recorded = 0
         self.by_status: collections.Counter[str] = collections.Counter()
         self.by_type: collections.Counter[str] = collections.Counter()
+        self.concurrent = 0
+        self.max_concurrent = 0
         self._key_json = json.dumps(client_key).encode()
         self._record_path = record_file
         self._record: IO[str] | None = None
@@ -82,6 +84,16 @@ class Sandbox:
 
     async def create_event(self, request: web.Request) -> web.StreamResponse:
         """POST /v1.2/event/create.json."""
+        # How many requests are being served at once shows whether a client really
+        # posts concurrently (reported as max_concurrent in the stats).
+        self.concurrent += 1
+        self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        try:
+            return await self._create_event(request)
+        finally:
+            self.concurrent -= 1
+
+    async def _create_event(self, request: web.Request) -> web.StreamResponse:
         decision = self.injector.decide()
         if decision.delay:
             await asyncio.sleep(decision.delay)
@@ -207,6 +219,7 @@ class Sandbox:
                 "accepted": self.recorded,
                 "by_status": dict(self.by_status),
                 "by_type": dict(self.by_type),
+                "max_concurrent": self.max_concurrent,
             }
         )
 
@@ -237,6 +250,7 @@ class Sandbox:
         self.recorded = 0
         self.by_status.clear()
         self.by_type.clear()
+        self.max_concurrent = self.concurrent
         self.injector.faults = self.initial_faults
         return web.json_response({"ok": True})
 

@@ -25,7 +25,11 @@ def test_backoff_jitter_stays_within_half_to_full() -> None:
 
 
 def test_backoff_honours_retry_after() -> None:
-    assert Backoff(0.1, 1.0, rand=lambda: 1.0).delay(1, retry_after=7.0) == 7.0
+    assert Backoff(0.1, 30.0, rand=lambda: 1.0).delay(1, retry_after=7.0) == 7.0
+
+
+def test_retry_after_is_capped_at_the_maximum_backoff() -> None:
+    assert Backoff(0.1, 30.0, rand=lambda: 1.0).delay(1, retry_after=3600.0) == 30.0
 
 
 def test_circuit_opens_after_threshold_and_probes_once() -> None:
