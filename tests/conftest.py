@@ -10,6 +10,8 @@ import pytest
 
 from scripts.services import kafka
 
+pytest_plugins = ["tests.fixtures_k8s"]
+
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka.Broker]:

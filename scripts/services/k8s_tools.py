@@ -102,9 +102,14 @@ def tools() -> Tools:
     )
 
 
-def missing() -> list[str]:
-    """Names of the tool folders that are not complete in the cache."""
-    return [name for name, path in _dirs().items() if not (path / ".complete").exists()]
+RENDER_TOOLS = ("helm", "kubeconform", "k8s_schemas", "crds")
+CLUSTER_TOOLS = ("etcd", "kubernetes")
+
+
+def missing(names: tuple[str, ...] = RENDER_TOOLS + CLUSTER_TOOLS) -> list[str]:
+    """Those of ``names`` (keys of the cache layout) not complete in the cache."""
+    dirs = _dirs()
+    return [name for name in names if not (dirs[name] / ".complete").exists()]
 
 
 # -- helpers ------------------------------------------------------------------
