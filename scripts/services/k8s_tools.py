@@ -21,6 +21,7 @@ Command line (``scripts/k8s-tools`` calls this)::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -336,13 +337,22 @@ def _build_kubernetes(out: Path) -> None:
 def ensure_all() -> Tools:
     """Build or fetch every tool that is not cached yet; return their paths."""
     d = _dirs()
+    tools_root().mkdir(parents=True, exist_ok=True)
+    # Two runs at once (CI and a developer, or parallel helpers) would build into the same
+    # staging folders: the second waits, then finds everything complete.
+    with (tools_root() / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _ensure_each(d)
+    return tools()
+
+
+def _ensure_each(d: dict[str, Path]) -> None:
     _install(d["helm"], f"helm {HELM_VERSION}", _build_helm)
     _install(d["kubeconform"], f"kubeconform {KUBECONFORM_VERSION}", _build_kubeconform)
     _install(d["k8s_schemas"], "Kubernetes JSON schemas", _build_k8s_schemas)
     _install(d["crds"], "ServiceMonitor and ScaledObject CRDs", _build_crds)
     _install(d["etcd"], f"etcd {ETCD_VERSION}", _build_etcd)
     _install(d["kubernetes"], f"kube-apiserver and kubectl {KUBERNETES_VERSION}", _build_kubernetes)
-    return tools()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -223,3 +223,12 @@ def test_example_parent_chart_gets_the_connector_container(k8s: Helm, example: P
     service = one(docs, "Service")
     assert service["spec"]["selector"] == {"app.kubernetes.io/name": "shop"}
     assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+
+
+def test_pdb_without_a_bound_is_refused(k8s: Helm, chart: Path) -> None:
+    result = k8s.helm(
+        "template", "cdp", str(chart), "-f", str(VALUES / "default.yaml"),
+        "--set", "podDisruptionBudget.maxUnavailable=null", check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "podDisruptionBudget: set maxUnavailable or minAvailable" in result.stderr

@@ -22,6 +22,10 @@
 {{- end -}}
 
 {{- define "cdp-connector.validate" -}}
+{{- $pdb := .Values.podDisruptionBudget -}}
+{{- if and $pdb.enabled (kindIs "invalid" $pdb.maxUnavailable) (kindIs "invalid" $pdb.minAvailable) -}}
+{{- fail "podDisruptionBudget: set maxUnavailable or minAvailable (or enabled: false)" -}}
+{{- end -}}
 {{- $keda := .Values.keda -}}
 {{- if $keda.enabled -}}
 {{- $max := include "cdp-connector.kedaMaxReplicas" . | int -}}
