@@ -23,7 +23,7 @@ from collections import Counter
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
@@ -112,13 +112,15 @@ def produce(bootstrap: str, registry_url: str, count: int, guests: int) -> tuple
 
 
 def committed_total(bootstrap: str) -> tuple[int, int]:
+    """Offsets the group committed and the topic's end, summed over partitions."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP})
     try:
-        from confluent_kafka import TopicPartition
-
         parts = [TopicPartition(TOPIC, p) for p in range(6)]
-        done = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
         end = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts)
+        try:
+            done = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+        except KafkaException:  # the group's coordinator is still being set up
+            done = 0
         return done, end
     finally:
         consumer.close()

@@ -14,6 +14,7 @@ from scripts.services import kafka
 pytest_plugins = [
     "tests.fixtures_registry",
     "tests.fixtures_sandbox",
+    "tests.fixtures_k8s",
     "tests.integration.connector_proc",
 ]
 
