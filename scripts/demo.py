@@ -105,6 +105,10 @@ def produce(bootstrap: str, registry_url: str, count: int, guests: int) -> tuple
         producer.produce(TOPIC, key=record["anonymous_id"].encode(), value=value)
         producer.poll(0)
     bad = bad_records(first)
+    # Well-formed Avro that no CDP event can carry: fails at the map stage.
+    identify = next(r for r in records if r["event_type"] == "IDENTIFY")
+    broken = {**identify, "payload": {**identify["payload"], "email": "not-an-email"}}
+    bad.append((b"bad-5", serializer(broken, ctx), "invalid email for IDENTITY"))
     for key, value, _ in bad:
         producer.produce(TOPIC, key=key, value=value)
     producer.flush(30)
