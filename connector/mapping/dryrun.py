@@ -36,7 +36,13 @@ def add_parser(sub: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--mapping", required=True, type=Path, help="mapping rules YAML file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--config",
+        type=Path,
+        help="connector.yaml: take the mapping, dialect and topic from it",
+    )
+    source.add_argument("--mapping", type=Path, help="mapping rules YAML file")
     parser.add_argument(
         "--input",
         required=True,
@@ -45,14 +51,17 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument(
         "--dialect",
-        default="asyncapi",
+        default=None,
         help="CDP dialect: asyncapi (default), sitecore, or module:attribute of a custom one",
     )
     parser.add_argument(
         "--schema", type=Path, help="reader schema (.avsc) for an Avro container file"
     )
     parser.add_argument(
-        "--topic", default="clickstream", help="topic the records are taken to come from"
+        "--topic",
+        default=None,
+        help="topic the records are taken to come from (default: the config's first topic, "
+        "else clickstream)",
     )
     parser.add_argument("--pretty", action="store_true", help="indent the JSON bodies")
     parser.add_argument(
@@ -101,7 +110,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 141
 
 
+def _from_config(args: argparse.Namespace) -> None:
+    """Fill mapping, dialect and topic from connector.yaml where not given."""
+    if args.config is not None:
+        from connector.config import load_config
+
+        settings = load_config(args.config)
+        args.mapping = settings.mapping
+        args.dialect = args.dialect or settings.cdp.dialect
+        first = settings.topics[0]
+        args.topic = args.topic or first.name or "clickstream"
+    args.dialect = args.dialect or "asyncapi"
+    args.topic = args.topic or "clickstream"
+
+
 def _run(args: argparse.Namespace, stream: TextIO) -> int:
+    _from_config(args)
     dialect = load_dialect(args.dialect)
     mapper = compile_mapping(args.mapping, dialect)
     tally = _Tally()

@@ -119,3 +119,21 @@ def test_dry_run_reads_avro_container_files(
     assert main(["map", "--mapping", EXAMPLE, "--input", str(path), "--dialect", DIALECT]) == 0
     out = capsys.readouterr().out
     assert "record 1: rule 'search' → 1 event" in out and '"search_term":"socks"' in out
+
+
+def test_dry_run_takes_mapping_dialect_and_topic_from_the_connector_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = Path(EXAMPLE).with_name("connector.yaml")
+    code = main(["map", "--config", str(config), "--input", _jsonl(tmp_path, _records_as_json())])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "dialect asyncapi, topic clickstream" in out
+    assert "6 records: 6 mapped (6 events), 0 skipped, 0 failed" in out
+
+
+def test_dry_run_needs_a_config_or_a_mapping(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["map", "--input", "x.jsonl"])
+    assert info.value.code == 2
+    assert "one of the arguments --config --mapping is required" in capsys.readouterr().err
