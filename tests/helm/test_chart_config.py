@@ -7,9 +7,17 @@ from pathlib import Path
 import pytest
 
 from connector import config
+from connector.pipeline import build_mapper
 from tests.helm.helm_helpers import Helm, one
 
 pytestmark = pytest.mark.helm
+
+EXAMPLE_MAPPING = Path(__file__).resolve().parents[2] / "config" / "mappings.example.yaml"
+
+
+def test_chart_ships_the_projects_example_mapping_unchanged(charts: Path) -> None:
+    shipped = charts / "cdp-connector" / "files" / "mappings.example.yaml"
+    assert shipped.read_text() == EXAMPLE_MAPPING.read_text()
 
 
 def _unpack(k8s: Helm, chart: Path, values: str, folder: Path, release: str = "cdp") -> Path:
@@ -22,6 +30,9 @@ def _unpack(k8s: Helm, chart: Path, values: str, folder: Path, release: str = "c
 
 def test_default_config_loads(k8s: Helm, charts: Path, tmp_path: Path) -> None:
     settings = config.load_config(_unpack(k8s, charts / "cdp-connector", "default.yaml", tmp_path))
+    # The default mapping is the project's example, and the connector compiles it.
+    assert settings.mapping.read_text() == EXAMPLE_MAPPING.read_text()
+    assert "page-view" in build_mapper(settings).rule_names
     assert settings.mapping == tmp_path / "mappings.yaml"
     assert settings.observability.port == 9400
     assert settings.shutdown.drain_timeout_seconds == 30

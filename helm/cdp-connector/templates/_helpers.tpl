@@ -89,7 +89,7 @@ owns (where the mapping file is and which env vars hold the secrets).
 connector.yaml: |
   {{- include "cdp-connector.connectorYaml" . | nindent 2 }}
 mappings.yaml: |
-  {{- .Values.config.mappings | trimSuffix "\n" | nindent 2 }}
+  {{- .Values.config.mappings | default (.Files.Get "files/mappings.example.yaml") | trimSuffix "\n" | nindent 2 }}
 {{- range $name, $content := .Values.config.extraFiles }}
 {{ $name }}: |
   {{- $content | trimSuffix "\n" | nindent 2 }}
