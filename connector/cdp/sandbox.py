@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import uvloop
 from aiohttp import web
 from pydantic import ValidationError
 
@@ -348,13 +349,7 @@ def run(args: argparse.Namespace) -> int:
         record_file=args.record_file,
         max_records=args.max_records,
     )
-    coro = _serve(sandbox, args.host, args.port, args.max_body_bytes)
-    try:
-        import uvloop  # optional: a faster loop when installed
-
-        uvloop.run(coro)
-    except ImportError:
-        asyncio.run(coro)
+    uvloop.run(_serve(sandbox, args.host, args.port, args.max_body_bytes))
     return 0
 
 
