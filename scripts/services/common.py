@@ -121,3 +121,41 @@ def spawn(cmd: list[str], log: Path, cwd: Path | None = None) -> subprocess.Pope
             cwd=cwd,
             start_new_session=True,
         )
+
+
+class Background:
+    """Where a service started in the background keeps its pid and address, for the
+    ``status`` and ``stop`` commands of the scripts that share this shape."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._pid = state_dir / "pid"
+        self._address = state_dir / "address"
+
+    def running(self) -> str | None:
+        """The address line of the running service, or None."""
+        if self._pid.exists() and pid_alive(int(self._pid.read_text())):
+            return self._address.read_text().strip()
+        return None
+
+    def record(self, pid: int, address: str) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._pid.write_text(str(pid))
+        self._address.write_text(address + "\n")
+
+    def status(self) -> int:
+        address = self.running()
+        if address is None:
+            print("not running")
+            return 1
+        print(f"running (pid {self._pid.read_text()}) {address}")
+        return 0
+
+    def stop(self) -> int:
+        if not self._pid.exists():
+            print("not running")
+            return 0
+        stop_process(int(self._pid.read_text()))
+        self._pid.unlink()
+        print("stopped")
+        return 0

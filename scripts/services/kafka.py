@@ -20,11 +20,11 @@ from pathlib import Path
 
 from scripts.services.common import (
     REPO_ROOT,
+    Background,
     ServiceError,
     cache_dir,
     ensure_port_free,
     free_port,
-    pid_alive,
     require_tool,
     spawn,
     stop_process,
@@ -191,37 +191,15 @@ def start_broker(
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    pid_file = STATE_DIR / "pid"
-    if pid_file.exists() and pid_alive(int(pid_file.read_text())):
-        print(f"already running: {(STATE_DIR / 'bootstrap').read_text().strip()}")
+    background = Background(STATE_DIR)
+    if (address := background.running()) is not None:
+        print(f"already running: {address}")
         return 0
     shutil.rmtree(STATE_DIR / "data", ignore_errors=True)
     broker = start_broker(STATE_DIR / "data", port=args.port, partitions=args.partitions)
-    pid_file.write_text(str(broker.pid))
-    (STATE_DIR / "bootstrap").write_text(f"bootstrap.servers={broker.bootstrap}\n")
+    background.record(broker.pid, f"bootstrap.servers={broker.bootstrap}")
     print(f"bootstrap.servers={broker.bootstrap}")
     print(f"logs: {broker.log}", file=sys.stderr)
-    return 0
-
-
-def _cmd_status(_: argparse.Namespace) -> int:
-    pid_file = STATE_DIR / "pid"
-    if pid_file.exists() and pid_alive(int(pid_file.read_text())):
-        bootstrap = (STATE_DIR / "bootstrap").read_text()
-        print(f"running (pid {pid_file.read_text()}) {bootstrap}", end="")
-        return 0
-    print("not running")
-    return 1
-
-
-def _cmd_stop(_: argparse.Namespace) -> int:
-    pid_file = STATE_DIR / "pid"
-    if not pid_file.exists():
-        print("not running")
-        return 0
-    stop_process(int(pid_file.read_text()))
-    pid_file.unlink()
-    print("stopped")
     return 0
 
 
@@ -237,8 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, default=None, help="listener port (default: free)")
     start.add_argument("--partitions", type=int, default=3, help="default partitions per topic")
     start.set_defaults(func=_cmd_start)
-    sub.add_parser("status", help="is the background broker running").set_defaults(func=_cmd_status)
-    sub.add_parser("stop", help="stop the background broker").set_defaults(func=_cmd_stop)
+    status = sub.add_parser("status", help="is the background broker running")
+    status.set_defaults(func=lambda _: Background(STATE_DIR).status())
+    stop = sub.add_parser("stop", help="stop the background broker")
+    stop.set_defaults(func=lambda _: Background(STATE_DIR).stop())
     tool = sub.add_parser("tool", help=f"run a Kafka tool: {', '.join(TOOLS)} or a class name")
     tool.add_argument("tool")
     tool.add_argument("args", nargs=argparse.REMAINDER)

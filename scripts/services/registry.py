@@ -25,11 +25,11 @@ from pathlib import Path
 
 from scripts.services.common import (
     REPO_ROOT,
+    Background,
     ServiceError,
     cache_dir,
     ensure_port_free,
     free_port,
-    pid_alive,
     require_tool,
     spawn,
     stop_process,
@@ -134,36 +134,15 @@ def start_registry(work_dir: Path, port: int | None = None, heap: str = "384m") 
 
 
 def _cmd_start(args: argparse.Namespace) -> int:
-    pid_file = STATE_DIR / "pid"
-    if pid_file.exists() and pid_alive(int(pid_file.read_text())):
-        print(f"already running: {(STATE_DIR / 'url').read_text().strip()}")
+    background = Background(STATE_DIR)
+    if (address := background.running()) is not None:
+        print(f"already running: {address}")
         return 0
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     registry = start_registry(STATE_DIR, port=args.port)
-    pid_file.write_text(str(registry.pid))
-    (STATE_DIR / "url").write_text(f"schema.registry.url={registry.url}\n")
+    background.record(registry.pid, f"schema.registry.url={registry.url}")
     print(f"schema.registry.url={registry.url}")
     print(f"logs: {registry.log}", file=sys.stderr)
-    return 0
-
-
-def _cmd_status(_: argparse.Namespace) -> int:
-    pid_file = STATE_DIR / "pid"
-    if pid_file.exists() and pid_alive(int(pid_file.read_text())):
-        print(f"running (pid {pid_file.read_text()}) {(STATE_DIR / 'url').read_text()}", end="")
-        return 0
-    print("not running")
-    return 1
-
-
-def _cmd_stop(_: argparse.Namespace) -> int:
-    pid_file = STATE_DIR / "pid"
-    if not pid_file.exists():
-        print("not running")
-        return 0
-    stop_process(int(pid_file.read_text()))
-    pid_file.unlink()
-    print("stopped")
     return 0
 
 
@@ -173,10 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     start = sub.add_parser("start", help="start a registry in the background")
     start.add_argument("--port", type=int, default=None, help="HTTP port (default: free)")
     start.set_defaults(func=_cmd_start)
-    sub.add_parser("status", help="is the background registry running").set_defaults(
-        func=_cmd_status
-    )
-    sub.add_parser("stop", help="stop the background registry").set_defaults(func=_cmd_stop)
+    status = sub.add_parser("status", help="is the background registry running")
+    status.set_defaults(func=lambda _: Background(STATE_DIR).status())
+    stop = sub.add_parser("stop", help="stop the background registry")
+    stop.set_defaults(func=lambda _: Background(STATE_DIR).stop())
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
