@@ -248,7 +248,9 @@ def format_table(results: Sequence[CheckResult]) -> str:
     lines = [f"{'CHECK':<{width}}  RESULT  TIME    DETAIL"]
     for r in results:
         mark = "ok" if r.ok else "FAIL"
-        lines.append(f"{r.name:<{width}}  {mark:<6}  {r.seconds:5.1f}s  {r.detail}")
+        first, *more = r.detail.splitlines() or [""]
+        lines.append(f"{r.name:<{width}}  {mark:<6}  {r.seconds:5.1f}s  {first}")
+        lines += [f"{'':<{width + 18}}{line.strip()}" for line in more]  # under DETAIL
     return "\n".join(lines)
 
 
