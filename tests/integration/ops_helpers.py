@@ -25,7 +25,7 @@ def run_cli(
     *args: str, env: dict[str, str], timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """``python -m connector ARGS`` as an operator runs it; stdout and stderr captured."""
-    return subprocess.run(  # noqa: S603 - our own CLI with test arguments
+    return subprocess.run(
         [sys.executable, "-m", "connector", *args],
         cwd=REPO_ROOT,
         env={**os.environ, **env},

@@ -67,7 +67,7 @@ def test_check_passes_when_everything_is_reachable(
 def test_check_fails_on_refused_credentials(
     tmp_path: Path, setup: dict[str, Any]
 ) -> None:
-    env = {**setup["env"], "CDP_API_TOKEN": "wrong-token-Zq81"}  # noqa: S105 - test value
+    env = {**setup["env"], "CDP_API_TOKEN": "wrong-token-Zq81"}
     result = check(tmp_path, setup["config"], env)
     assert result.returncode == 1
     mark, detail = rows(result.stdout)["cdp credentials"]
