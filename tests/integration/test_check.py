@@ -64,9 +64,7 @@ def test_check_passes_when_everything_is_reachable(
     assert cdp_sandbox.stats()["by_status"] == {"400": 1}
 
 
-def test_check_fails_on_refused_credentials(
-    tmp_path: Path, setup: dict[str, Any]
-) -> None:
+def test_check_fails_on_refused_credentials(tmp_path: Path, setup: dict[str, Any]) -> None:
     env = {**setup["env"], "CDP_API_TOKEN": "wrong-token-Zq81"}
     result = check(tmp_path, setup["config"], env)
     assert result.returncode == 1
@@ -109,9 +107,7 @@ def test_check_fails_within_its_timeout_when_the_broker_is_unreachable(
     assert "%3|" not in result.stderr  # librdkafka's connection chatter is not printed
 
 
-def test_check_reports_an_invalid_config_and_exits_2(
-    tmp_path: Path, setup: dict[str, Any]
-) -> None:
+def test_check_reports_an_invalid_config_and_exits_2(tmp_path: Path, setup: dict[str, Any]) -> None:
     result = check(tmp_path, {**setup["config"], "delivery": {"ordering": "sideways"}}, {})
     assert result.returncode == 2
     mark, detail = rows(result.stdout)["config"]
