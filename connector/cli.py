@@ -22,6 +22,32 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="consume, map and deliver (the long-running service)")
     run.add_argument("--config", required=True, help="connector YAML file")
     run.set_defaults(func=_run)
+    check = sub.add_parser(
+        "check",
+        help="validate config and mapping, then reach the broker, topics, registry and CDP",
+    )
+    check.add_argument("--config", required=True, help="connector YAML file")
+    check.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds each check may take (default 10)"
+    )
+    check.set_defaults(func=_check)
+    replay = sub.add_parser(
+        "replay-dlq",
+        help="re-run decode/map/deliver for the dead-letter topic's records (up to its end)",
+        description="Read the dead-letter topic with its own consumer group up to the end "
+        "as of start; deliver what now succeeds, write what fails again back with "
+        "cdp.errors.replay.attempts + 1; commit only records with an outcome.",
+    )
+    replay.add_argument("--config", required=True, help="connector YAML file")
+    replay.add_argument("--group", help="consumer group (default: <kafka.group_id>.dlq-replay)")
+    replay.add_argument("--since", help="only dead letters written at/after this ISO 8601 time")
+    replay.add_argument("--until", help="only dead letters written before this ISO 8601 time")
+    replay.add_argument(
+        "--filter",
+        help="JMESPath over the record's headers (name -> text), e.g. "
+        "\"cdp.errors.stage\" == 'deliver'; records not matching stay where they are",
+    )
+    replay.set_defaults(func=_replay)
     sandbox = sub.add_parser(
         "sandbox", help="serve a local CDP Stream API stand-in (auth, validation, faults)"
     )
@@ -39,6 +65,28 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_config(args.config)
     setup_logging(settings.observability.log_format, settings.observability.log_level)
     return pipeline.main(settings)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from connector import check
+
+    return check.main(args.config, args.timeout)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from connector import replay
+    from connector.config import load_config
+    from connector.logs import setup_logging
+
+    options = replay.ReplayOptions(
+        group=args.group,
+        since=replay.parse_time(args.since) if args.since else None,
+        until=replay.parse_time(args.until) if args.until else None,
+        filter=args.filter,
+    )
+    settings = load_config(args.config)
+    setup_logging(settings.observability.log_format, settings.observability.log_level)
+    return replay.main(settings, options)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

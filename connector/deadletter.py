@@ -60,12 +60,38 @@ def error_headers(
     return [(name, value.encode()) for name, value in headers]
 
 
+def header_value(headers: Headers, name: str) -> str | None:
+    """The last value of header ``name`` as text (None when absent)."""
+    found: str | None = None
+    for key, value in headers or ():
+        if key == name:
+            found = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return found
+
+
+def record_context(headers: Headers) -> dict[str, object]:
+    """Log ``extra`` with the original record's topic/partition/offset from error headers."""
+    topic = header_value(headers, "__connect.errors.topic")
+    partition = header_value(headers, "__connect.errors.partition")
+    offset = header_value(headers, "__connect.errors.offset")
+    if topic is None or partition is None or offset is None:
+        return {}
+    return {"topic": topic, "partition": int(partition), "offset": int(offset)}
+
+
 class DeadLetterQueue:
     """Produces dead letters; calls ``on_done`` only when Kafka acknowledged the write."""
 
-    def __init__(self, producer_conf: dict[str, Any], topic: str, state: RunState) -> None:
+    def __init__(
+        self,
+        producer_conf: dict[str, Any],
+        topic: str,
+        state: RunState,
+        on_written: Callable[[str], None] | None = None,
+    ) -> None:
         self.topic = topic
         self._state = state
+        self._on_written = on_written or (lambda _stage: None)  # called with the failing stage
         self._producer = Producer(
             {
                 **producer_conf,
@@ -90,9 +116,11 @@ class DeadLetterQueue:
 
         def delivered(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
+                log.error("dead-letter write failed: %s", err, extra=record_context(headers))
                 self._state.fail(f"dead-letter write to {self.topic!r} failed: {err}")
                 return
             self.written += 1
+            self._on_written(header_value(headers, "cdp.errors.stage") or "unknown")
             on_done()
 
         all_headers: list[tuple[str, str | bytes | None]] = [*(original_headers or []), *headers]

@@ -83,6 +83,7 @@ class DispatchObserver(Protocol):
 
     def answered(self, event_type: str, answer: Answer, seconds: float) -> None: ...
     def event_done(self, event_type: str, outcome: str) -> None: ...
+    def record_delivered(self) -> None: ...
 
 
 class _NoObserver:
@@ -90,6 +91,9 @@ class _NoObserver:
         pass
 
     def event_done(self, event_type: str, outcome: str) -> None:
+        pass
+
+    def record_delivered(self) -> None:
         pass
 
 
@@ -207,6 +211,7 @@ class Dispatcher:
                 self._deadletter.publish_work(work, failure, self._finisher(work))
                 return
             self._tracker.finish(work.tp, work.offset, work.epoch)
+            self._observer.record_delivered()
         finally:
             self._in_flight[work.tp] -= 1
 

@@ -8,14 +8,17 @@ halted by a fatal answer, not shutting down; the body lists what is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from connector import __version__
 from connector.cdp.client import Answer
 from connector.state import RunState
 
@@ -23,39 +26,58 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 class Metrics:
-    """Every metric the connector exports, in its own registry."""
+    """Every metric the connector exports, in its own registry (names: docs/operations.md).
 
-    def __init__(self) -> None:
+    Label children that the hot path touches are bound once here or cached on first
+    use, so a delivery costs a dict lookup and an increment, not a label resolution.
+    """
+
+    def __init__(self, instance: str = "") -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         p = "cdp_connector"
+        self.info = Gauge(
+            f"{p}_info",
+            "Always 1; the labels say which build and replica",
+            ["version", "instance"],
+            registry=r,
+        )
+        self.info.labels(__version__, instance).set(1)
         self.records_consumed = Counter(
             f"{p}_records_consumed_total", "Records read from Kafka", ["topic"], registry=r
         )
-        self.events = Counter(
-            f"{p}_events_total",
-            "CDP events by type and outcome (delivered, retried, dead_lettered, skipped)",
-            ["type", "outcome"],
+        self.records_delivered = Counter(
+            f"{p}_records_delivered_total",
+            "Records whose every event the CDP accepted",
+            registry=r,
+        )
+        self.records_skipped = Counter(
+            f"{p}_records_skipped_total",
+            "Records a mapping rule skipped, by rule ('no-match' when no rule matched)",
+            ["rule"],
             registry=r,
         )
         self.records_dead_lettered = Counter(
             f"{p}_records_dead_lettered_total",
-            "Records written to the dead-letter topic, by failing stage",
+            "Records written to the dead-letter topic (write acknowledged), by failing stage",
             ["stage"],
             registry=r,
         )
-        self.records_skipped = Counter(
-            f"{p}_records_skipped_total", "Records a rule skipped (or no rule matched)", registry=r
+        self.events = Counter(
+            f"{p}_events_total",
+            "CDP events by type and outcome (delivered, retried, dead_lettered)",
+            ["type", "outcome"],
+            registry=r,
         )
         self.http_responses = Counter(
             f"{p}_http_responses_total",
-            "CDP answers by status class (2xx, 4xx, 5xx, error for no answer)",
+            "CDP answers by status class (2xx, 3xx, 4xx, 5xx; error: no answer)",
             ["class"],
             registry=r,
         )
         self.delivery_latency = Histogram(
             f"{p}_delivery_latency_seconds",
-            "Time of one CDP request",
+            "Time of one CDP request, from send to answer (or network error)",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -65,22 +87,30 @@ class Metrics:
         self.records_buffered = Gauge(
             f"{p}_records_buffered", "Records read and not yet finished", registry=r
         )
+        self.assigned_partitions = Gauge(
+            f"{p}_assigned_partitions", "Partitions this replica owns", registry=r
+        )
         self.paused = Gauge(f"{p}_paused", "1 while consumption is paused", registry=r)
         self.circuit_open = Gauge(f"{p}_circuit_open", "1 while the circuit is open", registry=r)
-        self.halted = Gauge(f"{p}_halted", "1 while delivery is halted (401/403)", registry=r)
-        self.commits = Counter(f"{p}_commits_total", "Offset commits", registry=r)
+        self.halted = Gauge(
+            f"{p}_halted", "1 while delivery is halted (401/403, fatal failure)", registry=r
+        )
+        self.ready = Gauge(f"{p}_ready", "1 while /readyz answers 200", registry=r)
+        self.commits = Counter(
+            f"{p}_commits_total", "Offset commits the broker acknowledged", registry=r
+        )
         self.commit_failures = Counter(
             f"{p}_commit_failures_total", "Offset commits that failed", registry=r
         )
         self.consumer_lag = Gauge(
             f"{p}_consumer_lag",
-            "Records behind the partition end (librdkafka statistics)",
+            "Records between the committed offset and the partition end (librdkafka statistics)",
             ["topic", "partition"],
             registry=r,
         )
         self.committed_offset = Gauge(
             f"{p}_committed_offset",
-            "Last committed offset (librdkafka statistics)",
+            "Last committed offset, the next record to read (librdkafka statistics)",
             ["topic", "partition"],
             registry=r,
         )
@@ -88,8 +118,15 @@ class Metrics:
             c: self.http_responses.labels(c) for c in ("2xx", "3xx", "4xx", "5xx", "error")
         }
         self._latency = self.delivery_latency  # bound once: observe() is on the hot path
+        self._delivered = self.records_delivered
+        self._event_children: dict[tuple[str, str], Any] = {}
+        self._consumed_children: dict[str, Any] = {}
+        self._skipped_children: dict[str, Any] = {}
+        self._stage_children: dict[str, Any] = {}
+        self._stats_series: set[tuple[str, str]] = set()
 
-    # DispatchObserver
+    # -- DispatchObserver (event loop) --------------------------------------------------
+
     def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
         status = answer.status
         key = "error" if status is None else f"{status // 100}xx"
@@ -97,21 +134,69 @@ class Metrics:
         self._latency.observe(seconds)
 
     def event_done(self, event_type: str, outcome: str) -> None:
-        self.events.labels(event_type, outcome).inc()
+        child = self._event_children.get((event_type, outcome))
+        if child is None:
+            child = self._event_children[(event_type, outcome)] = self.events.labels(
+                event_type, outcome
+            )
+        child.inc()
+
+    def record_delivered(self) -> None:
+        self._delivered.inc()
+
+    # -- source and dead-letter hooks (consumer thread) ----------------------------------
+
+    def consumed(self, topic: str, n: int) -> None:
+        child = self._consumed_children.get(topic)
+        if child is None:
+            child = self._consumed_children[topic] = self.records_consumed.labels(topic)
+        child.inc(n)
+
+    def skipped(self, rule: str) -> None:
+        child = self._skipped_children.get(rule)
+        if child is None:
+            child = self._skipped_children[rule] = self.records_skipped.labels(rule)
+        child.inc()
+
+    def dead_lettered(self, stage: str) -> None:
+        child = self._stage_children.get(stage)
+        if child is None:
+            child = self._stage_children[stage] = self.records_dead_lettered.labels(stage)
+        child.inc()
+
+    def committed(self, ok: bool) -> None:
+        (self.commits if ok else self.commit_failures).inc()
 
     def update_from_stats(self, stats_json: str) -> None:
-        """librdkafka statistics → per-partition lag and committed offset."""
+        """librdkafka statistics → per-partition lag and committed offset.
+
+        ``consumer_lag`` is the end offset (``ls_offset`` under read_committed, else
+        ``hi_offset``) minus ``committed_offset``: the LAG column of Kafka's
+        consumer-groups tool. (``consumer_lag_stored`` counts from the offset *store*,
+        which this connector does not use: it commits explicit offsets.) librdkafka
+        reports -1 while an offset is unknown; such values are not exported. Series of
+        partitions no longer reported (revoked) are removed.
+        """
         stats = json.loads(stats_json)
+        seen: set[tuple[str, str]] = set()
         for topic, tdata in stats.get("topics", {}).items():
             for pid, pdata in tdata.get("partitions", {}).items():
                 if pid == "-1" or pdata.get("fetch_state") in (None, "none", "stopped"):
                     continue
-                lag = pdata.get("consumer_lag_stored", pdata.get("consumer_lag", -1))
+                series = (topic, pid)
+                lag = pdata.get("consumer_lag", -1)
+                committed = pdata.get("committed_offset", -1001)
                 if lag >= 0:
                     self.consumer_lag.labels(topic, pid).set(lag)
-                committed = pdata.get("committed_offset", -1001)
+                    seen.add(series)
                 if committed >= 0:
                     self.committed_offset.labels(topic, pid).set(committed)
+                    seen.add(series)
+        for topic, pid in self._stats_series - seen:
+            for gauge in (self.consumer_lag, self.committed_offset):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(topic, pid)
+        self._stats_series = seen
 
 
 def build_app(

@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
@@ -90,23 +91,35 @@ def build_mapper(settings: Settings) -> Mapper:
     return compile_mapping(settings.mapping, get_dialect(settings.cdp.dialect))
 
 
-async def run(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT (drain, commit, leave) or a fatal failure."""
-    loop = asyncio.get_running_loop()
-    mapper = build_mapper(settings)  # start-up errors before touching Kafka or the CDP
-    state = RunState()
-    metrics = Metrics()
-    tracker = OffsetTracker()
-    kafka_conf = settings.kafka.librdkafka()
-    dlq = DeadLetterQueue(kafka_conf, settings.dead_letter.topic, state)
-    instance = instance_name()
-    client = CdpClient(
+def build_client(settings: Settings) -> CdpClient:
+    """The CDP client as ``run``, ``check`` and ``replay-dlq`` all use it."""
+    return CdpClient(
         resolve_base_url(settings.cdp.region, settings.cdp.base_url),
         settings.cdp.client_key().get_secret_value(),
         settings.cdp.api_token().get_secret_value(),
         timeout=settings.cdp.timeout_seconds,
         max_connections=settings.delivery.max_in_flight,
     )
+
+
+def kafka_conf(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings shared by every client; its log lines go through ``logging``
+    (JSON in containers) instead of raw to stderr."""
+    return {**settings.kafka.librdkafka(), "logger": logging.getLogger("librdkafka")}
+
+
+async def run(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT (drain, commit, leave) or a fatal failure."""
+    loop = asyncio.get_running_loop()
+    mapper = build_mapper(settings)  # start-up errors before touching Kafka or the CDP
+    state = RunState()
+    instance = instance_name()
+    metrics = Metrics(instance)
+    tracker = OffsetTracker()
+    dlq = DeadLetterQueue(
+        kafka_conf(settings), settings.dead_letter.topic, state, on_written=metrics.dead_lettered
+    )
+    client = build_client(settings)
     async with client:
         dispatcher = Dispatcher(client, dlq, tracker, settings.delivery, state, metrics)
         source = KafkaSource(
@@ -119,8 +132,9 @@ async def run(settings: Settings) -> int:
             state,
             instance,
             stats_cb=metrics.update_from_stats,
-            on_records=lambda topic, n: metrics.records_consumed.labels(topic).inc(n),
-            on_commit=lambda ok: (metrics.commits if ok else metrics.commit_failures).inc(),
+            on_records=metrics.consumed,
+            on_commit=metrics.committed,
+            on_skipped=metrics.skipped,
         )
 
         def refresh() -> None:
@@ -129,6 +143,8 @@ async def run(settings: Settings) -> int:
             metrics.paused.set(1 if source.paused else 0)
             metrics.circuit_open.set(1 if state.circuit_open else 0)
             metrics.halted.set(1 if state.halted_reason else 0)
+            metrics.assigned_partitions.set(state.assigned)
+            metrics.ready.set(1 if state.readiness()[0] else 0)
 
         app = build_app(state, metrics, refresh, lambda: source.thread)
         obs = settings.observability

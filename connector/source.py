@@ -63,6 +63,7 @@ class KafkaSource:
         stats_cb: Callable[[str], None] | None = None,
         on_records: Callable[[str, int], None] | None = None,
         on_commit: Callable[[bool], None] | None = None,
+        on_skipped: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._prepare = prepare
@@ -74,6 +75,7 @@ class KafkaSource:
         self._metadata = commit_metadata(instance)
         self._on_records = on_records or (lambda _topic, _n: None)
         self._on_commit = on_commit or (lambda _ok: None)
+        self._on_skipped = on_skipped or (lambda _rule: None)
         self._stop = threading.Event()
         self._paused = False
         self._assigned: set[TopicPartition] = set()
@@ -86,9 +88,12 @@ class KafkaSource:
             "partition.assignment.strategy": "cooperative-sticky",
             "error_cb": self._on_error,
             "client.id": f"cdp-connector-{instance}",
+            "logger": logging.getLogger("librdkafka"),  # through logging: JSON in containers
+            # Served inside consume(): the broker's answer to every commit, sync or async.
+            "on_commit": self._on_committed,
         }
         if stats_cb is not None:
-            conf["statistics.interval.ms"] = 5000
+            conf.setdefault("statistics.interval.ms", 5000)  # kafka.client may set it
             conf["stats_cb"] = stats_cb
         self._consumer = Consumer(conf)
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
@@ -157,12 +162,13 @@ class KafkaSource:
             counts[topic] = counts.get(topic, 0) + 1
             self._tracker.add(tp, offset)
             try:
-                result = self._prepare_with_retry(topic, msg.value())
+                result = self._prepare_with_retry(msg)
             except RecordError as exc:
                 self._dead_letter(msg, exc, epoch)
                 continue
             if not result.events:
                 self._tracker.finish(tp, offset, epoch)  # skipped by a rule: an outcome too
+                self._on_skipped(result.skipped_by or "no-match")
                 continue
             lane = lane_for(ordering, tp, offset, result.events[0].guest_key)
             works.append(
@@ -173,16 +179,20 @@ class KafkaSource:
         if works:
             self._loop.call_soon_threadsafe(self._dispatcher.submit, works)
 
-    def _prepare_with_retry(self, topic: str, value: bytes | None) -> MapResult:
+    def _prepare_with_retry(self, msg: Message) -> MapResult:
         """Decode and map; a dependency that is down (schema registry) is waited out
         here, with consumption paused, instead of dead-lettering good records."""
         delay = 0.5
+        topic, partition, offset = _coords(msg)
         while True:
             try:
-                result = self._prepare(topic, value)
+                result = self._prepare(topic, msg.value())
             except TransientError as exc:
                 self._state.degraded_reason = str(exc)
-                log.warning("retrying in %.1fs: %s", delay, exc)
+                log.warning(
+                    "retrying in %.1fs: %s", delay, exc,
+                    extra={"topic": topic, "partition": partition, "offset": offset},
+                )  # fmt: skip
                 self._pause()
                 if self._stop.wait(delay):
                     raise
@@ -307,11 +317,18 @@ class KafkaSource:
             else:
                 self._consumer.commit(offsets=kafka_offsets, asynchronous=False)
         except KafkaException as exc:
-            self._on_commit(False)
+            # The on_commit callback counts it (librdkafka reports sync commits there too).
             log.warning("commit failed (will retry with the next one): %s", exc)
             return
-        self._on_commit(True)
         self._tracker.mark_committed(offsets)
+
+    def _on_committed(self, err: KafkaError | None, partitions: list[KafkaTP]) -> None:
+        failed = err is not None or any(p.error is not None for p in partitions)
+        if err is not None and err.code() == KafkaError._NO_OFFSET:
+            return  # nothing to commit: not a commit at all
+        self._on_commit(not failed)
+        if failed:
+            log.warning("offset commit failed: %s", err or [str(p.error) for p in partitions])
 
     # -- errors and shutdown ----------------------------------------------------
 

@@ -257,6 +257,9 @@ def test_401_halts_without_dead_letters_or_commits_and_recovers(
     wait_for(lambda: connector.readyz()[0] == 503, 30, "readiness false")
     _, body = connector.readyz()
     assert any("credentials" in reason for reason in body["reasons"])
+    assert connector.metric("cdp_connector_halted") == 1
+    assert connector.metric("cdp_connector_ready") == 0
+    assert connector.metric("cdp_connector_http_responses_total", **{"class": "4xx"}) >= 1
     time.sleep(2.5)
     assert scenario.nothing_committed()
     assert cdp_sandbox.stats()["accepted"] == 0
@@ -266,6 +269,9 @@ def test_401_halts_without_dead_letters_or_commits_and_recovers(
     cdp_sandbox.clear_faults()
     scenario.caught_up()
     wait_for(lambda: connector.readyz()[0] == 200, 10, "readiness back")
+    assert connector.metric("cdp_connector_halted") == 0
+    assert connector.metric("cdp_connector_ready") == 1
+    assert connector.metric("cdp_connector_records_dead_lettered_total") == 0
     assert sorted(delivered_event_ids(cdp_sandbox)) == sorted(r["event_id"] for r in records)
     assert scenario.dead_letters(0) == []
     assert "refused the credentials" in connector.output()

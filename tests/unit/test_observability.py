@@ -1,0 +1,76 @@
+"""Metrics from librdkafka statistics, and the replay filter/origin parsing (no services)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from connector.deadletter import error_headers
+from connector.observability import Metrics
+from connector.replay import REPLAY_ATTEMPTS, Origin, RecordFilter, ReplayOptions, parse_time
+
+
+def stats(partitions: dict[str, dict[str, object]]) -> str:
+    return json.dumps({"topics": {"clicks": {"partitions": partitions}}})
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_lag_is_counted_from_the_committed_offset_not_the_unused_offset_store() -> None:
+    metrics = Metrics("test")
+    part = {"fetch_state": "active", "committed_offset": 7, "stored_offset": -1001,
+            "consumer_lag": 3, "consumer_lag_stored": -1}  # fmt: skip
+    metrics.update_from_stats(stats({"0": part, "-1": {"fetch_state": "none"}}))
+    assert value(metrics, "cdp_connector_consumer_lag", topic="clicks", partition="0") == 3
+    assert value(metrics, "cdp_connector_committed_offset", topic="clicks", partition="0") == 7
+    assert value(metrics, "cdp_connector_consumer_lag", topic="clicks", partition="-1") is None
+
+
+def test_series_of_revoked_partitions_disappear() -> None:
+    metrics = Metrics("test")
+    part = {"fetch_state": "active", "committed_offset": 1, "consumer_lag": 0}
+    metrics.update_from_stats(stats({"0": part, "1": part}))
+    metrics.update_from_stats(stats({"1": part}))
+    assert value(metrics, "cdp_connector_consumer_lag", topic="clicks", partition="0") is None
+    assert value(metrics, "cdp_connector_consumer_lag", topic="clicks", partition="1") == 0
+
+
+def test_outcome_counters_use_bound_children() -> None:
+    metrics = Metrics("test")
+    for _ in range(3):
+        metrics.event_done("VIEW", "delivered")
+        metrics.skipped("bots")
+        metrics.dead_lettered("decode")
+    assert value(metrics, "cdp_connector_events_total", type="VIEW", outcome="delivered") == 3
+    assert value(metrics, "cdp_connector_records_skipped_total", rule="bots") == 3
+    assert value(metrics, "cdp_connector_records_dead_lettered_total", stage="decode") == 3
+
+
+def test_origin_keeps_coordinates_and_own_headers_and_counts_attempts() -> None:
+    headers = [("trace", b"t1"), *error_headers("clicks", 2, 40, stage="map",
+               exception="MappingError", message="no rule"), (REPLAY_ATTEMPTS, b"2")]  # fmt: skip
+    origin = Origin.of(headers)
+    assert (origin.topic, origin.partition, origin.offset, origin.attempts) == ("clicks", 2, 40, 2)
+    assert origin.headers == [("trace", b"t1")]
+    again = dict(origin.error_headers(stage="deliver", exception="X", message="m"))
+    assert again[REPLAY_ATTEMPTS] == b"3"
+    assert again["__connect.errors.offset"] == b"40"
+
+
+def test_filter_by_header_expression_and_time_window() -> None:
+    headers = error_headers("clicks", 0, 1, stage="deliver", exception="X", message="m", status=400)
+    at = int(datetime(2026, 5, 1, tzinfo=UTC).timestamp() * 1000)
+    by_stage = RecordFilter(ReplayOptions(filter="\"cdp.errors.stage\" == 'deliver'"))
+    assert by_stage.matches(at, headers)
+    assert not RecordFilter(ReplayOptions(filter="\"cdp.errors.stage\" == 'map'")).matches(
+        at, headers
+    )
+    window = RecordFilter(
+        ReplayOptions(since=parse_time("2026-04-30"), until=parse_time("2026-05-02"))
+    )
+    assert window.matches(at, headers)
+    assert not RecordFilter(ReplayOptions(since=parse_time("2026-05-01T00:00:01"))).matches(
+        at, headers
+    )
