@@ -127,6 +127,14 @@ class OffsetTracker:
                 if part is not None and (part.committed is None or offset > part.committed):
                     part.committed = offset
 
+    def forget_committed(self, tps: list[TopicPartition]) -> None:
+        """A commit failed: the next ``committable`` offers these commit points again."""
+        with self._lock:
+            for tp in tps:
+                part = self._partitions.get(tp)
+                if part is not None:
+                    part.committed = None
+
     def wait_drained(self, tps: list[TopicPartition] | None, timeout: float) -> bool:
         """Block until the given partitions (all if None) have no pending records."""
         deadline = time.monotonic() + timeout

@@ -316,9 +316,9 @@ class KafkaSource:
                 self._consumer.commit(offsets=kafka_offsets, asynchronous=True)
             else:
                 self._consumer.commit(offsets=kafka_offsets, asynchronous=False)
-        except KafkaException as exc:
-            # The on_commit callback counts it (librdkafka reports sync commits there too).
-            log.warning("commit failed (will retry with the next one): %s", exc)
+        except KafkaException:
+            # The on_commit callback counts and logs it (librdkafka reports sync commits
+            # there too) and makes the tracker offer these offsets again.
             return
         self._tracker.mark_committed(offsets)
 
@@ -328,6 +328,8 @@ class KafkaSource:
             return  # nothing to commit: not a commit at all
         self._on_commit(not failed)
         if failed:
+            # Offer these partitions' commit points again with the next commit.
+            self._tracker.forget_committed([(str(p.topic), int(p.partition)) for p in partitions])
             log.warning("offset commit failed: %s", err or [str(p.error) for p in partitions])
 
     # -- errors and shutdown ----------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -159,8 +159,16 @@ def avro_serializer(
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
     """The group's committed offsets per partition (missing = nothing committed)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    wanted = [TopicPartition(topic, p) for p in range(partitions)]
     try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        for attempt in range(20):
+            try:
+                tps = consumer.committed(wanted, timeout=10)
+                break
+            except KafkaException:  # NOT_COORDINATOR while a fresh group's coordinator loads
+                if attempt == 19:
+                    raise
+                time.sleep(0.25)
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in tps if tp.offset >= 0}

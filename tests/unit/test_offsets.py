@@ -39,6 +39,14 @@ def test_commit_point_is_next_offset_and_reported_once() -> None:
     assert tracker.committable() == {}
 
 
+def test_failed_commit_is_offered_again() -> None:
+    tracker, epoch = _tracker_with([0])
+    tracker.finish(TP, 0, epoch)
+    tracker.mark_committed(tracker.committable())
+    tracker.forget_committed([TP])
+    assert tracker.committable() == {TP: 1}
+
+
 def test_gaps_in_offsets_are_fine() -> None:
     tracker, epoch = _tracker_with([3, 7, 20])
     for offset in (20, 3, 7):
