@@ -20,6 +20,7 @@ import signal
 import socket
 from collections.abc import Callable
 
+from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
 from connector.config import Settings, TopicSettings, read_secret
@@ -103,12 +104,18 @@ async def run(settings: Settings) -> int:
     client = CdpClient(
         resolve_base_url(settings.cdp.region, settings.cdp.base_url),
         settings.cdp.client_key().get_secret_value(),
-        settings.cdp.api_token().get_secret_value(),
+        settings.cdp.api_token_if_needed(),
         timeout=settings.cdp.timeout_seconds,
         max_connections=settings.delivery.max_in_flight,
+        transport=settings.cdp.effective_transport,
     )
+    browser_ids = None
+    if mapper.uses_browser_ids:  # the mapping asks for browser_id_for: ids from the CDP
+        browser_ids = BrowserIdStore(kafka_conf, settings.cdp.browser_ids)
+        await asyncio.to_thread(browser_ids.start)
     async with client:
-        dispatcher = Dispatcher(client, dlq, tracker, settings.delivery, state, metrics)
+        sender = client if browser_ids is None else BrowserIdResolver(client, browser_ids)
+        dispatcher = Dispatcher(sender, dlq, tracker, settings.delivery, state, metrics)
         source = KafkaSource(
             settings,
             Preparer(settings, mapper),
@@ -138,11 +145,12 @@ async def run(settings: Settings) -> int:
         dispatcher.start()
         source.start()
         log.info(
-            "started: group=%s topics=%s cdp=%s dialect=%s instance=%s",
+            "started: group=%s topics=%s cdp=%s dialect=%s transport=%s instance=%s",
             settings.kafka.group_id,
             ",".join(t.subscription for t in settings.topics),
             client.url,
             settings.cdp.dialect,
+            client.transport,
             instance,
         )
         try:
@@ -150,6 +158,8 @@ async def run(settings: Settings) -> int:
         finally:
             await dispatcher.stop()
             await runner.cleanup()
+            if browser_ids is not None:
+                await asyncio.to_thread(browser_ids.stop)
     if state.fatal_exit is not None:
         log.error("stopped because: %s", state.fatal_exit)
         return 1
