@@ -188,3 +188,20 @@ def test_dump_has_no_nulls_and_keeps_wire_names() -> None:
     assert order["referenceId"] == "B94TXY-1"
     assert order["extensions"] == [{"name": "ext", "key": "default", "refundable": True}]
     assert order["orderItems"][0]["extensions"][0]["phoneColor"] == "Obsidian"
+
+
+def test_transport_defaults_per_dialect_and_keyed_transports_need_no_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connector.config import CdpSettings
+
+    monkeypatch.delenv("CDP_API_TOKEN", raising=False)
+    assert CdpSettings().effective_transport == "post-basic"
+    sitecore = CdpSettings(dialect="sitecore")
+    assert sitecore.effective_transport == "post-events"
+    assert sitecore.api_token_if_needed() == ""
+    assert CdpSettings(dialect="sitecore", transport="get-query").effective_transport == (
+        "get-query"
+    )
+    with pytest.raises(Exception, match="api_token"):
+        CdpSettings(transport="post-basic").api_token_if_needed()
