@@ -175,8 +175,41 @@ def default_checks(settings: Settings) -> Iterable[Check]:
     yield Check("cdp credentials", _cdp)
 
 
+def _pos_check(pos: str) -> Check:
+    """One probe event for ``pos`` (connector/cdp/probe.py says what it can and cannot see)."""
+
+    def run(settings: Settings, timeout: float) -> str:
+        from connector.cdp.dialect import get_dialect
+        from connector.cdp.probe import probe_points_of_sale
+        from connector.pipeline import build_client
+
+        client = build_client(settings)
+
+        async def probe() -> str:
+            async with client:
+                [verdict] = await probe_points_of_sale(
+                    client,
+                    get_dialect(settings.cdp.dialect),
+                    [pos],
+                    sandbox_url=settings.cdp.base_url,
+                )
+            if not verdict.ok:
+                raise CheckFailed(verdict.detail)
+            return verdict.detail
+
+        return asyncio.run(asyncio.wait_for(probe(), timeout))
+
+    return Check(f"point of sale {pos}", run)
+
+
+def pos_checks(settings: Settings) -> Iterable[Check]:
+    """``cdp.points_of_sale``: is each one known to the tenant (an unknown one is dropped)?"""
+    for pos in settings.cdp.points_of_sale:
+        yield _pos_check(pos)
+
+
 #: Builders of the checks to run; extend with more (e.g. a dialect's own probes).
-CHECK_BUILDERS: list[Callable[[Settings], Iterable[Check]]] = [default_checks]
+CHECK_BUILDERS: list[Callable[[Settings], Iterable[Check]]] = [default_checks, pos_checks]
 
 
 # -- running them ----------------------------------------------------------------------

@@ -117,8 +117,32 @@ class RegistrySettings(_Section):
     timeout_seconds: float = Field(5.0, gt=0)
 
 
+class BrowserIdSettings(_Section):
+    """Where browser ids made for ``browser_id_for`` mappings are kept (connector.browser_ids)."""
+
+    topic: str = Field(
+        "cdp.browser-ids", min_length=1, description="compacted topic: visitor id → browser id"
+    )
+    create_topic: bool = Field(True, description="create it (compacted) if it does not exist")
+    partitions: int = Field(3, ge=1, le=10_000, description="when creating the topic")
+    replication_factor: int = Field(-1, ge=-1, description="when creating; -1: broker default")
+    max_entries: int = Field(
+        1_000_000, ge=1, description="ids held in memory (LRU); evicted visitors get a new id"
+    )
+    timeout_seconds: float = Field(30.0, gt=0, le=600, description="load / produce timeout")
+
+
 class CdpSettings(_Section):
     dialect: Literal["asyncapi", "sitecore"] = "asyncapi"
+    transport: Literal["post-basic", "post-events", "get-query"] | None = Field(
+        None,
+        description="how events travel; default per dialect: asyncapi → post-basic, "
+        "sitecore → post-events (connector/cdp/transport.py)",
+    )
+    browser_ids: BrowserIdSettings = BrowserIdSettings()
+    points_of_sale: list[str] = Field(
+        default_factory=list, description="pos values `check` probes with one event each"
+    )
     region: Literal["eu", "us", "ap", "jp"] | None = "eu"
     base_url: str | None = Field(None, description="overrides region (sandbox, proxy)")
     client_key_env: str | None = "CDP_CLIENT_KEY"
@@ -137,6 +161,19 @@ class CdpSettings(_Section):
 
     def client_key(self) -> SecretStr:
         return self._required_secret(self.client_key_env, self.client_key_file, "client_key")
+
+    @property
+    def effective_transport(self) -> Literal["post-basic", "post-events", "get-query"]:
+        """``transport``, or the dialect's default."""
+        if self.transport is not None:
+            return self.transport
+        return "post-events" if self.dialect == "sitecore" else "post-basic"
+
+    def api_token_if_needed(self) -> str:
+        """The API token for post-basic; the other transports send none (empty string)."""
+        if self.effective_transport != "post-basic":
+            return ""
+        return self.api_token().get_secret_value()
 
     def api_token(self) -> SecretStr:
         return self._required_secret(self.api_token_env, self.api_token_file, "api_token")

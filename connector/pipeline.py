@@ -18,15 +18,17 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
+from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
 from connector.config import Settings, TopicSettings, read_secret
 from connector.deadletter import DeadLetterQueue
 from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
-from connector.dispatch import Dispatcher
+from connector.dispatch import Dispatcher, Sender
 from connector.errors import DecodeError
 from connector.mapping import Mapper, MapResult, compile_mapping
 from connector.observability import Metrics, build_app, start_server
@@ -96,9 +98,10 @@ def build_client(settings: Settings) -> CdpClient:
     return CdpClient(
         resolve_base_url(settings.cdp.region, settings.cdp.base_url),
         settings.cdp.client_key().get_secret_value(),
-        settings.cdp.api_token().get_secret_value(),
+        settings.cdp.api_token_if_needed(),
         timeout=settings.cdp.timeout_seconds,
         max_connections=settings.delivery.max_in_flight,
+        transport=settings.cdp.effective_transport,
     )
 
 
@@ -106,6 +109,24 @@ def kafka_conf(settings: Settings) -> dict[str, Any]:
     """librdkafka settings shared by every client; its log lines go through ``logging``
     (JSON in containers) instead of raw to stderr."""
     return {**settings.kafka.librdkafka(), "logger": logging.getLogger("librdkafka")}
+
+
+@asynccontextmanager
+async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[Sender]:
+    """What the dispatcher posts through: the CDP client, behind the browser-id resolver
+    when the mapping asks for ids from the CDP (``browser_id_for``). Owns both lifetimes."""
+    client = build_client(settings)
+    if not mapper.uses_browser_ids:
+        async with client:
+            yield client
+        return
+    store = BrowserIdStore(kafka_conf(settings), settings.cdp.browser_ids)
+    await asyncio.to_thread(store.start)
+    try:
+        async with client:
+            yield BrowserIdResolver(client, store)
+    finally:
+        await asyncio.to_thread(store.stop)
 
 
 async def run(settings: Settings) -> int:
@@ -119,9 +140,8 @@ async def run(settings: Settings) -> int:
     dlq = DeadLetterQueue(
         kafka_conf(settings), settings.dead_letter.topic, state, on_written=metrics.dead_lettered
     )
-    client = build_client(settings)
-    async with client:
-        dispatcher = Dispatcher(client, dlq, tracker, settings.delivery, state, metrics)
+    async with delivery_sender(settings, mapper) as sender:
+        dispatcher = Dispatcher(sender, dlq, tracker, settings.delivery, state, metrics)
         source = KafkaSource(
             settings,
             Preparer(settings, mapper),
@@ -154,11 +174,12 @@ async def run(settings: Settings) -> int:
         dispatcher.start()
         source.start()
         log.info(
-            "started: group=%s topics=%s cdp=%s dialect=%s instance=%s",
+            "started: group=%s topics=%s cdp=%s dialect=%s transport=%s instance=%s",
             settings.kafka.group_id,
             ",".join(t.subscription for t in settings.topics),
-            client.url,
+            resolve_base_url(settings.cdp.region, settings.cdp.base_url),
             settings.cdp.dialect,
+            settings.cdp.effective_transport,
             instance,
         )
         try:

@@ -37,8 +37,8 @@ from connector.observability import Metrics
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.pipeline import (
     Preparer,
-    build_client,
     build_mapper,
+    delivery_sender,
     instance_name,
     kafka_conf,
 )
@@ -178,7 +178,8 @@ class Replayer:
         self.metrics = Metrics(self.instance)
         self.tracker = OffsetTracker()
         self.filter = RecordFilter(options)
-        self.preparer = Preparer(settings, build_mapper(settings))
+        self.mapper = build_mapper(settings)
+        self.preparer = Preparer(settings, self.mapper)
         self.dlq = DeadLetterQueue(
             kafka_conf(settings), self.topic, self.state, on_written=self.metrics.dead_lettered
         )
@@ -324,12 +325,11 @@ class Replayer:
             log.error("%s", exc)
             self.consumer.close()
             return 1
-        client = build_client(self.settings)
         ceiling = self.settings.delivery.max_buffered_records
         batch = self.settings.kafka.poll_batch
-        async with client:
+        async with delivery_sender(self.settings, self.mapper) as sender:
             dispatcher = Dispatcher(
-                client, self.sink, self.tracker, self.settings.delivery, self.state, self.metrics
+                sender, self.sink, self.tracker, self.settings.delivery, self.state, self.metrics
             )
             dispatcher.start()
             try:

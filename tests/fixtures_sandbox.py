@@ -142,3 +142,30 @@ def cdp_sandbox(cdp_sandbox_server: SandboxProcess) -> SandboxProcess:
     """The session's sandbox with no faults, no recorded events and zeroed stats."""
     cdp_sandbox_server.reset()
     return cdp_sandbox_server
+
+
+#: The points of sale the sitecore sandbox knows (the sample data's sites).
+KNOWN_POS = ("shop.example.com", "shop.example.de", "shop.example.fr", "shop.example.us")
+
+
+@pytest.fixture(scope="session")
+def cdp_sitecore_sandbox_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SandboxProcess]:
+    """A sandbox validating the sitecore dialect that knows only ``KNOWN_POS``."""
+    sandbox = start_sandbox(
+        tmp_path_factory.mktemp("cdp-sitecore-sandbox"),
+        "--dialect",
+        "sitecore",
+        "--known-pos",
+        ",".join(KNOWN_POS),
+    )
+    yield sandbox
+    stop_sandbox(sandbox)
+
+
+@pytest.fixture
+def cdp_sitecore_sandbox(cdp_sitecore_sandbox_server: SandboxProcess) -> SandboxProcess:
+    """The sitecore sandbox, reset (no faults, events or stats)."""
+    cdp_sitecore_sandbox_server.reset()
+    return cdp_sitecore_sandbox_server

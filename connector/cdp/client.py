@@ -9,6 +9,7 @@ header, which no repr, log line or error message shows.
 from __future__ import annotations
 
 import base64
+import json
 from types import TracebackType
 from typing import Self
 
@@ -18,6 +19,14 @@ from yarl import URL
 # Answer, Outcome and classify are re-exported: the whole HTTP contract from one place.
 from connector.cdp.answer import Answer, Outcome, classify, network_error, parse_retry_after
 from connector.cdp.dialect import EVENT_PATH
+from connector.cdp.transport import (
+    MAX_GET_URL_BYTES,
+    TransportName,
+    browser_create_url,
+    event_url,
+    query_url,
+    splice_client_key,
+)
 from connector.errors import ConfigError
 
 __all__ = [
@@ -96,9 +105,18 @@ class CdpClient:
         max_connections: int = 256,
         connect_timeout: float | None = None,
         path: str = EVENT_PATH,
+        transport: TransportName = "post-basic",
     ) -> None:
         self._url = URL(base_url.rstrip("/") + path)
         self._auth = _Redacted(basic_auth_header(client_key, api_token))
+        # Only post-basic authenticates with a header; the other transports carry the
+        # (public, browser-visible) client key in the body or the query.
+        self._transport = transport
+        if transport != "post-basic":
+            self._url = URL(event_url(base_url, transport))
+        self._client_key = client_key
+        self._key_json = json.dumps(client_key).encode()
+        self._browser_url = URL(browser_create_url(base_url, client_key), encoded=True)
         self._timeout = aiohttp.ClientTimeout(
             total=timeout, connect=min(timeout, 5.0) if connect_timeout is None else connect_timeout
         )
@@ -135,7 +153,11 @@ class CdpClient:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._timeout,
-            headers={"Authorization": self._auth.value, "Content-Type": "application/json"},
+            headers=(
+                {"Authorization": self._auth.value, "Content-Type": "application/json"}
+                if self._transport == "post-basic"
+                else {"Content-Type": "application/json"}
+            ),
             raise_for_status=False,
         )
 
@@ -145,11 +167,18 @@ class CdpClient:
             session, self._session = self._session, None
             await session.close()
 
+    @property
+    def transport(self) -> TransportName:
+        """How events travel (``connector.cdp.transport``)."""
+        return self._transport
+
     async def send(self, body: bytes) -> Answer:
         """POST one serialized event and classify the answer; never raises for I/O failures."""
         session = self._session
         if session is None:
             raise RuntimeError("CdpClient.send before start() / async with")
+        if self._transport != "post-basic":
+            return await self._send_unauthenticated(session, body)
         try:
             async with session.post(self._url, data=body, allow_redirects=False) as response:
                 data = await response.read()
@@ -158,3 +187,37 @@ class CdpClient:
             # aiohttp's errors carry no request headers in their text, so the reason
             # is safe to log; the Authorization value never reaches it.
             return network_error(exc)
+
+    async def _send_unauthenticated(self, session: aiohttp.ClientSession, body: bytes) -> Answer:
+        """post-events (key in the body) or get-query (event in the URL)."""
+        try:
+            if self._transport == "post-events":
+                data = splice_client_key(body, self._key_json)
+                async with session.post(self._url, data=data, allow_redirects=False) as response:
+                    return classify(response.status, response.headers, await response.read())
+            url = query_url(str(self._url), self._client_key, body)
+            if len(url) > MAX_GET_URL_BYTES:
+                return Answer(
+                    Outcome.PERMANENT,
+                    None,
+                    f"event too long for get-query: a {len(url)}-byte URL "
+                    f"(limit {MAX_GET_URL_BYTES}); use post-events or post-basic",
+                )
+            async with session.get(URL(url, encoded=True), allow_redirects=False) as response:
+                return classify(response.status, response.headers, await response.read())
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return network_error(exc)
+
+    async def create_browser_id(self) -> Answer:
+        """Ask the CDP for a new browser id: DELIVERED with ``ref`` set, or why not."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("CdpClient.create_browser_id before start() / async with")
+        try:
+            async with session.get(self._browser_url, allow_redirects=False) as response:
+                answer = classify(response.status, response.headers, await response.read())
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return network_error(exc)
+        if answer.outcome is Outcome.DELIVERED and not answer.ref:
+            return Answer(Outcome.RETRYABLE, answer.status, "browser/create answered without ref")
+        return answer

@@ -30,13 +30,14 @@ class Dialect:
 
     ``models`` holds one model per reserved type name plus ``"CUSTOM"``, the
     model for every other (custom) type name. ``transport`` names the way the
-    client sends a body (``"basic-post"``: POST ``path`` with HTTP Basic auth).
+    client sends a body by default (``connector.cdp.transport``: ``"post-basic"`` is POST
+    ``path`` with HTTP Basic auth); ``cdp.transport`` in the config overrides it.
     """
 
     name: str
     models: Mapping[str, type[BaseModel]]
     path: str = EVENT_PATH
-    transport: str = "basic-post"
+    transport: str = "post-basic"
     _reserved: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

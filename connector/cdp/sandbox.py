@@ -1,10 +1,15 @@
 """A local stand-in for the CDP Stream API (``cdp-connector sandbox``).
 
-Serves ``POST /v1.2/event/create.json`` as the spec describes: 401 without the
-right Basic credentials, 400 with a JSON body naming the offending field, 201
-with ``ref``/``status``/``version``/``client_key`` for a valid event. Records
-accepted events and injects faults (``sandbox_faults``). Admin API, no auth
-(it is a loopback test tool):
+Serves the three transports (``connector.cdp.transport``): ``POST
+/v1.2/event/create.json`` with Basic credentials, ``POST /v1.2/events`` with
+``client_key`` in the body, ``GET /v1.2/event/create.json?client_key=&message=``;
+401 without the right credentials / key, 400 with a JSON body naming the
+offending field, 201 with ``ref``/``status``/``version``/``client_key`` for a
+valid event. ``GET /v1.2/browser/create.json?client_key=`` answers a new browser
+id as ``ref``. Given ``--known-pos``, an event for any other point of sale is
+answered 201 and dropped (counted in ``dropped``), as the real service does.
+Records accepted events and injects faults (``sandbox_faults``). Admin API, no
+auth (it is a loopback test tool):
 
     GET    /_sandbox/events?type=T&offset=N&limit=N   accepted events, oldest first
     DELETE /_sandbox/events                           forget them
@@ -61,6 +66,7 @@ class Sandbox:
         seed: int | None = None,
         record_file: Path | None = None,
         max_records: int = 1_000_000,
+        known_pos: frozenset[str] | None = None,
     ) -> None:
         self.client_key = client_key
         self._expected = f"{client_key}:{api_token}".encode()
@@ -74,6 +80,9 @@ class Sandbox:
         self.by_type: collections.Counter[str] = collections.Counter()
         self.concurrent = 0
         self.max_concurrent = 0
+        self.known_pos = known_pos
+        self.dropped_by_pos: collections.Counter[str] = collections.Counter()
+        self.browsers_created = 0
         self._key_json = json.dumps(client_key).encode()
         self._record_path = record_file
         self._record: IO[str] | None = None
@@ -84,7 +93,7 @@ class Sandbox:
     # -- the Stream API -------------------------------------------------------------------
 
     async def create_event(self, request: web.Request) -> web.StreamResponse:
-        """POST /v1.2/event/create.json."""
+        """POST /v1.2/event/create.json, POST /v1.2/events, GET /v1.2/event/create.json."""
         # How many requests are being served at once shows whether a client really
         # posts concurrently (reported as max_concurrent in the stats).
         self.concurrent += 1
@@ -103,20 +112,9 @@ class Sandbox:
         if decision.status is not None:
             headers = {"Retry-After": decision.retry_after} if decision.retry_after else None
             return self._error(decision.status, "injected fault", headers=headers)
-        if not self._authorized(request.headers.get("Authorization")):
-            return self._error(
-                401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
-            )
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._error(413, "body too large", field="body")
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            return self._error(400, f"body is not valid JSON: {str(exc)[:200]}", field="body")
-        if not isinstance(payload, dict):
-            return self._error(400, "body must be a JSON object (one event)", field="body")
+        payload = await self._read_event(request)
+        if isinstance(payload, web.Response):
+            return payload
         if self.dialect is not None:
             try:
                 self.dialect.validate(payload)
@@ -127,7 +125,28 @@ class Sandbox:
         event_type = payload.get("type")
         event_type = event_type if isinstance(event_type, str) else "?"
         ref = str(uuid.uuid4())
-        self._record_event(ref, event_type, payload)
+        pos = payload.get("pos")
+        if self.known_pos is not None and pos not in self.known_pos:
+            # The real service answers success and silently drops the event.
+            self.dropped_by_pos[str(pos)] += 1
+        else:
+            self._record_event(ref, event_type, payload)
+        return self._ok(ref)
+
+    async def create_browser(self, request: web.Request) -> web.StreamResponse:
+        """GET /v1.2/browser/create.json?client_key=K&message={}: a new browser id."""
+        decision = self.injector.decide()
+        if decision.delay:
+            await asyncio.sleep(decision.delay)
+        if decision.status is not None:
+            headers = {"Retry-After": decision.retry_after} if decision.retry_after else None
+            return self._error(decision.status, "injected fault", headers=headers)
+        if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
+            return self._error(401, "unknown client_key", field="client_key")
+        self.browsers_created += 1
+        return self._ok(str(uuid.uuid4()))
+
+    def _ok(self, ref: str) -> web.Response:
         self.by_status["201"] += 1
         return web.Response(
             status=201,
@@ -135,6 +154,34 @@ class Sandbox:
             % (ref.encode(), API_VERSION.encode(), self._key_json),
             content_type="application/json",
         )
+
+    async def _read_event(self, request: web.Request) -> dict[str, Any] | web.Response:
+        """The event of a request on any transport, authenticated; or the error answer."""
+        if request.method == "GET":  # get-query: the event is the message parameter
+            if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
+                return self._error(401, "unknown client_key", field="client_key")
+            body = request.query.get("message", "").encode()
+        else:
+            by_key = request.path == "/v1.2/events"  # post-events: the key is in the body
+            if not by_key and not self._authorized(request.headers.get("Authorization")):
+                return self._error(
+                    401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
+                )
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                return self._error(413, "body too large", field="body")
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            return self._error(400, f"body is not valid JSON: {str(exc)[:200]}", field="body")
+        if not isinstance(payload, dict):
+            return self._error(400, "body must be a JSON object (one event)", field="body")
+        if request.method == "POST" and request.path == "/v1.2/events":
+            key = payload.pop("client_key", None)
+            if not isinstance(key, str) or not hmac.compare_digest(key, self.client_key):
+                return self._error(401, "unknown client_key", field="client_key")
+        return payload
 
     def _authorized(self, header: str | None) -> bool:
         if header is None:
@@ -221,6 +268,9 @@ class Sandbox:
                 "by_status": dict(self.by_status),
                 "by_type": dict(self.by_type),
                 "max_concurrent": self.max_concurrent,
+                "dropped": sum(self.dropped_by_pos.values()),
+                "dropped_by_pos": dict(self.dropped_by_pos),
+                "browsers_created": self.browsers_created,
             }
         )
 
@@ -251,6 +301,8 @@ class Sandbox:
         self.recorded = 0
         self.by_status.clear()
         self.by_type.clear()
+        self.dropped_by_pos.clear()
+        self.browsers_created = 0
         self.max_concurrent = self.concurrent
         self.injector.faults = self.initial_faults
         return web.json_response({"ok": True})
@@ -282,6 +334,9 @@ def build_app(sandbox: Sandbox, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> we
     """The aiohttp application serving ``sandbox``."""
     app = web.Application(client_max_size=max_body_bytes)
     app.router.add_post("/v1.2/event/create.json", sandbox.create_event)
+    app.router.add_get("/v1.2/event/create.json", sandbox.create_event)
+    app.router.add_post("/v1.2/events", sandbox.create_event)
+    app.router.add_get("/v1.2/browser/create.json", sandbox.create_browser)
     app.router.add_get("/_sandbox/events", sandbox.get_events)
     app.router.add_delete("/_sandbox/events", sandbox.delete_events)
     app.router.add_get("/_sandbox/stats", sandbox.get_stats)
@@ -299,7 +354,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
     parser.add_argument("--client-key", required=True)
     parser.add_argument("--api-token", required=True)
-    parser.add_argument("--dialect", default="asyncapi", help="payload models to validate with")
+    parser.add_argument(
+        "--dialect", default="asyncapi", help="payload models to validate with (asyncapi, sitecore)"
+    )
+    parser.add_argument(
+        "--known-pos",
+        help="comma-separated points of sale; events for any other are answered 201 and dropped",
+    )
     parser.add_argument("--no-validate", action="store_true", help="only check JSON object")
     parser.add_argument("--record-file", type=Path, help="append accepted events as JSONL")
     parser.add_argument("--max-records", type=int, default=1_000_000, help="kept in memory")
@@ -348,6 +409,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         record_file=args.record_file,
         max_records=args.max_records,
+        known_pos=frozenset(p.strip() for p in args.known_pos.split(",") if p.strip())
+        if args.known_pos
+        else None,
     )
     uvloop.run(_serve(sandbox, args.host, args.port, args.max_body_bytes))
     return 0
@@ -359,6 +423,9 @@ async def _serve(sandbox: Sandbox, host: str, port: int, max_body_bytes: int) ->
         build_app(sandbox, max_body_bytes=max_body_bytes),
         access_log=None,
         handler_cancellation=True,
+        # get-query events live in the request line; let the client's limit be the one
+        # that matters (connector.cdp.transport.MAX_GET_URL_BYTES), not aiohttp's 8 KiB.
+        max_line_size=64 * 1024,
     )
     await runner.setup()
     sandbox.open_record_file()

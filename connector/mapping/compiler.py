@@ -134,7 +134,17 @@ def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
         on_no_match=on_no_match,
         guest_key=guest_key,
         reserved=reserved,
+        uses_browser_ids=_mentions(root, "browser_id_for"),
     )
+
+
+def _mentions(node: YNode, key: str) -> bool:
+    """Whether ``key`` is a mapping key anywhere under ``node``."""
+    if node.is_map:
+        return key in node.value or any(_mentions(child, key) for _, child in node.items())
+    if node.is_seq:
+        return any(_mentions(child, key) for child in node.value)
+    return False
 
 
 def _defaults(

@@ -38,6 +38,7 @@ from connector.mapping.transforms import (
 )
 
 __all__ = [
+    "BROWSER_ID_PLACEHOLDER",
     "RUNTIME_ERRORS",
     "Evaluator",
     "FieldFailure",
@@ -48,9 +49,14 @@ __all__ = [
     "suggest",
 ]
 
-SOURCES = ("path", "const", "coalesce", "template", "object", "list", "each")
+SOURCES = ("path", "const", "coalesce", "template", "object", "list", "each", "browser_id_for")
 MODIFIERS = ("transform", "default")
 SPEC_KEYS = frozenset((*SOURCES, *MODIFIERS, "value"))
+
+#: ``browser_id: {browser_id_for: EXPR}`` puts this prefix plus the visitor id in the
+#: payload; the sender swaps it for the CDP browser id of that visitor before posting
+#: (``connector.cdp.browser_ids``). NUL never occurs in a real browser id.
+BROWSER_ID_PLACEHOLDER = "\x00browser_id_for:"
 
 # ---------------------------------------------------------------------------
 # Entry points
@@ -352,6 +358,27 @@ def _item_target(target: Target, node: YNode, where: str) -> Target:
     raise SpecError(node.line, where, f"a list is built but the field is a {target.describe()}")
 
 
+def _src_browser_id_for(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
+    if where != "browser_id":
+        raise SpecError(
+            child.line, where, "browser_id_for only computes the event's top-level browser_id"
+        )
+    if len(spec.value) != 1:
+        raise SpecError(spec.line, where, "browser_id_for takes no transform or default")
+    visitor = compile_value(child, Target("scalar"), where)
+    if visitor.is_constant:
+        raise SpecError(child.line, where, "browser_id_for needs the visitor id from the record")
+    get_visitor = visitor.evaluate
+
+    def placeholder(scope: Any, root: Any) -> str | None:
+        value = get_visitor(scope, root)
+        if value is None or value == "":
+            return None  # browser_id is required: the mapper reports the missing visitor id
+        return BROWSER_ID_PLACEHOLDER + (value if type(value) is str else str(value))
+
+    return Compiled(placeholder, f"browser_id_for {visitor.source}")
+
+
 _SOURCE_COMPILERS: dict[str, Callable[[YNode, YNode, Target, str], Compiled]] = {
     "path": _src_path,
     "const": _src_const,
@@ -360,4 +387,5 @@ _SOURCE_COMPILERS: dict[str, Callable[[YNode, YNode, Target, str], Compiled]] = 
     "object": _src_object,
     "list": _src_list,
     "each": _src_each,
+    "browser_id_for": _src_browser_id_for,
 }

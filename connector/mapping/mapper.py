@@ -17,7 +17,12 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from connector.errors import MappingError
-from connector.mapping.fields import RUNTIME_ERRORS, Evaluator, FieldFailure
+from connector.mapping.fields import (
+    BROWSER_ID_PLACEHOLDER,
+    RUNTIME_ERRORS,
+    Evaluator,
+    FieldFailure,
+)
 from connector.mapping.paths import Getter, is_falsy
 from connector.mapping.protocol import DialectLike
 
@@ -95,6 +100,7 @@ class Mapper:
         on_no_match: Literal["skip", "dead_letter"],
         guest_key: Evaluator | None,
         reserved: frozenset[str],
+        uses_browser_ids: bool = False,
     ) -> None:
         self.source = source
         self.dialect = dialect
@@ -102,6 +108,8 @@ class Mapper:
         self.on_no_match = on_no_match
         self._guest_key = guest_key
         self._reserved = reserved
+        #: Some rule asks for ``browser_id_for``: the sender must resolve placeholders.
+        self.uses_browser_ids = uses_browser_ids
         self._by_topic: dict[str, tuple[CompiledRule, ...]] = {}
 
     @property
@@ -157,6 +165,8 @@ class Mapper:
             payload["type"] = event_type
             body = self._serialize(rule, event_type, payload)
             guest = fixed_key if fixed_key is not None else payload.get("browser_id")
+            if type(guest) is str and guest.startswith(BROWSER_ID_PLACEHOLDER):
+                guest = guest[len(BROWSER_ID_PLACEHOLDER) :]  # the visitor id orders its events
             if guest is None:
                 raise MappingError(
                     f"rule {rule.name!r}, {event_type}: no guest key (browser_id is missing)",

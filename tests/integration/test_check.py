@@ -114,3 +114,29 @@ def test_check_reports_an_invalid_config_and_exits_2(tmp_path: Path, setup: dict
     assert mark == "FAIL"
     assert "1 problem" in detail
     assert "delivery.ordering" in result.stdout
+
+
+def test_check_probes_each_point_of_sale_and_fails_an_unknown_one(
+    tmp_path: Path, setup: dict[str, Any], cdp_sitecore_sandbox: Any
+) -> None:
+    config = setup["config"]
+    config["cdp"] = {
+        "base_url": cdp_sitecore_sandbox.url,
+        "region": None,
+        "dialect": "sitecore",
+        "points_of_sale": ["shop.example.com", "nowhere.example.org"],
+    }
+    config["mapping"] = str(Path(__file__).resolve().parents[2] / "config/mappings.sitecore.yaml")
+    env = {
+        "CDP_CLIENT_KEY": cdp_sitecore_sandbox.client_key,
+        "CDP_API_TOKEN": cdp_sitecore_sandbox.api_token,
+    }
+    result = check(tmp_path, config, env)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    table = rows(result.stdout)
+    assert table["point of sale shop.example.com"][0] == "ok"
+    mark, detail = table["point of sale nowhere.example.org"]
+    assert mark != "ok"
+    assert "dropped" in detail
+    assert cdp_sitecore_sandbox.stats()["dropped"] >= 1
