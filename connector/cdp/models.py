@@ -66,7 +66,10 @@ RESERVED_TYPES: frozenset[str] = frozenset(
         "CHECKOUT",
         "CLEAR_CART",
         "CONFIRM",
+        "FEEDBACK",
+        "INTERACTION",
         "PAYMENT",
+        "SUBSCRIPTION",
         "TRACKING",
     }
 )

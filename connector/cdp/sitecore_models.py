@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-from connector.cdp.models import _ISO_639_1, CURRENCY_PATTERN, Email, Ext, Number
+from connector.cdp.models import _ISO_639_1, CURRENCY_PATTERN, RESERVED_TYPES, Email, Ext, Number
 
 __all__ = [
     "CHANNELS",
@@ -88,29 +88,6 @@ Channel = Literal[
     "WEB",
 ]
 
-#: Names Sitecore's docs reserve (Cloud SDK "EventData": standard and internal events).
-RESERVED_TYPES: frozenset[str] = frozenset(
-    {
-        "VIEW",
-        "IDENTITY",
-        "ORDER_CHECKOUT",
-        "ADD",
-        "SEARCH",
-        "ADD_CONSUMERS",
-        "ADD_CONTACTS",
-        "ADD_PRODUCT",
-        "CALCULATOR",
-        "CAMPAIGN_TRACKING",
-        "CHECKOUT",
-        "CLEAR_CART",
-        "CONFIRM",
-        "FEEDBACK",
-        "INTERACTION",
-        "PAYMENT",
-        "SUBSCRIPTION",
-        "TRACKING",
-    }
-)
 
 LANGUAGE_PATTERN = "^(?:" + _ISO_639_1.upper() + ")$"
 #: ``YYYY-MM-DDThh:mm``, nothing more (no seconds, no zone), as the docs and SDKs demand.
