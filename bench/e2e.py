@@ -102,6 +102,9 @@ class Bench:
             registry_url=self.registry.url, sink_url=sink.url, port=port,
             max_in_flight=max_in_flight,
         )  # fmt: skip
+        for key in [k for k in variant if "." in k]:  # section.field=value sets the config
+            section, field = key.split(".", 1)
+            config.setdefault(section, {})[field] = yaml.safe_load(variant.pop(key))
         path = WORK / f"connector-{self.runs}.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {**os.environ, "CDP_CLIENT_KEY": CLIENT_KEY, "CDP_API_TOKEN": API_TOKEN}
@@ -121,6 +124,10 @@ class Bench:
         try:
             first, cpu_first = self._wait_first_delivery(proc, port)
             while progress.committed() < progress.end:
+                if time.monotonic() - started > self.args.run_timeout:
+                    raise RuntimeError(
+                        f"no lag 0 within {self.args.run_timeout:g}s; see {log.name}"
+                    )
                 if proc.poll() is not None:
                     raise RuntimeError(f"connector exited {proc.returncode}; see {log.name}")
                 time.sleep(0.1)
@@ -231,7 +238,9 @@ def main() -> int:
     parser.add_argument("--no-install", action="store_true", help="never apt-get nginx")
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME:VAR=VALUE,... - a comparison run of every scenario with extra "
-                        "environment (max_in_flight=N sets the config) (repeatable)")  # fmt: skip
+                        "environment; max_in_flight=N and section.field=V set the config "
+                        "(repeatable)")  # fmt: skip
+    parser.add_argument("--run-timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--json", help="also write every run's figures to this file")
     args = parser.parse_args()
     scenarios = set(args.scenarios.split(","))

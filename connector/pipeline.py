@@ -27,6 +27,7 @@ from connector.deadletter import DeadLetterQueue
 from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
 from connector.dispatch import Dispatcher
 from connector.errors import DecodeError
+from connector.eventloop import run_loop
 from connector.mapping import Mapper, MapResult, compile_mapping
 from connector.observability import Metrics, build_app, start_server
 from connector.offsets import OffsetTracker
@@ -106,6 +107,7 @@ async def run(settings: Settings) -> int:
         settings.cdp.api_token().get_secret_value(),
         timeout=settings.cdp.timeout_seconds,
         max_connections=settings.delivery.max_in_flight,
+        http_client=settings.cdp.http_client,
     )
     async with client:
         dispatcher = Dispatcher(client, dlq, tracker, settings.delivery, state, metrics)
@@ -183,4 +185,4 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop, source: KafkaSourc
 
 def main(settings: Settings) -> int:
     """Entry point for ``cdp-connector run``."""
-    return asyncio.run(run(settings))
+    return run_loop(run(settings))
