@@ -27,7 +27,7 @@ from connector.deadletter import DeadLetterQueue
 from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
 from connector.dispatch import Dispatcher
 from connector.errors import DecodeError
-from connector.eventloop import run_loop
+from connector.eventloop import run_loop, tune_gc
 from connector.mapping import Mapper, MapResult, compile_mapping
 from connector.observability import Metrics, build_app, start_server
 from connector.offsets import OffsetTracker
@@ -95,6 +95,7 @@ async def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (drain, commit, leave) or a fatal failure."""
     loop = asyncio.get_running_loop()
     mapper = build_mapper(settings)  # start-up errors before touching Kafka or the CDP
+    tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
     state = RunState()
     metrics = Metrics()
     tracker = OffsetTracker()
