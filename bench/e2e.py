@@ -51,6 +51,7 @@ from bench.e2e_parts import (
     peak_rss_mb,
     register_schema,
     scrape,
+    start_latency_sink,
     start_nginx,
     start_sandbox,
 )
@@ -115,6 +116,7 @@ class Bench:
         log = (WORK / f"connector-{self.runs}.log").open("wb")
         progress = GroupProgress(self.broker.bootstrap, topic, group, self.args.partitions)
         load = load_average()
+        sink_cpu = cpu_seconds(sink.proc.pid)
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "run", "--config", str(path)],
@@ -133,6 +135,7 @@ class Bench:
                 time.sleep(0.1)
             done = time.monotonic()
             cpu, rss = cpu_seconds(proc.pid), peak_rss_mb(proc.pid)
+            sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu
             metrics = scrape(port)
         finally:
             if profiler is not None:
@@ -149,7 +152,7 @@ class Bench:
         return {
             "scenario": label, "sink": sink.name, "records": size, "events": int(events),
             "wall_s": done - started, "eps_start": events / (done - started),
-            "eps_first": events / (done - first), "cpu_s": cpu,
+            "eps_first": events / (done - first), "cpu_s": cpu, "sink_cpu_s": sink_cpu,
             "cpu_us_per_event": (cpu - cpu_first) / events * 1e6 if events else float("nan"),
             "peak_rss_mb": rss,
             "p50_ms": histogram_quantile(metrics, LATENCY, 0.50) * 1000,
@@ -207,23 +210,25 @@ class Bench:
 def print_table(rows: list[dict[str, Any]], naive: dict[str, dict[str, Any]]) -> None:
     print(
         "\n| scenario | records | events | events/s (start→lag 0) | events/s (1st delivery→lag 0) "
-        "| CPU s | CPU µs/event | peak RSS MB | p50 / p99 ms | naive events/s | ratio | load |"
+        "| CPU s | CPU µs/event | sink CPU s | peak RSS MB | p50 / p99 ms | naive events/s | ratio "
+        "| load |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         nv = naive.get(r["sink"])
         naive_eps = f"{nv['eps']:,.0f}" if nv else "-"
         ratio = f"{r['eps_first'] / nv['eps']:,.0f}x" if nv and nv["eps"] else "-"
         print(f"| {r['scenario']} | {r['records']:,} | {r['events']:,} | {r['eps_start']:,.0f} "
               f"| {r['eps_first']:,.0f} | {r['cpu_s']:.1f} | {r['cpu_us_per_event']:.0f} "
+              f"| {r['sink_cpu_s']:.1f} "
               f"| {r['peak_rss_mb']:.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} "
               f"| {naive_eps} | {ratio} | {r['load_before']} |")  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scenarios", default="a,b", help="a: nginx, b: sandbox 50 ms, "
-                        "c: nginx at each --sizes backlog")  # fmt: skip
+    parser.add_argument("--scenarios", default="a,b,b2", help="a: nginx, b: sandbox 50 ms, "
+                        "b2: bench/latency_sink.py 50 ms, c: nginx at each --sizes")  # fmt: skip
     parser.add_argument("--records", type=int, default=100_000, help="backlog of (a) and (b)")
     parser.add_argument("--sizes", default="10000,100000", help="backlogs of (c)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (best wins)")
@@ -265,6 +270,8 @@ def main() -> int:
             plan.append(("(a) nginx", "nginx", args.records))
         if "b" in scenarios:
             plan.append((f"(b) sandbox {args.latency_ms:g} ms", "sandbox", args.records))
+        if "b2" in scenarios:
+            plan.append((f"(b) latency sink {args.latency_ms:g} ms", "latency", args.records))
         if "c" in scenarios:
             plan += [(f"(c) nginx {int(s):,}", "nginx", int(s)) for s in args.sizes.split(",")]
         by_kind: dict[str, Sink] = {}
@@ -308,6 +315,8 @@ def _start_sink(kind: str, args: argparse.Namespace) -> Sink:
             return start_nginx(binary, WORK / "nginx")
         say("nginx not available: falling back to the sandbox with --no-validate, 0 ms")
         return start_sandbox(WORK / "sandbox-0", 0.0)
+    if kind == "latency":
+        return start_latency_sink(WORK / "latency-sink", args.latency_ms)
     return start_sandbox(WORK / "sandbox", args.latency_ms)
 
 
