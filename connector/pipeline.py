@@ -30,6 +30,7 @@ from connector.deadletter import DeadLetterQueue
 from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
 from connector.dispatch import Dispatcher, Sender
 from connector.errors import DecodeError
+from connector.eventloop import run_loop, tune_gc
 from connector.mapping import Mapper, MapResult, compile_mapping
 from connector.observability import Metrics, build_app, start_server
 from connector.offsets import OffsetTracker
@@ -102,6 +103,7 @@ def build_client(settings: Settings) -> CdpClient:
         timeout=settings.cdp.timeout_seconds,
         max_connections=settings.delivery.max_in_flight,
         transport=settings.cdp.effective_transport,
+        http_client=settings.cdp.http_client,
     )
 
 
@@ -133,6 +135,7 @@ async def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (drain, commit, leave) or a fatal failure."""
     loop = asyncio.get_running_loop()
     mapper = build_mapper(settings)  # start-up errors before touching Kafka or the CDP
+    tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
     state = RunState()
     instance = instance_name()
     metrics = Metrics(instance)
@@ -220,4 +223,4 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop, source: KafkaSourc
 
 def main(settings: Settings) -> int:
     """Entry point for ``cdp-connector run``."""
-    return asyncio.run(run(settings))
+    return run_loop(run(settings))

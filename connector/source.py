@@ -80,6 +80,9 @@ class KafkaSource:
         self._paused = False
         self._assigned: set[TopicPartition] = set()
         conf: dict[str, Any] = {
+            # librdkafka prefetches up to 64 MiB by default, outside max_buffered_records;
+            # 16 MiB still keeps a consume(500) loop fed (docs/benchmarks.md). Overridable.
+            "queued.max.messages.kbytes": 16384,
             **settings.kafka.librdkafka(),
             "group.id": settings.kafka.group_id,
             "enable.auto.commit": False,

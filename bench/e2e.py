@@ -1,0 +1,324 @@
+"""End-to-end benchmark: Kafka backlog → `cdp-connector run` → HTTP sink, beside a naive loop.
+
+    PYTHONPATH=. /work/venv/bin/python -m bench.e2e [--scenarios a,b,c] [--records 100000]
+        [--sizes 10000,100000,1000000] [--repeat 3] [--profile DIR]
+
+Starts a Kafka broker and an Apicurio schema registry (scripts/services), fills a
+topic with Confluent-framed Avro clickstream records (connector.sample, schema
+registered in the registry, keyed by anonymous_id over ``--guests`` guests), then
+per run starts the connector as a subprocess (`python -m connector run --config`,
+as in production) with a fresh consumer group and waits until the group's
+committed offsets reach the end of the topic (lag 0).
+
+Scenarios: (a) nginx answering 201 (the connector is the bottleneck); (b) the CDP
+sandbox, --no-validate, 50 ms per request; (c) (a) at several backlog sizes, to
+show memory stays flat. For each sink the naive loop (bench/naive.py) runs on the
+same topic with its own group for ``--naive-seconds``.
+
+Figures per run: events/s from connector start and from its first delivery to lag
+0; CPU seconds of the connector process (/proc/<pid>/stat) and CPU µs per event
+after start-up; peak RSS (VmHWM); p50/p99 of one CDP request from the connector's
+own /metrics histogram (interpolated in its buckets); the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.e2e_parts import (
+    API_TOKEN,
+    CLIENT_KEY,
+    GroupProgress,
+    Sink,
+    connector_config,
+    cpu_seconds,
+    fill_topic,
+    histogram_quantile,
+    load_average,
+    metric_sum,
+    nginx_binary,
+    peak_rss_mb,
+    register_schema,
+    scrape,
+    start_latency_sink,
+    start_nginx,
+    start_sandbox,
+)
+from scripts.services import kafka, registry
+from scripts.services.common import REPO_ROOT, free_port
+
+WORK = REPO_ROOT / ".local" / "bench"
+LATENCY = "cdp_connector_delivery_latency_seconds"
+TUNABLES = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=16777216"
+
+
+def say(text: str) -> None:
+    print(f"bench: {text}", flush=True)
+
+
+class Bench:
+    """Owns the services of one benchmark invocation and runs connectors against them."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.broker: Any = None
+        self.registry: Any = None
+        self.topics: dict[int, str] = {}
+        self.schema_id = 0
+        self.runs = 0
+
+    def topic(self, size: int) -> str:
+        """A topic holding ``size`` records (filled once per invocation)."""
+        if size not in self.topics:
+            name = f"clicks-{size}"
+            started = time.monotonic()
+            fill_topic(self.broker.bootstrap, name, self.schema_id, size, self.args.guests,
+                       self.args.partitions)  # fmt: skip
+            say(f"filled {name}: {size:,} records in {time.monotonic() - started:.1f}s")
+            self.topics[size] = name
+        return self.topics[size]
+
+    def run_connector(
+        self, sink: Sink, size: int, label: str, variant: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        topic = self.topic(size)
+        self.runs += 1
+        group = f"bench-{self.runs}-{int(time.time())}"
+        port = free_port()
+        variant = dict(variant or {})
+        max_in_flight = int(variant.pop("max_in_flight", self.args.max_in_flight))
+        config = connector_config(
+            bootstrap=self.broker.bootstrap, topic=topic, group=group,
+            registry_url=self.registry.url, sink_url=sink.url, port=port,
+            max_in_flight=max_in_flight,
+        )  # fmt: skip
+        for key in [k for k in variant if "." in k]:  # section.field=value sets the config
+            section, field = key.split(".", 1)
+            config.setdefault(section, {})[field] = yaml.safe_load(variant.pop(key))
+        path = WORK / f"connector-{self.runs}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        env = {**os.environ, "CDP_CLIENT_KEY": CLIENT_KEY, "CDP_API_TOKEN": API_TOKEN}
+        env["PYTHONPATH"] = str(REPO_ROOT)
+        if self.args.glibc_tunables:
+            env["GLIBC_TUNABLES"] = TUNABLES
+        env.update(variant)
+        log = (WORK / f"connector-{self.runs}.log").open("wb")
+        progress = GroupProgress(self.broker.bootstrap, topic, group, self.args.partitions)
+        load = load_average()
+        sink_cpu = cpu_seconds(sink.proc.pid)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "connector", "run", "--config", str(path)],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        profiler = self._profile(proc.pid, label)
+        try:
+            first, cpu_first = self._wait_first_delivery(proc, port)
+            while progress.committed() < progress.end:
+                if time.monotonic() - started > self.args.run_timeout:
+                    raise RuntimeError(
+                        f"no lag 0 within {self.args.run_timeout:g}s; see {log.name}"
+                    )
+                if proc.poll() is not None:
+                    raise RuntimeError(f"connector exited {proc.returncode}; see {log.name}")
+                time.sleep(0.1)
+            done = time.monotonic()
+            cpu, rss = cpu_seconds(proc.pid), peak_rss_mb(proc.pid)
+            sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu
+            metrics = scrape(port)
+        finally:
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            if profiler is not None:
+                profiler.wait(60)
+            progress.close()
+        events = metric_sum(metrics, "cdp_connector_events_total", outcome="delivered")
+        return {
+            "scenario": label, "sink": sink.name, "records": size, "events": int(events),
+            "wall_s": done - started, "eps_start": events / (done - started),
+            "eps_first": events / (done - first), "cpu_s": cpu, "sink_cpu_s": sink_cpu,
+            "cpu_us_per_event": (cpu - cpu_first) / events * 1e6 if events else float("nan"),
+            "peak_rss_mb": rss,
+            "p50_ms": histogram_quantile(metrics, LATENCY, 0.50) * 1000,
+            "p99_ms": histogram_quantile(metrics, LATENCY, 0.99) * 1000,
+            "max_in_flight": max_in_flight, "load_before": load,
+            "load_after": load_average(),
+        }  # fmt: skip
+
+    def _wait_first_delivery(self, proc: subprocess.Popen[bytes], port: int) -> tuple[float, float]:
+        """Time and CPU of the connector's first CDP answer (polling /metrics at 20 Hz)."""
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"connector exited {proc.returncode} before delivering")
+            try:
+                answers = metric_sum(scrape(port), "cdp_connector_http_responses_total")
+            except OSError:
+                answers = 0
+            if answers > 0:
+                return time.monotonic(), cpu_seconds(proc.pid)
+            time.sleep(0.05)
+
+    def _profile(self, pid: int, label: str) -> subprocess.Popen[bytes] | None:
+        if not self.args.profile:
+            return None
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        out = Path(self.args.profile) / f"{label.replace(' ', '_')}-{self.runs}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return subprocess.Popen(
+            [py_spy, "record", "--pid", str(pid), "--rate", "200", "--nonblocking",
+             "--format", "raw", "-o", f"{out}.txt"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def run_naive(self, sink: Sink, size: int, label: str) -> dict[str, Any]:
+        topic = self.topic(size)
+        self.runs += 1
+        load = load_average()
+        cmd = [sys.executable, "-m", "bench.naive", "--bootstrap", self.broker.bootstrap,
+               "--topic", topic, "--group", f"naive-{self.runs}-{int(time.time())}",
+               "--registry", self.registry.url, "--sink", sink.url,
+               "--seconds", str(self.args.naive_seconds), "--records", str(size)]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        )
+        out, _ = proc.communicate(timeout=self.args.naive_seconds + 120)
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        result.update(scenario=label, sink=sink.name, load_before=load,
+                      eps=result["events"] / result["seconds"])  # fmt: skip
+        return result
+
+
+def print_table(rows: list[dict[str, Any]], naive: dict[str, dict[str, Any]]) -> None:
+    print(
+        "\n| scenario | records | events | events/s (start→lag 0) | events/s (1st delivery→lag 0) "
+        "| CPU s | CPU µs/event | sink CPU s | peak RSS MB | p50 / p99 ms | naive events/s | ratio "
+        "| load |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in rows:
+        nv = naive.get(r["sink"])
+        naive_eps = f"{nv['eps']:,.0f}" if nv else "-"
+        ratio = f"{r['eps_first'] / nv['eps']:,.0f}x" if nv and nv["eps"] else "-"
+        print(f"| {r['scenario']} | {r['records']:,} | {r['events']:,} | {r['eps_start']:,.0f} "
+              f"| {r['eps_first']:,.0f} | {r['cpu_s']:.1f} | {r['cpu_us_per_event']:.0f} "
+              f"| {r['sink_cpu_s']:.1f} "
+              f"| {r['peak_rss_mb']:.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} "
+              f"| {naive_eps} | {ratio} | {r['load_before']} |")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenarios", default="a,b,b2", help="a: nginx, b: sandbox 50 ms, "
+                        "b2: bench/latency_sink.py 50 ms, c: nginx at each --sizes")  # fmt: skip
+    parser.add_argument("--records", type=int, default=100_000, help="backlog of (a) and (b)")
+    parser.add_argument("--sizes", default="10000,100000", help="backlogs of (c)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (best wins)")
+    parser.add_argument("--guests", type=int, default=2000, help="distinct keys (anonymous_id)")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--max-in-flight", type=int, default=256)
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="sandbox latency in (b)")
+    parser.add_argument("--naive-seconds", type=float, default=10.0)
+    parser.add_argument("--no-naive", action="store_true")
+    parser.add_argument("--glibc-tunables", action="store_true", help=f"GLIBC_TUNABLES={TUNABLES}")
+    parser.add_argument("--profile", help="py-spy each connector run into this folder (raw)")
+    parser.add_argument("--no-install", action="store_true", help="never apt-get nginx")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME:VAR=VALUE,... - a comparison run of every scenario with extra "
+                        "environment; max_in_flight=N and section.field=V set the config "
+                        "(repeatable)")  # fmt: skip
+    parser.add_argument("--run-timeout", type=float, default=900, help="seconds per run")
+    parser.add_argument("--json", help="also write every run's figures to this file")
+    args = parser.parse_args()
+    scenarios = set(args.scenarios.split(","))
+    variants: list[tuple[str, dict[str, str]]] = [
+        (name, dict(kv.split("=", 1) for kv in env.split(",") if kv))
+        for name, _, env in (v.partition(":") for v in args.variant)
+    ] or [("", {})]
+
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    bench = Bench(args)
+    sinks: list[Sink] = []
+    rows: list[dict[str, Any]] = []
+    naive: dict[str, dict[str, Any]] = {}
+    try:
+        say(f"load {load_average()}; starting Kafka broker and schema registry ...")
+        bench.broker = kafka.start_broker(WORK / "kafka", partitions=args.partitions, heap="768m")
+        bench.registry = registry.start_registry(WORK / "registry")
+        bench.schema_id = register_schema(bench.registry.url, "clickstream-value")
+        plan: list[tuple[str, str, int]] = []  # (label, sink kind, backlog)
+        if "a" in scenarios:
+            plan.append(("(a) nginx", "nginx", args.records))
+        if "b" in scenarios:
+            plan.append((f"(b) sandbox {args.latency_ms:g} ms", "sandbox", args.records))
+        if "b2" in scenarios:
+            plan.append((f"(b) latency sink {args.latency_ms:g} ms", "latency", args.records))
+        if "c" in scenarios:
+            plan += [(f"(c) nginx {int(s):,}", "nginx", int(s)) for s in args.sizes.split(",")]
+        by_kind: dict[str, Sink] = {}
+        for label, kind, size in plan:
+            sink = by_kind.get(kind)
+            if sink is None:
+                sink = _start_sink(kind, args)
+                sinks.append(sink)
+                by_kind[kind] = sink
+                if not args.no_naive:
+                    say(f"naive loop against {sink.name} for {args.naive_seconds:g}s ...")
+                    naive[sink.name] = bench.run_naive(sink, size, f"naive {sink.name}")
+                    say(f"naive: {naive[sink.name]}")
+            for name, env in variants:
+                best: dict[str, Any] | None = None
+                tag = f"{label} [{name}]" if name else label
+                for i in range(args.repeat):
+                    say(f"{tag}: run {i + 1}/{args.repeat}, {size:,} records ...")
+                    row = bench.run_connector(sink, size, tag, env)
+                    say(json.dumps(row, default=str))
+                    if best is None or row["eps_first"] > best["eps_first"]:
+                        best = row
+                assert best is not None
+                rows.append(best)
+        print_table(rows, naive)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"runs": rows, "naive": naive}, indent=2))
+        return 0
+    finally:
+        for sink in sinks:
+            sink.stop()
+        for service in (bench.registry, bench.broker):
+            if service is not None:
+                service.stop()
+
+
+def _start_sink(kind: str, args: argparse.Namespace) -> Sink:
+    if kind == "nginx":
+        binary = nginx_binary(install=not args.no_install)
+        if binary is not None:
+            return start_nginx(binary, WORK / "nginx")
+        say("nginx not available: falling back to the sandbox with --no-validate, 0 ms")
+        return start_sandbox(WORK / "sandbox-0", 0.0)
+    if kind == "latency":
+        return start_latency_sink(WORK / "latency-sink", args.latency_ms)
+    return start_sandbox(WORK / "sandbox", args.latency_ms)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

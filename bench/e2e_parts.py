@@ -1,0 +1,300 @@
+"""Pieces of the end-to-end benchmark (bench/e2e.py): sinks, topic filling, /proc figures.
+
+Sinks:
+- nginx (Debian's nginx-light) answering 201 with a fixed body on loopback: costs
+  ~10 µs per request, so the connector is the bottleneck (scenario a).
+- the project's CDP sandbox with ``--no-validate --latency-ms 50`` (scenario b).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connector.sample import encode_confluent, sample_records
+from connector.schemas import load_schema
+from scripts.services.common import REPO_ROOT, free_port
+
+SCHEMA_V1 = REPO_ROOT / "avro" / "clickstream-v1.avsc"
+CLIENT_KEY = "bench-client-key"
+API_TOKEN = "bench-api-token"  # noqa: S105 - a made-up credential for local sinks
+EVENT_PATH = "/v1.2/event/create.json"
+
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {tmp}/body;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 1m;
+        client_body_buffer_size 64k;
+        location / {{
+            default_type application/json;
+            return 201 '{{"ref":"x","status":"OK"}}';
+        }}
+    }}
+}}
+"""
+
+
+# -- /proc figures --------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (utime + stime in /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM in /proc/<pid>/status), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+# -- sinks ------------------------------------------------------------------------
+
+
+@dataclass
+class Sink:
+    name: str
+    url: str  # base URL (the connector appends the event path)
+    proc: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def nginx_binary(install: bool) -> str | None:
+    """nginx on PATH (or /usr/sbin); with ``install``, apt-get nginx-light when root."""
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if found or not install or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return found
+    print("bench: installing nginx-light with apt-get ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], env=env,
+                   check=False, capture_output=True)  # fmt: skip
+    return shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/usr/bin")
+
+
+def start_nginx(binary: str, tmp: Path) -> Sink:
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+    log = (tmp / "nginx.out").open("wb")
+    proc = subprocess.Popen(
+        [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    sink = Sink("nginx", f"http://127.0.0.1:{port}", proc)
+    _wait_answers(sink)
+    return sink
+
+
+def start_sandbox(tmp: Path, latency_ms: float) -> Sink:
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = (tmp / "sandbox.out").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "connector", "sandbox", "--port", str(port),
+         "--client-key", CLIENT_KEY, "--api-token", API_TOKEN, "--no-validate",
+         "--latency-ms", f"{latency_ms:g}", "--max-records", "1000"],
+        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    sink = Sink(f"sandbox {latency_ms:g} ms", f"http://127.0.0.1:{port}", proc)
+    _wait_answers(sink)
+    return sink
+
+
+def start_latency_sink(tmp: Path, latency_ms: float) -> Sink:
+    """bench/latency_sink.py: 201 after a fixed delay, ~20 µs of CPU per request."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = (tmp / "latency-sink.out").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.latency_sink", "--port", str(port),
+         "--latency-ms", f"{latency_ms:g}"],
+        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )  # fmt: skip
+    sink = Sink(f"latency sink {latency_ms:g} ms", f"http://127.0.0.1:{port}", proc)
+    _wait_answers(sink)
+    return sink
+
+
+def _wait_answers(sink: Sink, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if sink.proc.poll() is not None:
+            raise RuntimeError(f"{sink.name} exited with {sink.proc.returncode}")
+        req = urllib.request.Request(sink.url + EVENT_PATH, data=b"{}", method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=2):  # noqa: S310 - loopback
+                return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means it listens
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+# -- the topic ----------------------------------------------------------------------
+
+
+def register_schema(registry_url: str, subject: str) -> int:
+    """Register clickstream v1 under ``subject``; returns its id (as a producer would)."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    client = SchemaRegistryClient({"url": registry_url})
+    return int(client.register_schema(subject, Schema(SCHEMA_V1.read_text(), "AVRO")))
+
+
+def fill_topic(
+    bootstrap: str, topic: str, schema_id: int, count: int, guests: int, partitions: int
+) -> None:
+    """Create ``topic`` and write ``count`` Confluent-framed Avro clickstream records.
+
+    ``min(count, 20000)`` distinct sample records are encoded once and cycled (the
+    connector's work per record does not depend on the event id being new)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+    ).values():
+        future.result(30)
+    distinct = sample_records(min(count, 20_000), guests=guests, seed=2026)
+    values = encode_confluent(distinct, load_schema(SCHEMA_V1), schema_id)
+    keys = [r["anonymous_id"].encode() for r in distinct]
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+         "queue.buffering.max.messages": 500_000, "compression.type": "lz4"}
+    )  # fmt: skip
+    n = len(values)
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, key=keys[i % n], value=values[i % n])
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(120) != 0:
+        raise RuntimeError("producer did not deliver everything")
+
+
+class GroupProgress:
+    """Committed offsets of a group against the topic's end, with one reused consumer."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, partitions: int) -> None:
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+        )
+        self._parts = [TopicPartition(topic, p) for p in range(partitions)]
+        self.end = sum(
+            self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._parts
+        )
+
+    def committed(self) -> int:
+        try:
+            parts = self._consumer.committed(self._parts, timeout=10)
+        except Exception:  # noqa: BLE001 - the group's coordinator may not exist yet
+            return 0
+        return sum(max(tp.offset, 0) for tp in parts)
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+# -- the connector's /metrics ----------------------------------------------------------
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Prometheus text → {series: value} (series with labels as written)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+def metric_sum(metrics: dict[str, float], name: str, **labels: str) -> float:
+    total = 0.0
+    for series, value in metrics.items():
+        if series.split("{")[0] == name and all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += value
+    return total
+
+
+def histogram_quantile(metrics: dict[str, float], name: str, q: float) -> float:
+    """Like Prometheus' histogram_quantile: linear inside the bucket holding rank q."""
+    buckets: list[tuple[float, float]] = []
+    for series, value in metrics.items():
+        if series.startswith(name + "_bucket{"):
+            le = series.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), value))
+    buckets.sort()
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower
+            return lower + (upper - lower) * (rank - below) / max(count - below, 1e-9)
+        lower, below = upper, count
+    return lower
+
+
+def connector_config(
+    *, bootstrap: str, topic: str, group: str, registry_url: str, sink_url: str, port: int,
+    max_in_flight: int, extra_delivery: dict[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The connector.yaml of a benchmark run: the shipped defaults, local addresses."""
+    return {
+        "kafka": {"bootstrap_servers": bootstrap, "group_id": group},
+        "topics": [{"name": topic, "decoder": "confluent"}],
+        "schema_registry": {"url": registry_url},
+        "mapping": str(REPO_ROOT / "config" / "mappings.example.yaml"),
+        "cdp": {"dialect": "asyncapi", "base_url": sink_url, "region": None},
+        "delivery": {"ordering": "key", "max_in_flight": max_in_flight, **(extra_delivery or {})},
+        "dead_letter": {"topic": f"{topic}.dlq"},
+        "observability": {"host": "127.0.0.1", "port": port, "log_format": "json"},
+        "shutdown": {"drain_timeout_seconds": 10},
+    }

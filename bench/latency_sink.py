@@ -1,0 +1,68 @@
+"""A cheap HTTP sink that answers every request 201 after a fixed delay (scenario b).
+
+    python -m bench.latency_sink --port P --latency-ms 50
+
+nginx cannot delay an answer without extra modules, and the CDP sandbox (an aiohttp
+server) spends ~150 µs of CPU per request, so at 256 in flight and 50 ms it tops out
+near 4,000 requests/s on this machine, below the connector's 5,120/s bound. This is
+a raw asyncio protocol on uvloop: HTTP/1.1 keep-alive, Content-Length bodies, no
+validation, ~20 µs per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import uvloop
+
+ANSWER = (
+    b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 26\r\n\r\n"
+    b'{"ref":"x","status":"OK"}\n'
+)
+
+
+class _Sink(asyncio.Protocol):
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        loop = asyncio.get_running_loop()
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(self.buffer[:end]).lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            del self.buffer[: end + 4 + length]
+            loop.call_later(self.delay, self._answer)
+
+    def _answer(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(ANSWER)
+
+
+async def _serve(port: int, delay: float) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Sink(delay), "127.0.0.1", port, backlog=1024)
+    print(f"latency sink listening on http://127.0.0.1:{port}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    args = parser.parse_args()
+    uvloop.run(_serve(args.port, args.latency_ms / 1000))
+
+
+if __name__ == "__main__":
+    main()
