@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connector.observability import Metrics
 from scripts.services.kube_apiserver import Cluster
 from tests.helm.helm_helpers import VALUES, Helm, documents, one, to_yaml
 
@@ -58,6 +60,12 @@ def test_notes_tell_how_to_check_lag_and_metrics(
     assert "--describe --group cdp-connector" in notes
     assert "port-forward svc/cdp-cdp-connector-metrics 9400" in notes
     assert "curl -s http://127.0.0.1:9400/metrics" in notes
+    # The metric names the notes point at are ones the connector exports.
+    named = set(re.findall(r"cdp_connector_\w+", notes))
+    exported = {m.name for m in Metrics("x").registry.collect()} | {
+        f"{m.name}_total" for m in Metrics("x").registry.collect() if m.type == "counter"
+    }
+    assert named and named <= exported
 
 
 @pytest.mark.parametrize("name", sorted(VALUE_SETS))
