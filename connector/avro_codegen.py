@@ -51,17 +51,7 @@ class LeftOver(ValueError):
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
     """Zig-zag varint at ``pos`` (the multi-byte case; one byte is inlined by the code)."""
-    byte = data[pos]
-    pos += 1
-    result = byte & 0x7F
-    shift = 7
-    while byte & 0x80:
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        shift += 7
+    result, pos = _raw_varint(data, pos)
     return (result >> 1) ^ -(result & 1), pos
 
 

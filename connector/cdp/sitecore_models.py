@@ -34,7 +34,7 @@ Choices the docs leave open, decided here:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 
@@ -57,21 +57,6 @@ __all__ = [
     "ViewEvent",
 ]
 
-CHANNELS = (
-    "AIRPORT_KIOSK",
-    "BRANCH",
-    "CALL_CENTER",
-    "EMAIL",
-    "GDS",
-    "KIOSK",
-    "MOBILE_APP",
-    "MOBILE_WEB",
-    "SMS",
-    "OFFLINE",
-    "OTA",
-    "OTHER",
-    "WEB",
-)
 Channel = Literal[
     "AIRPORT_KIOSK",
     "BRANCH",
@@ -87,6 +72,7 @@ Channel = Literal[
     "OTHER",
     "WEB",
 ]
+CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
 LANGUAGE_PATTERN = "^(?:" + _ISO_639_1.upper() + ")$"

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,23 @@ def spawn(cmd: list[str], log: Path, cwd: Path | None = None) -> subprocess.Pope
             cwd=cwd,
             start_new_session=True,
         )
+
+
+@dataclass
+class Service:
+    """A service process started by these scripts: its process, port and log."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        stop_process(self.proc.pid)
+        self.proc.wait(timeout=5)
 
 
 class Background:

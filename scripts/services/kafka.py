@@ -21,13 +21,13 @@ from pathlib import Path
 from scripts.services.common import (
     REPO_ROOT,
     Background,
+    Service,
     ServiceError,
     cache_dir,
     ensure_port_free,
     free_port,
     require_tool,
     spawn,
-    stop_process,
     wait_until,
 )
 
@@ -109,26 +109,15 @@ def run_tool(name: str, *args: str, check: bool = True) -> subprocess.CompletedP
 
 
 @dataclass
-class Broker:
+class Broker(Service):
     """A running broker started by this module."""
 
-    proc: subprocess.Popen[bytes]
-    port: int
     controller_port: int
     data_dir: Path
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        stop_process(self.proc.pid)
-        self.proc.wait(timeout=5)
 
 
 def _server_properties(port: int, controller_port: int, data_dir: Path, partitions: int) -> str:
@@ -182,7 +171,7 @@ def start_broker(
     run_tool("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
              "--ignore-formatted")  # fmt: skip
     proc = spawn(java_cmd("kafka.Kafka", str(props), heap=heap), log)
-    broker = Broker(proc, port, controller_port, data_dir, log)
+    broker = Broker(proc, port, log, controller_port, data_dir)
     wait_until(lambda: _metadata_ready(broker.bootstrap), proc, START_TIMEOUT, "Kafka broker", log)
     return broker
 

@@ -20,19 +20,18 @@ import sys
 import tarfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.services.common import (
     REPO_ROOT,
     Background,
+    Service,
     ServiceError,
     cache_dir,
     ensure_port_free,
     free_port,
     require_tool,
     spawn,
-    stop_process,
     wait_until,
 )
 
@@ -78,26 +77,13 @@ def ensure_app() -> Path:
     return jar
 
 
-@dataclass
-class Registry:
+class Registry(Service):
     """A running schema registry started by this module."""
-
-    proc: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     @property
     def url(self) -> str:
         """Base URL of the Confluent-compatible API (what SchemaRegistryClient takes)."""
         return f"http://127.0.0.1:{self.port}{CCOMPAT_PATH}"
-
-    def stop(self) -> None:
-        stop_process(self.proc.pid)
-        self.proc.wait(timeout=5)
 
 
 def _answers(url: str) -> bool:
