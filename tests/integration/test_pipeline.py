@@ -355,3 +355,27 @@ def test_failed_dead_letter_write_stops_without_committing_past_the_record(
     assert "dead-letter write" in connector.output()
     done = committed(scenario.bootstrap, scenario.group, scenario.topic, 1)
     assert done.get(0, 0) <= 10  # never past the record whose outcome is nowhere
+
+
+def test_sigterm_drains_and_a_second_signal_exits_at_once(
+    scenario: Scenario, connector_factory: ConnectorFactory, cdp_sandbox: Any
+) -> None:
+    scenario.produce(sample_records(200, guests=20, seed=19))
+    cdp_sandbox.set_faults(outage_seconds=3600)  # nothing can finish: the drain must wait
+    config = scenario.config(
+        connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
+        shutdown={"drain_timeout_seconds": 60},
+    )  # fmt: skip
+    connector = connector_factory.start(config)
+    wait_for(lambda: cdp_sandbox.stats()["requests"] > 0, 30, "delivery attempts")
+
+    connector.proc.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert connector.proc.poll() is None  # draining, bounded by drain_timeout_seconds
+    started = time.monotonic()
+    connector.proc.send_signal(signal.SIGTERM)
+
+    assert connector.proc.wait(10) == 128 + signal.SIGTERM
+    assert time.monotonic() - started < 5
+    assert scenario.nothing_committed()
+    assert "second signal" in connector.output()
