@@ -187,7 +187,14 @@ class Dispatcher:
                 self._lanes.pop(key, None)
                 continue
             work = lane.popleft()
-            await self._process(work)
+            try:
+                await self._process(work)
+            except Exception as exc:
+                # A bug, not an answer: stop the connector rather than lose a worker
+                # silently; the record has no outcome, so its offset is never committed.
+                log.exception("dispatch failed on %s[%d]@%d", *work.tp, work.offset)
+                self._state.fail(f"dispatch failed: {exc!r}")
+                raise
             if lane:
                 self._ready.put_nowait(key)
             else:

@@ -237,3 +237,20 @@ def test_lanes_follow_the_ordering_mode() -> None:
     assert lane_for("partition", TP, 5, "a") == lane_for("partition", TP, 6, "b")
     assert lane_for("partition", TP, 5, "a") != lane_for("partition", ("clicks", 1), 5, "a")
     assert lane_for("none", TP, 5, "a") != lane_for("none", TP, 6, "a")
+
+
+async def test_an_unexpected_error_stops_the_connector_instead_of_losing_a_worker() -> None:
+    def broken(body: bytes, attempt: int) -> Answer:
+        raise RuntimeError("bug")
+
+    h = Harness(FakeSender(broken))
+    h.submit(["a"])
+    h.dispatcher.start()
+    try:
+        async with asyncio.timeout(5):
+            while h.state.fatal_exit is None:
+                await asyncio.sleep(0.001)
+    finally:
+        await h.dispatcher.stop()
+    assert "RuntimeError('bug')" in h.state.fatal_exit
+    assert h.tracker.committable() == {}
