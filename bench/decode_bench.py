@@ -1,6 +1,6 @@
 """Micro-benchmark of the decode stage: records/s on one core for both value formats.
 
-    /work/venv/bin/python -m bench.decode_bench [--records 5000] [--seconds 1]
+    .venv/bin/python -m bench.decode_bench [--records 5000] [--seconds 1]
 
 Not a test: it prints figures. Uses the sample envelope (connector.sample, schema v1) and
 a registry-free Confluent decoder (the schema is cached after the first record anyway).

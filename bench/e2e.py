@@ -1,6 +1,6 @@
 """End-to-end benchmark: Kafka backlog → `cdp-connector run` → HTTP sink, beside a naive loop.
 
-    PYTHONPATH=. /work/venv/bin/python -m bench.e2e [--scenarios a,b,c] [--records 100000]
+    PYTHONPATH=. .venv/bin/python -m bench.e2e [--scenarios a,b,c] [--records 100000]
         [--sizes 10000,100000,1000000] [--repeat 3] [--profile DIR]
 
 Starts a Kafka broker and an Apicurio schema registry (scripts/services), fills a

@@ -1,6 +1,6 @@
 """Micro-benchmark of the map stage: decoded record → validated, serialized JSON body.
 
-    /work/venv/bin/python bench/mapping_bench.py [--records 20000] [--rounds 3]
+    .venv/bin/python bench/mapping_bench.py [--records 20000] [--rounds 3]
 
 Uses the example rules (config/mappings.example.yaml), the real ``asyncapi``
 dialect when ``connector.cdp`` is present (else the test dialect in
