@@ -115,10 +115,8 @@ def _registry(settings: Settings, timeout: float) -> str:
     reg = settings.schema_registry
     assert reg is not None  # noqa: S101 - only built when configured
     request = urllib.request.Request(reg.url.rstrip("/") + "/subjects")  # noqa: S310 - http(s) checked by RegistryClient
-    user = read_secret(reg.username_env, None, "schema_registry.username")
-    password = read_secret(reg.password_env, None, "schema_registry.password")
-    if user is not None and password is not None:
-        raw = f"{user.get_secret_value()}:{password.get_secret_value()}".encode()
+    if (auth := reg.basic_auth()) is not None:
+        raw = ":".join(auth).encode()
         request.add_header("Authorization", "Basic " + base64.b64encode(raw).decode())
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310

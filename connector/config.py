@@ -116,6 +116,14 @@ class RegistrySettings(_Section):
     password_env: str | None = None
     timeout_seconds: float = Field(5.0, gt=0)
 
+    def basic_auth(self) -> tuple[str, str] | None:
+        """(user, password) when both are configured, for HTTP Basic auth."""
+        user = read_secret(self.username_env, None, "schema_registry.username")
+        password = read_secret(self.password_env, None, "schema_registry.password")
+        if user is None or password is None:
+            return None
+        return user.get_secret_value(), password.get_secret_value()
+
 
 class BrowserIdSettings(_Section):
     """Where browser ids made for ``browser_id_for`` mappings are kept (connector.browser_ids)."""

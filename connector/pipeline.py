@@ -25,7 +25,7 @@ from typing import Any
 from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
-from connector.config import Settings, TopicSettings, read_secret
+from connector.config import Settings, TopicSettings
 from connector.deadletter import DeadLetterQueue
 from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
 from connector.dispatch import Dispatcher, Sender
@@ -68,12 +68,9 @@ class Preparer:
             reg = self._settings.schema_registry
             if reg is None:
                 raise DecodeError("no schema_registry configured for a Confluent-encoded topic")
-            user = read_secret(reg.username_env, None, "schema_registry.username")
-            password = read_secret(reg.password_env, None, "schema_registry.password")
-            auth = None
-            if user is not None and password is not None:
-                auth = (user.get_secret_value(), password.get_secret_value())
-            self._registry = RegistryClient(reg.url, timeout=reg.timeout_seconds, basic_auth=auth)
+            self._registry = RegistryClient(
+                reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth()
+            )
         return self._registry
 
 
