@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,50 +108,52 @@ def nginx_binary(install: bool) -> str | None:
     return shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/usr/bin")
 
 
-def start_nginx(binary: str, tmp: Path) -> Sink:
+def _start_sink(name: str, tmp: Path, argv: Callable[[int], list[str]], **popen: Any) -> Sink:
+    """Start a sink process on a free port (``argv`` builds its command line from the
+    port), its output in ``tmp``, and wait until it answers."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
-    log = (tmp / "nginx.out").open("wb")
-    proc = subprocess.Popen(
-        [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    sink = Sink("nginx", f"http://127.0.0.1:{port}", proc)
+    with (tmp / "sink.out").open("wb") as log:
+        proc = subprocess.Popen(argv(port), stdout=log, stderr=subprocess.STDOUT, **popen)
+    sink = Sink(name, f"http://127.0.0.1:{port}", proc)
     _wait_answers(sink)
     return sink
+
+
+def start_nginx(binary: str, tmp: Path) -> Sink:
+    def argv(port: int) -> list[str]:
+        conf = tmp / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+        return [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")]
+
+    return _start_sink("nginx", tmp, argv)
 
 
 def start_sandbox(tmp: Path, latency_ms: float) -> Sink:
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = (tmp / "sandbox.out").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "connector", "sandbox", "--port", str(port),
-         "--client-key", CLIENT_KEY, "--api-token", API_TOKEN, "--no-validate",
-         "--latency-ms", f"{latency_ms:g}", "--max-records", "1000"],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    return _start_sink(
+        f"sandbox {latency_ms:g} ms",
+        tmp,
+        lambda port: [
+            sys.executable, "-m", "connector", "sandbox", "--port", str(port),
+            "--client-key", CLIENT_KEY, "--api-token", API_TOKEN, "--no-validate",
+            "--latency-ms", f"{latency_ms:g}", "--max-records", "1000",
+        ],
+        cwd=REPO_ROOT,
     )  # fmt: skip
-    sink = Sink(f"sandbox {latency_ms:g} ms", f"http://127.0.0.1:{port}", proc)
-    _wait_answers(sink)
-    return sink
 
 
 def start_latency_sink(tmp: Path, latency_ms: float) -> Sink:
     """bench/latency_sink.py: 201 after a fixed delay, ~20 µs of CPU per request."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = (tmp / "latency-sink.out").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.latency_sink", "--port", str(port),
-         "--latency-ms", f"{latency_ms:g}"],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+    return _start_sink(
+        f"latency sink {latency_ms:g} ms",
+        tmp,
+        lambda port: [
+            sys.executable, "-m", "bench.latency_sink", "--port", str(port),
+            "--latency-ms", f"{latency_ms:g}",
+        ],
+        cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
-    sink = Sink(f"latency sink {latency_ms:g} ms", f"http://127.0.0.1:{port}", proc)
-    _wait_answers(sink)
-    return sink
 
 
 def _wait_answers(sink: Sink, timeout: float = 20) -> None:
