@@ -98,7 +98,6 @@ class BrowserIdStore:
         self._producer: Producer | None = None
         self._meta: Consumer | None = None
         self._meta_lock = threading.Lock()
-        self.evictions = 0
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -191,7 +190,6 @@ class BrowserIdStore:
             self._ids.move_to_end(visitor)
             while len(self._ids) > self._settings.max_entries:
                 self._ids.popitem(last=False)
-                self.evictions += 1
 
     def _poll_once(self) -> None:
         assert self._consumer is not None  # noqa: S101 - started

@@ -101,7 +101,6 @@ class DeadLetterQueue:
                 "message.timeout.ms": 120_000,
             }
         )
-        self.written = 0
 
     def publish(
         self,
@@ -119,7 +118,6 @@ class DeadLetterQueue:
                 log.error("dead-letter write failed: %s", err, extra=record_context(headers))
                 self._state.fail(f"dead-letter write to {self.topic!r} failed: {err}")
                 return
-            self.written += 1
             self._on_written(header_value(headers, "cdp.errors.stage") or "unknown")
             on_done()
 

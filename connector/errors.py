@@ -4,14 +4,14 @@
     ├── ConfigError                bad config or mapping at start-up → exit code 2
     ├── RecordError                this one record cannot be processed → dead-letter topic
     │   ├── DecodeError            bytes are not a valid Avro record for the schema
-    │   ├── MappingError           no rule matched (when configured so) or a field failed
-    │   └── DeliveryRejected       the CDP answered a permanent 4xx for this event
-    ├── TransientError             not about one record (registry or CDP down) → retry
-    └── FatalError                 the connector cannot go on safely → halt, commit nothing
-        └── AuthError              the CDP answered 401/403: credentials are wrong
+    │   └── MappingError           no rule matched (when configured so) or a field failed
+    └── TransientError             not about one record (schema registry down) → retry
 
-``RecordError`` carries ``stage`` (decode, map, validate, deliver), the name the
-dead-letter headers use for where it failed.
+``RecordError`` carries ``stage`` (decode, map), the name the dead-letter headers use
+for where it failed. Answers from the CDP are not exceptions: ``connector.cdp.answer``
+classifies each one (delivered, retryable, permanent → dead letter ``stage=deliver``,
+fatal → halt), and a failure the process must not go on after (a dead-letter write
+that failed, a bug) is ``RunState.fail``: stop, commit nothing past it, exit 1.
 """
 
 from __future__ import annotations
@@ -49,25 +49,7 @@ class MappingError(RecordError):
     stage = "map"
 
 
-class DeliveryRejected(RecordError):
-    """The CDP refused the event for good (a 4xx other than 401/403/408/429)."""
-
-    stage = "deliver"
-
-    def __init__(self, message: str, *, status: int, rule: str | None = None) -> None:
-        super().__init__(message, rule=rule)
-        self.status = status
-
-
 class TransientError(ConnectorError):
     """A dependency is unavailable for now; the same work may succeed later."""
 
     retriable = True
-
-
-class FatalError(ConnectorError):
-    """The connector must stop making progress (and commit nothing) until fixed."""
-
-
-class AuthError(FatalError):
-    """The CDP refused the credentials (401/403)."""

@@ -98,14 +98,6 @@ class OffsetTracker:
         """Records read but without an outcome yet (what the memory bound counts)."""
         return self._pending
 
-    def pending_in(self, tps: list[TopicPartition]) -> int:
-        with self._lock:
-            return sum(
-                len(p.pending) - len(p.finished)
-                for tp in tps
-                if (p := self._partitions.get(tp)) is not None
-            )
-
     # -- commits ------------------------------------------------------------
 
     def committable(self, tps: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:

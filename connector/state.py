@@ -7,8 +7,7 @@ whose single assignment is atomic under the GIL, and readers only need a recent 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,6 @@ class RunState:
     subscribed: bool = False
     stopping: bool = False
     fatal_exit: str | None = None  # a failure that must end the process (exit code 1)
-    started_at: float = field(default_factory=time.monotonic)
 
     def halt(self, reason: str) -> None:
         if self.halted_reason != reason:

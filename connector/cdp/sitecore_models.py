@@ -38,7 +38,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-from connector.cdp.models import _ISO_639_1, CURRENCY_PATTERN, RESERVED_TYPES, Email, Ext, Number
+from connector.cdp.models import _ISO_639_1, CURRENCY_PATTERN, RESERVED_TYPES, Email, Ext
 
 __all__ = [
     "CHANNELS",
@@ -117,7 +117,6 @@ MinuteDateTime = Annotated[
 UtcDateTime = Annotated[str, Field(pattern=UTC_DATETIME_PATTERN), AfterValidator(_utc)]
 Quantity = Annotated[int, Field(ge=1)]
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-ExtScalar = bool | int | Number | str
 
 
 class _Model(BaseModel):
