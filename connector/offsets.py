@@ -68,14 +68,16 @@ class OffsetTracker:
 
     # -- records ------------------------------------------------------------
 
-    def add(self, tp: TopicPartition, offset: int) -> None:
-        """A record was read and is now held until its outcome."""
+    def add(self, tp: TopicPartition, offset: int) -> int | None:
+        """A record was read and is now held until its outcome; returns the partition's
+        epoch (to pass to ``finish``), or None when the partition is not tracked."""
         with self._lock:
             part = self._partitions.get(tp)
             if part is None:
-                return
+                return None
             part.pending.append(offset)
             self._pending += 1
+            return part.epoch
 
     def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         """The record has a durable outcome."""

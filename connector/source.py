@@ -159,11 +159,10 @@ class KafkaSource:
                 continue
             topic, partition, offset = _coords(msg)
             tp = (topic, partition)
-            epoch = self._tracker.epoch(tp)
+            epoch = self._tracker.add(tp, offset)
             if epoch is None:
                 continue  # not (or no longer) ours
             counts[topic] = counts.get(topic, 0) + 1
-            self._tracker.add(tp, offset)
             try:
                 result = self._prepare_with_retry(msg)
             except RecordError as exc:

@@ -58,7 +58,8 @@ def test_outcome_from_an_older_assignment_is_ignored() -> None:
     tracker, old_epoch = _tracker_with([5])
     tracker.revoke(TP)
     new_epoch = tracker.assign(TP)
-    tracker.add(TP, 5)
+    assert tracker.add(TP, 5) == new_epoch
+    assert tracker.add(("other", 0), 1) is None  # not assigned: not held
 
     tracker.finish(TP, 5, old_epoch)
     assert tracker.committable() == {}
