@@ -73,7 +73,14 @@ Reader = Callable[[bytes, int], Any]
 class ValueDecoder(Protocol):
     """Turns a record value into a dict; DecodeError (dead letter) or TransientError."""
 
-    def decode(self, data: bytes) -> dict[str, Any]: ...
+    def decode(self, data: bytes | None) -> dict[str, Any]: ...
+
+
+def _present(data: bytes | None) -> bytes:
+    """The value's bytes; a tombstone (no value) is a decode error: nothing to map."""
+    if data is None:
+        raise DecodeError("record has no value (a tombstone); nothing to map")
+    return data
 
 
 def make_reader(
@@ -126,24 +133,16 @@ class SchemalessAvroDecoder:
     ) -> None:
         self._read = make_reader(writer_schema, reader_schema, compiled=compiled)
 
-    def decode_any(self, data: bytes) -> Any:
+    def decode_any(self, data: bytes | None) -> Any:
         """The decoded value, whatever Avro type the schema has."""
-        if data is None:
-            raise DecodeError("record has no value (tombstone)")
         try:
-            return self._read(data, 0)
+            return self._read(_present(data), 0)
         except _BODY_ERRORS as exc:
             raise _decode_error(exc, "schemaless value") from exc
 
-    def decode(self, data: bytes) -> dict[str, Any]:
+    def decode(self, data: bytes | None) -> dict[str, Any]:
         """The decoded record as a dict."""
-        # decode_any's body repeated: one call less per record on the hot path.
-        if data is None:
-            raise DecodeError("record has no value (tombstone)")
-        try:
-            value = self._read(data, 0)
-        except _BODY_ERRORS as exc:
-            raise _decode_error(exc, "schemaless value") from exc
+        value = self.decode_any(data)
         if type(value) is not dict:
             raise _not_a_record(value, "schemaless value")
         return value
@@ -170,10 +169,9 @@ class ConfluentAvroDecoder:
         self._readers[schema_id] = read
         return read
 
-    def decode_any(self, data: bytes) -> Any:
+    def decode_any(self, data: bytes | None) -> Any:
         """The decoded value, whatever Avro type the writer schema has."""
-        if data is None:
-            raise DecodeError("record has no value (tombstone)")
+        data = _present(data)
         if len(data) < HEADER_SIZE:
             raise DecodeError(
                 f"record is {len(data)} bytes, shorter than the 5-byte Confluent wire-format header"
@@ -190,7 +188,7 @@ class ConfluentAvroDecoder:
         except _BODY_ERRORS as exc:
             raise _decode_error(exc, f"value with schema id {schema_id}") from exc
 
-    def decode(self, data: bytes) -> dict[str, Any]:
+    def decode(self, data: bytes | None) -> dict[str, Any]:
         """The decoded record as a dict."""
         value = self.decode_any(data)
         if type(value) is not dict:
