@@ -36,12 +36,12 @@ from confluent_kafka.admin import AdminClient
 
 from connector.cdp.client import Outcome
 from connector.config import Settings, load_config, read_secret
-from connector.errors import ConfigError
+from connector.errors import ConfigError, ConnectorError
 
 __all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "run_checks"]
 
 
-class CheckFailed(Exception):
+class CheckFailed(ConnectorError):
     """A check did not pass; the message is the reason shown in the table."""
 
 
