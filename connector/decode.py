@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from io import BytesIO
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from fastavro import schemaless_reader
 from fastavro.read import SchemaResolutionError
@@ -38,16 +38,13 @@ from connector.schemas import ParsedSchema, load_schema
 
 __all__ = [
     "ConfluentAvroDecoder",
-    "KeyKind",
     "RegistryClient",
     "SchemalessAvroDecoder",
     "ValueDecoder",
-    "decode_key",
     "load_schema",
     "make_reader",
 ]
 
-KeyKind = Literal["string", "bytes", "avro"]
 MAGIC = 0
 HEADER_SIZE = 5
 
@@ -194,31 +191,3 @@ class ConfluentAvroDecoder:
         if type(value) is not dict:
             raise _not_a_record(value, "value")
         return value
-
-
-def decode_key(
-    kind: KeyKind,
-    data: bytes | None,
-    decoder: SchemalessAvroDecoder | ConfluentAvroDecoder | None = None,
-) -> str | bytes | Any | None:
-    """Decode a record key: UTF-8 ``string``, raw ``bytes``, or ``avro`` via ``decoder``.
-
-    A missing key stays None whatever the kind.
-    """
-    if data is None:
-        return None
-    if kind == "string":
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"key is not UTF-8 text: {exc}") from exc
-    if kind == "bytes":
-        return data
-    if kind == "avro":
-        if decoder is None:
-            raise ValueError("decode_key('avro', ...) needs the key's decoder")
-        try:
-            return decoder.decode_any(data)
-        except DecodeError as exc:
-            raise DecodeError(f"key: {exc}") from exc
-    raise ValueError(f"unknown key kind {kind!r}")
