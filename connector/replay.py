@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import jmespath
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
@@ -35,7 +35,7 @@ from connector.observability import Metrics
 from connector.offsets import OffsetTracker
 from connector.records import Headers, Work
 from connector.settle import Settle
-from connector.source import Committer, headers
+from connector.source import Committer, headers, message_error
 from connector.state import RunState
 
 __all__ = [
@@ -171,10 +171,8 @@ class DlqReader:
     def read_batch(self, room: int) -> list[Work]:
         works: list[Work] = []
         for msg in self.consumer.consume(num_messages=room, timeout=0.2):
-            err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("Kafka consumer error: %s", err.str())
+            if (err := msg.error()) is not None:
+                message_error(self._state, err)
                 continue
             try:
                 work = self._read(msg)

@@ -151,7 +151,7 @@ class KafkaSource:
         self._paused = False
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
-        self._consumer = make_consumer({"error_cb": self._on_error})
+        self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
     # -- control from other threads --------------------------------------------
@@ -215,7 +215,7 @@ class KafkaSource:
         counts: dict[str, int] = {}
         for msg in messages:
             if (err := msg.error()) is not None:
-                self._on_message_error(err)
+                message_error(self._state, err)
                 continue
             topic = str(msg.topic())
             tp, offset = (topic, int(msg.partition() or 0)), int(msg.offset() or 0)
@@ -298,25 +298,7 @@ class KafkaSource:
             self._assigned.discard(tp)
         self._state.assigned = len(self._assigned)
 
-    # -- errors and shutdown ----------------------------------------------------
-
-    def _on_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            if self._state.broker_down_since is None:
-                self._state.broker_down_since = time.monotonic()
-            log.error("all Kafka brokers are down: %s", err.str())
-        elif err.fatal():
-            self._state.fail(f"Kafka client fatal error: {err.str()}")
-        else:
-            log.warning("Kafka client error: %s", err.str())
-
-    def _on_message_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._PARTITION_EOF:
-            return
-        if err.fatal():
-            self._state.fail(f"Kafka consumer fatal error: {err.str()}")
-        else:
-            log.warning("Kafka consumer error: %s", err.str())
+    # -- shutdown ---------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Drain what is in flight (bounded), commit what finished, leave the group.
@@ -338,6 +320,28 @@ class KafkaSource:
         finally:
             self._consumer.close()
             log.info("consumer closed; left the group")
+
+
+def client_error(state: RunState, err: KafkaError) -> None:
+    """The consumer's ``error_cb``: brokers down → not ready; fatal → stop."""
+    if err.code() == KafkaError._ALL_BROKERS_DOWN:
+        if state.broker_down_since is None:
+            state.broker_down_since = time.monotonic()
+        log.error("all Kafka brokers are down: %s", err.str())
+    elif err.fatal():
+        state.fail(f"Kafka client fatal error: {err.str()}")
+    else:
+        log.warning("Kafka client error: %s", err.str())
+
+
+def message_error(state: RunState, err: KafkaError) -> None:
+    """An error ``consume`` handed over in place of a message."""
+    if err.code() == KafkaError._PARTITION_EOF:
+        return
+    if err.fatal():
+        state.fail(f"Kafka consumer fatal error: {err.str()}")
+    else:
+        log.warning("Kafka consumer error: %s", err.str())
 
 
 def headers(msg: Message) -> Headers:
