@@ -27,7 +27,7 @@ from connector.config import DeliverySettings
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Failure, Work
-from connector.records import lane_for as lane_for  # re-exported: callers of dispatch use it
+from connector.records import lane_for as lane_for  # re-exported: test_dispatch imports it here
 from connector.retry import Backoff, CircuitBreaker, RateLimiter
 from connector.state import RunState
 

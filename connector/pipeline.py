@@ -89,7 +89,9 @@ def consumer_conf(settings: Settings, group: str, client_id: str) -> dict[str, A
 class _Stages:
     """What both readers share, built the same way for ``run`` and ``replay-dlq``."""
 
-    def __init__(self, settings: Settings, instance: str, origin_of: OriginOf) -> None:
+    def __init__(
+        self, settings: Settings, instance: str, origin_of: OriginOf, commit_as: str
+    ) -> None:
         self.mapper = build_mapper(settings)  # start-up errors before Kafka or the CDP
         self.state = RunState()
         self.metrics = Metrics(instance)
@@ -102,7 +104,7 @@ class _Stages:
             origin_of=origin_of,
         )
         self.committer = Committer(
-            self.tracker, self.state, commit_metadata(instance), self.metrics.committed
+            self.tracker, self.state, commit_metadata(commit_as), self.metrics.committed
         )
         self._settings = settings
 
@@ -145,7 +147,7 @@ async def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (drain, commit, leave) or a fatal failure."""
     loop = asyncio.get_running_loop()
     instance = instance_name()
-    stages = _Stages(settings, instance, Origin.read_at)
+    stages = _Stages(settings, instance, Origin.read_at, commit_as=instance)
     tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
     state, metrics, tracker = stages.state, stages.metrics, stages.tracker
     conf: dict[str, Any] = {
@@ -213,7 +215,7 @@ async def run(settings: Settings) -> int:
 async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
     """Replay the dead-letter topic up to its end as of start; the exit code and summary."""
     instance = instance_name()
-    stages = _Stages(settings, f"{instance} replay", replayed_origin)
+    stages = _Stages(settings, instance, replayed_origin, commit_as=f"{instance} replay")
     group = options.group or f"{settings.kafka.group_id}.dlq-replay"
     consumer = Consumer(
         {
