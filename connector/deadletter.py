@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from connector.offsets import TopicPartition
 from connector.records import Failure, Headers, Work
@@ -192,7 +192,7 @@ class DeadLetterQueue:
     ) -> None:
         """Queue one dead letter; thread-safe."""
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
+        def delivered(err: KafkaError | KafkaException | None, _msg: Message | None) -> None:
             if err is not None:
                 log.error("dead-letter write failed: %s", err, extra=record_context(headers))
                 self._state.fail(f"dead-letter write to {self.topic!r} failed: {err}")
@@ -209,6 +209,11 @@ class DeadLetterQueue:
                 return
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let acknowledgements drain
+            except KafkaException as exc:
+                # Refused before it was queued (the topic is already known not to exist):
+                # a failed write like any other, not a crash of the calling thread.
+                delivered(exc, None)
+                return
 
     def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
         """A record whose delivery failed (permanent answer or retries exhausted)."""

@@ -196,7 +196,10 @@ class KafkaSource:
         self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
 
     def step(self) -> None:
-        """One round of the loop: back-pressure, one ``consume``, a commit when due."""
+        """One round of the loop: back-pressure, one ``consume``, a commit when due.
+
+        Called by the thread's loop (unit tests call it by hand); an exception ends
+        the thread: ``RunState.fail``, then ``shutdown``."""
         self._apply_backpressure()
         # Never read past the ceiling: held records stay within max_buffered_records.
         ceiling = self._settings.delivery.max_buffered_records

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from connector.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, replayed_origin
 from connector.errors import ConfigError, DecodeError, MappingError, TransientError
@@ -155,3 +156,19 @@ def test_run_and_replay_write_dead_letters_through_one_path() -> None:
     )
     assert replayed[REPLAY_ATTEMPTS] == b"1"
     assert replayed["trace"] == b"t"
+
+
+def test_a_dead_letter_write_refused_at_once_stops_without_an_outcome() -> None:
+    class RefusingProducer:
+        def produce(self, topic: str, **kwargs: Any) -> None:
+            raise KafkaException(KafkaError(KafkaError._UNKNOWN_TOPIC))
+
+    state = RunState()
+    producer: Any = RefusingProducer()
+    done: list[bool] = []
+    dlq = DeadLetterQueue(producer, "dlq", state)
+    failure = Failure("bad", None, None, None, "DecodeError", "decode")
+    dlq.publish_failure(TP, 1, None, b"v", None, failure, lambda: done.append(True))
+    assert state.fatal_exit is not None
+    assert "dead-letter write" in state.fatal_exit
+    assert done == []  # no outcome: the offset is never committed
