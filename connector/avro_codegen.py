@@ -25,6 +25,8 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
+from connector.errors import InternalError
+
 __all__ = ["CompiledReader", "LeftOver", "Unsupported", "compile_reader"]
 
 # reader(data, position) → value; raises LeftOver if bytes remain after the value.
@@ -37,11 +39,11 @@ _FASTAVRO_LOGICAL = {  # converted by fastavro but not here: fall back to fastav
 _PRIMITIVE = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
-class Unsupported(Exception):
+class Unsupported(InternalError):
     """The schema uses something this compiler does not handle; use fastavro instead."""
 
 
-class LeftOver(ValueError):
+class LeftOver(InternalError, ValueError):
     """Bytes remain after the value: the data was written with another schema."""
 
     def __init__(self, count: int) -> None:

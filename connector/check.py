@@ -18,7 +18,6 @@ To add checks (another dialect's per-point-of-sale probe, say), append a builder
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import re
@@ -36,12 +35,13 @@ from confluent_kafka.admin import AdminClient
 
 from connector.cdp.client import Outcome
 from connector.config import Settings, load_config, read_secret
-from connector.errors import ConfigError
+from connector.errors import ConfigError, ConnectorError
+from connector.http_auth import basic_auth_header
 
 __all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "run_checks"]
 
 
-class CheckFailed(Exception):
+class CheckFailed(ConnectorError):
     """A check did not pass; the message is the reason shown in the table."""
 
 
@@ -116,8 +116,7 @@ def _registry(settings: Settings, timeout: float) -> str:
     assert reg is not None  # noqa: S101 - only built when configured
     request = urllib.request.Request(reg.url.rstrip("/") + "/subjects")  # noqa: S310 - http(s) checked by RegistryClient
     if (auth := reg.basic_auth()) is not None:
-        raw = ":".join(auth).encode()
-        request.add_header("Authorization", "Basic " + base64.b64encode(raw).decode())
+        request.add_header("Authorization", basic_auth_header(*auth))
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             subjects = json.loads(response.read())

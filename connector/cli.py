@@ -74,7 +74,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from connector import replay
+    from connector import pipeline, replay
     from connector.config import load_config
     from connector.logs import setup_logging
 
@@ -86,7 +86,7 @@ def _replay(args: argparse.Namespace) -> int:
     )
     settings = load_config(args.config)
     setup_logging(settings.observability.log_format, settings.observability.log_level)
-    return replay.main(settings, options)
+    return pipeline.replay_main(settings, options)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

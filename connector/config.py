@@ -82,7 +82,6 @@ class TopicSettings(_Section):
     decoder: Literal["confluent", "schemaless"] = "confluent"
     schema_path: Path | None = Field(None, alias="schema", description="schemaless writer .avsc")
     reader_schema: Path | None = Field(None, description="reader .avsc for evolution")
-    key: Literal["string", "bytes", "avro"] = "string"
 
     @model_validator(mode="after")
     def _one_of_name_or_pattern(self) -> TopicSettings:

@@ -7,17 +7,24 @@ headers add the rule, the HTTP status and the attempts. The producer is
 idempotent with ``acks=all``: a record's outcome is durable only when the write
 is acknowledged, and only then may its offset be committed. A write that fails
 for good stops the connector: nothing is committed past a record that is nowhere.
+
+A replayed dead letter (``replay-dlq``) that fails again is written back under the
+coordinates of its first origin, with ``cdp.errors.replay.attempts`` one higher:
+``Origin`` reads those from a dead letter's headers and writes them again, so
+``run`` and ``replay-dlq`` produce dead letters through the same code.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from connector.dispatch import Failure, Headers, Work
+from connector.offsets import TopicPartition
+from connector.records import Failure, Headers, Work
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
@@ -25,6 +32,8 @@ log = logging.getLogger(__name__)
 # Kafka Connect's stage names (org.apache.kafka.connect.runtime.errors.Stage).
 CONNECT_STAGES = {"decode": "VALUE_CONVERTER", "map": "TRANSFORMATION", "deliver": "TASK_PUT"}
 CONNECTOR_NAME = "cdp-connector"
+REPLAY_ATTEMPTS = "cdp.errors.replay.attempts"
+_ERROR_HEADER_PREFIXES = ("__connect.errors.", "cdp.errors.")
 
 
 def error_headers(
@@ -79,28 +88,98 @@ def record_context(headers: Headers) -> dict[str, object]:
     return {"topic": topic, "partition": int(partition), "offset": int(offset)}
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a dead letter's record first came from, and how often it was replayed.
+
+    ``attempts`` is None for a record read from its own topic (``run``): its dead
+    letter carries no replay count. For a replayed dead letter it is the count its
+    headers carry (0 when never replayed before).
+    """
+
+    topic: str
+    partition: int
+    offset: int
+    attempts: int | None
+    headers: Headers  # the record's own headers, without our error headers
+
+    @classmethod
+    def read_at(cls, tp: TopicPartition, offset: int, headers: Headers) -> Origin:
+        """A record read from its own topic: its coordinates are its origin."""
+        return cls(tp[0], tp[1], offset, None, headers)
+
+    @classmethod
+    def of(cls, headers: Headers) -> Origin:
+        """A dead letter read back: the origin its error headers name."""
+
+        def number(name: str, default: int) -> int:
+            value = header_value(headers, name)
+            try:
+                return int(value) if value is not None else default
+            except ValueError:
+                return default
+
+        own = [(k, v) for k, v in headers or () if not k.startswith(_ERROR_HEADER_PREFIXES)]
+        return cls(
+            header_value(headers, "__connect.errors.topic") or "",
+            number("__connect.errors.partition", -1),
+            number("__connect.errors.offset", -1),
+            number(REPLAY_ATTEMPTS, 0),
+            own,
+        )
+
+    def error_headers(self, **why: Any) -> list[tuple[str, str | bytes | None]]:
+        """``error_headers`` at this origin, plus the replay count when replayed."""
+        headers = error_headers(self.topic, self.partition, self.offset, **why)
+        if self.attempts is None:
+            return headers
+        return [*headers, (REPLAY_ATTEMPTS, str(self.attempts + 1).encode())]
+
+    @property
+    def log_context(self) -> dict[str, object]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+OriginOf = Callable[[TopicPartition, int, Headers], Origin]
+
+
+def replayed_origin(_tp: TopicPartition, _offset: int, headers: Headers) -> Origin:
+    """``OriginOf`` for records read from the dead-letter topic (``replay-dlq``)."""
+    return Origin.of(headers)
+
+
+def producer_conf(base: dict[str, Any]) -> dict[str, Any]:
+    """The dead-letter producer's settings: a write is an outcome only once durable."""
+    return {
+        **base,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 20,
+        "message.timeout.ms": 120_000,
+    }
+
+
 class DeadLetterQueue:
-    """Produces dead letters; calls ``on_done`` only when Kafka acknowledged the write."""
+    """Produces dead letters; calls ``on_done`` only when Kafka acknowledged the write.
+
+    ``producer`` is a confluent ``Producer`` built with ``producer_conf`` (the wiring
+    place builds it; tests pass a fake). ``origin_of`` says where a failed record
+    came from: ``Origin.read_at`` for ``run``, ``replayed_origin`` for ``replay-dlq``.
+    """
 
     def __init__(
         self,
-        producer_conf: dict[str, Any],
+        producer: Producer,
         topic: str,
         state: RunState,
         on_written: Callable[[str], None] | None = None,
+        origin_of: OriginOf = Origin.read_at,
     ) -> None:
         self.topic = topic
         self._state = state
         self._on_written = on_written or (lambda _stage: None)  # called with the failing stage
-        self._producer = Producer(
-            {
-                **producer_conf,
-                "acks": "all",
-                "enable.idempotence": True,
-                "linger.ms": 20,
-                "message.timeout.ms": 120_000,
-            }
-        )
+        self._origin_of = origin_of
+        self._producer = producer
 
     def publish(
         self,
@@ -113,7 +192,7 @@ class DeadLetterQueue:
     ) -> None:
         """Queue one dead letter; thread-safe."""
 
-        def delivered(err: KafkaError | None, _msg: Message) -> None:
+        def delivered(err: KafkaError | KafkaException | None, _msg: Message | None) -> None:
             if err is not None:
                 log.error("dead-letter write failed: %s", err, extra=record_context(headers))
                 self._state.fail(f"dead-letter write to {self.topic!r} failed: {err}")
@@ -130,24 +209,40 @@ class DeadLetterQueue:
                 return
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let acknowledgements drain
+            except KafkaException as exc:
+                # Refused before it was queued (the topic is already known not to exist):
+                # a failed write like any other, not a crash of the calling thread.
+                delivered(exc, None)
+                return
 
     def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
         """A record whose delivery failed (permanent answer or retries exhausted)."""
-        topic, partition = work.tp
-        log.warning(
-            "dead-lettering record: %s",
-            failure.reason,
-            extra={"topic": topic, "partition": partition, "offset": work.offset},
-        )
+        self.publish_failure(work.tp, work.offset, work.key, work.value, work.headers, failure,
+                             on_done)  # fmt: skip
+
+    def publish_failure(
+        self,
+        tp: TopicPartition,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers,
+        failure: Failure,
+        on_done: Callable[[], None],
+    ) -> None:
+        """Dead-letter the record read at ``tp``/``offset`` for ``failure``; thread-safe.
+
+        Called by settle (decode and map failures, consumer thread) and by dispatch
+        through ``publish_work`` (event loop)."""
+        origin = self._origin_of(tp, offset, headers)
+        log.warning("dead-lettering record (%s): %s", failure.stage, failure.reason,
+                    extra=origin.log_context)  # fmt: skip
         self.publish(
-            key=work.key,
-            value=work.value,
-            original_headers=work.headers,
-            headers=error_headers(
-                topic,
-                partition,
-                work.offset,
-                stage="deliver",
+            key=key,
+            value=value,
+            original_headers=origin.headers,
+            headers=origin.error_headers(
+                stage=failure.stage,
                 exception=failure.exception,
                 message=failure.reason,
                 rule=failure.rule,

@@ -26,7 +26,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from io import BytesIO
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from fastavro import schemaless_reader
 from fastavro.read import SchemaResolutionError
@@ -38,16 +38,13 @@ from connector.schemas import ParsedSchema, load_schema
 
 __all__ = [
     "ConfluentAvroDecoder",
-    "KeyKind",
     "RegistryClient",
     "SchemalessAvroDecoder",
     "ValueDecoder",
-    "decode_key",
     "load_schema",
     "make_reader",
 ]
 
-KeyKind = Literal["string", "bytes", "avro"]
 MAGIC = 0
 HEADER_SIZE = 5
 
@@ -73,7 +70,14 @@ Reader = Callable[[bytes, int], Any]
 class ValueDecoder(Protocol):
     """Turns a record value into a dict; DecodeError (dead letter) or TransientError."""
 
-    def decode(self, data: bytes) -> dict[str, Any]: ...
+    def decode(self, data: bytes | None) -> dict[str, Any]: ...
+
+
+def _present(data: bytes | None) -> bytes:
+    """The value's bytes; a tombstone (no value) is a decode error: nothing to map."""
+    if data is None:
+        raise DecodeError("record has no value (a tombstone); nothing to map")
+    return data
 
 
 def make_reader(
@@ -126,24 +130,16 @@ class SchemalessAvroDecoder:
     ) -> None:
         self._read = make_reader(writer_schema, reader_schema, compiled=compiled)
 
-    def decode_any(self, data: bytes) -> Any:
+    def decode_any(self, data: bytes | None) -> Any:
         """The decoded value, whatever Avro type the schema has."""
-        if data is None:
-            raise DecodeError("record has no value (tombstone)")
         try:
-            return self._read(data, 0)
+            return self._read(_present(data), 0)
         except _BODY_ERRORS as exc:
             raise _decode_error(exc, "schemaless value") from exc
 
-    def decode(self, data: bytes) -> dict[str, Any]:
+    def decode(self, data: bytes | None) -> dict[str, Any]:
         """The decoded record as a dict."""
-        # decode_any's body repeated: one call less per record on the hot path.
-        if data is None:
-            raise DecodeError("record has no value (tombstone)")
-        try:
-            value = self._read(data, 0)
-        except _BODY_ERRORS as exc:
-            raise _decode_error(exc, "schemaless value") from exc
+        value = self.decode_any(data)
         if type(value) is not dict:
             raise _not_a_record(value, "schemaless value")
         return value
@@ -170,10 +166,9 @@ class ConfluentAvroDecoder:
         self._readers[schema_id] = read
         return read
 
-    def decode_any(self, data: bytes) -> Any:
+    def decode_any(self, data: bytes | None) -> Any:
         """The decoded value, whatever Avro type the writer schema has."""
-        if data is None:
-            raise DecodeError("record has no value (tombstone)")
+        data = _present(data)
         if len(data) < HEADER_SIZE:
             raise DecodeError(
                 f"record is {len(data)} bytes, shorter than the 5-byte Confluent wire-format header"
@@ -190,37 +185,9 @@ class ConfluentAvroDecoder:
         except _BODY_ERRORS as exc:
             raise _decode_error(exc, f"value with schema id {schema_id}") from exc
 
-    def decode(self, data: bytes) -> dict[str, Any]:
+    def decode(self, data: bytes | None) -> dict[str, Any]:
         """The decoded record as a dict."""
         value = self.decode_any(data)
         if type(value) is not dict:
             raise _not_a_record(value, "value")
         return value
-
-
-def decode_key(
-    kind: KeyKind,
-    data: bytes | None,
-    decoder: SchemalessAvroDecoder | ConfluentAvroDecoder | None = None,
-) -> str | bytes | Any | None:
-    """Decode a record key: UTF-8 ``string``, raw ``bytes``, or ``avro`` via ``decoder``.
-
-    A missing key stays None whatever the kind.
-    """
-    if data is None:
-        return None
-    if kind == "string":
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DecodeError(f"key is not UTF-8 text: {exc}") from exc
-    if kind == "bytes":
-        return data
-    if kind == "avro":
-        if decoder is None:
-            raise ValueError("decode_key('avro', ...) needs the key's decoder")
-        try:
-            return decoder.decode_any(data)
-        except DecodeError as exc:
-            raise DecodeError(f"key: {exc}") from exc
-    raise ValueError(f"unknown key kind {kind!r}")

@@ -20,54 +20,18 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
 from typing import Protocol
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
+from connector.records import Failure, Work
+from connector.records import lane_for as lane_for  # re-exported: test_dispatch imports it here
 from connector.retry import Backoff, CircuitBreaker, RateLimiter
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
-
-
-Headers = list[tuple[str, str | bytes | None]] | None  # as confluent-kafka hands them over
-
-
-@dataclass(slots=True)
-class Work:
-    """One consumed record whose events are waiting to be delivered."""
-
-    tp: TopicPartition
-    offset: int
-    epoch: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-    lane: Hashable
-    events: tuple[MappedEvent, ...]
-
-
-def lane_for(ordering: str, tp: TopicPartition, offset: int, guest_key: str) -> Hashable:
-    """Records on the same lane are posted one after another, in offset order."""
-    if ordering == "key":
-        return guest_key
-    if ordering == "partition":
-        return tp
-    return (tp, offset)
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why a record could not be delivered; becomes dead-letter headers."""
-
-    reason: str
-    rule: str
-    status: int | None
-    attempts: int
-    exception: str = "DeliveryRejected"
 
 
 class Sender(Protocol):

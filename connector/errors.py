@@ -1,17 +1,36 @@
 """The connector's exceptions, grouped by what the caller does about them.
 
-    ConnectorError                 base; ``retriable`` says whether trying again can help
+    ConnectorError                 base of every exception raised on purpose
     ├── ConfigError                bad config or mapping at start-up → exit code 2
     ├── RecordError                this one record cannot be processed → dead-letter topic
     │   ├── DecodeError            bytes are not a valid Avro record for the schema
-    │   └── MappingError           no rule matched (when configured so) or a field failed
-    └── TransientError             not about one record (schema registry down) → retry
+    │   ├── MappingError           no rule matched (when configured so) or a field failed
+    │   └── settle.NotConfigured   a replayed dead letter's topic is not in the config
+    ├── TransientError             not about one record (schema registry down); retriable:
+    │                              settle waits it out (``run``) or stops (``replay-dlq``)
+    ├── replay.ReplayError         replay-dlq cannot start (dead-letter topic unavailable) → exit 1
+    ├── check.CheckFailed          one ``check`` did not pass → a failed row, exit 1
+    └── InternalError              raised and caught inside one module, never leaves it:
+        ├── schemas.SchemaError                → ConfigError (a local .avsc) or DecodeError
+        ├── avro_codegen.Unsupported           → fastavro reads that schema instead
+        ├── avro_codegen.LeftOver              → DecodeError
+        ├── cdp.http1.Http1Error               → a network error answer (retried)
+        ├── mapping.paths.PathSyntaxError      → ConfigError naming the line
+        ├── mapping.transforms.TransformArgError → ConfigError naming the line
+        ├── mapping.expressions.SpecError      → ConfigError naming the line
+        ├── mapping.expressions.FieldFailure   → MappingError naming the field
+        └── mapping.compiler._Fail             → one line of the compile ConfigError
 
+``retriable`` is what ``connector.settle`` decides on: a retriable error is waited
+out, a ``RecordError`` is dead-lettered, anything else aborts the reader.
 ``RecordError`` carries ``stage`` (decode, map), the name the dead-letter headers use
-for where it failed. Answers from the CDP are not exceptions: ``connector.cdp.answer``
-classifies each one (delivered, retryable, permanent → dead letter ``stage=deliver``,
-fatal → halt), and a failure the process must not go on after (a dead-letter write
-that failed, a bug) is ``RunState.fail``: stop, commit nothing past it, exit 1.
+for where it failed. Some internal errors also derive from the builtin their callers
+catch (``ValueError``, ``ConnectionError``). Answers from the CDP are not exceptions:
+``connector.cdp.answer`` classifies each one (delivered, retryable, permanent → dead
+letter ``stage=deliver``, fatal → halt), and a failure the process must not go on
+after (a dead-letter write that failed, a bug) is ``RunState.fail``: stop, commit
+nothing past it, exit 1. Pydantic validators raise ``ValueError`` as pydantic asks;
+the config loader turns those into one ``ConfigError``.
 """
 
 from __future__ import annotations
@@ -20,7 +39,7 @@ from __future__ import annotations
 class ConnectorError(Exception):
     """Base of every error the connector raises on purpose."""
 
-    retriable: bool = False
+    retriable: bool = False  # may the same work succeed later? (settle retries it)
 
 
 class ConfigError(ConnectorError):
@@ -47,6 +66,10 @@ class MappingError(RecordError):
     """The mapping rules could not turn the record into a valid event."""
 
     stage = "map"
+
+
+class InternalError(ConnectorError):
+    """Raised and caught inside one module; callers outside it never see it."""
 
 
 class TransientError(ConnectorError):

@@ -25,6 +25,20 @@ from connector.state import RunState
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+class _Children:
+    """One metric's label children, each resolved once: later calls are a dict lookup."""
+
+    def __init__(self, metric: Counter) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._children.get(labels)
+        if child is None:
+            child = self._children[labels] = self._metric.labels(*labels)
+        return child
+
+
 class Metrics:
     """Every metric the connector exports, in its own registry (names: docs/operations.md).
 
@@ -119,10 +133,10 @@ class Metrics:
         }
         self._latency = self.delivery_latency  # bound once: observe() is on the hot path
         self._delivered = self.records_delivered
-        self._event_children: dict[tuple[str, str], Any] = {}
-        self._consumed_children: dict[str, Any] = {}
-        self._skipped_children: dict[str, Any] = {}
-        self._stage_children: dict[str, Any] = {}
+        self._events = _Children(self.events)
+        self._consumed = _Children(self.records_consumed)
+        self._skipped = _Children(self.records_skipped)
+        self._dead_lettered = _Children(self.records_dead_lettered)
         self._stats_series: set[tuple[str, str]] = set()
 
     # -- DispatchObserver (event loop) --------------------------------------------------
@@ -134,12 +148,7 @@ class Metrics:
         self._latency.observe(seconds)
 
     def event_done(self, event_type: str, outcome: str) -> None:
-        child = self._event_children.get((event_type, outcome))
-        if child is None:
-            child = self._event_children[(event_type, outcome)] = self.events.labels(
-                event_type, outcome
-            )
-        child.inc()
+        self._events(event_type, outcome).inc()
 
     def record_delivered(self) -> None:
         self._delivered.inc()
@@ -147,22 +156,13 @@ class Metrics:
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
 
     def consumed(self, topic: str, n: int) -> None:
-        child = self._consumed_children.get(topic)
-        if child is None:
-            child = self._consumed_children[topic] = self.records_consumed.labels(topic)
-        child.inc(n)
+        self._consumed(topic).inc(n)
 
     def skipped(self, rule: str) -> None:
-        child = self._skipped_children.get(rule)
-        if child is None:
-            child = self._skipped_children[rule] = self.records_skipped.labels(rule)
-        child.inc()
+        self._skipped(rule).inc()
 
     def dead_lettered(self, stage: str) -> None:
-        child = self._stage_children.get(stage)
-        if child is None:
-            child = self._stage_children[stage] = self.records_dead_lettered.labels(stage)
-        child.inc()
+        self._dead_lettered(stage).inc()
 
     def committed(self, ok: bool) -> None:
         (self.commits if ok else self.commit_failures).inc()

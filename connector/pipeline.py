@@ -1,14 +1,18 @@
 """The one place that builds the stages from the config and owns their lifetimes.
 
-    source thread ──prepare (decode → map)──▶ dispatcher (loop) ──▶ CDP
-         │  skips, decode/map failures            │ permanent / exhausted
-         ▼                                        ▼
-    dead-letter topic ◀───────────────────────────┘
-         ▼
-    offset tracker ──▶ commits (source thread)
+    reader ──settle (decode → map)──▶ dispatcher (loop) ──▶ CDP
+       │    skips, decode/map failures      │ permanent / exhausted
+       ▼                                    ▼
+    dead-letter topic ◀─────────────────────┘
+       ▼
+    offset tracker ──▶ Committer (reader's thread)
 
-``run(settings)`` returns the process exit code: 0 after a clean shutdown, 1 when
-something forced a stop (a dead-letter write failed, a fatal Kafka error).
+Two readers stand in front of the same settle, dead-letter and commit code: the
+source thread for ``run`` (the configured topics, a consumer group, rebalances)
+and the dead-letter reader for ``replay-dlq`` (the dead-letter topic up to its
+end as of start). ``run(settings)`` and ``replay(settings, options)`` return the
+process exit code: 0 when done cleanly, 1 when something forced a stop (a
+dead-letter write failed, a fatal Kafka error, a halt).
 """
 
 from __future__ import annotations
@@ -18,68 +22,28 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+
+from confluent_kafka import Consumer, Producer
 
 from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
-from connector.config import Settings, TopicSettings
-from connector.deadletter import DeadLetterQueue
-from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
+from connector.config import Settings
+from connector.deadletter import DeadLetterQueue, Origin, OriginOf, producer_conf, replayed_origin
 from connector.dispatch import Dispatcher, Sender
-from connector.errors import DecodeError
 from connector.eventloop import run_loop, tune_gc
-from connector.mapping import Mapper, MapResult, compile_mapping
+from connector.mapping import Mapper, compile_mapping
 from connector.observability import Metrics, build_app, start_server
 from connector.offsets import OffsetTracker
-from connector.registry import RegistryClient
-from connector.schemas import load_schema
-from connector.source import KafkaSource
+from connector.replay import DlqReader, ReplayError, ReplayOptions
+from connector.settle import Preparer, Settle, Wait
+from connector.source import Committer, Handoff, KafkaSource, commit_metadata
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
-
-
-class Preparer:
-    """Decode and map one record value; decoders are built once per topic."""
-
-    def __init__(self, settings: Settings, mapper: Mapper) -> None:
-        self._settings = settings
-        self._mapper = mapper
-        self._decoders: dict[str, ValueDecoder] = {}
-        self._registry: RegistryClient | None = None
-
-    def __call__(self, topic: str, value: bytes | None) -> MapResult:
-        decoder = self._decoders.get(topic) or self._decoder_for(topic)
-        if value is None:
-            raise DecodeError("record has no value (a tombstone); nothing to map")
-        return self._mapper.map(decoder.decode(value), topic)
-
-    def _decoder_for(self, topic: str) -> ValueDecoder:
-        spec = self._settings.topic_for(topic)
-        decoder = build_decoder(spec, self._registry_client)
-        self._decoders[topic] = decoder
-        return decoder
-
-    def _registry_client(self) -> RegistryClient:
-        if self._registry is None:
-            reg = self._settings.schema_registry
-            if reg is None:
-                raise DecodeError("no schema_registry configured for a Confluent-encoded topic")
-            self._registry = RegistryClient(
-                reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth()
-            )
-        return self._registry
-
-
-def build_decoder(spec: TopicSettings, registry: Callable[[], RegistryClient]) -> ValueDecoder:
-    reader = load_schema(spec.reader_schema) if spec.reader_schema else None
-    if spec.decoder == "schemaless":
-        assert spec.schema_path is not None  # noqa: S101 - the config model guarantees it
-        return SchemalessAvroDecoder(load_schema(spec.schema_path), reader)
-    return ConfluentAvroDecoder(registry(), reader)
 
 
 def instance_name() -> str:
@@ -110,6 +74,57 @@ def kafka_conf(settings: Settings) -> dict[str, Any]:
     return {**settings.kafka.librdkafka(), "logger": logging.getLogger("librdkafka")}
 
 
+def consumer_conf(settings: Settings, group: str, client_id: str) -> dict[str, Any]:
+    """A consumer that commits only what it is told to (explicit offsets, no auto-commit)."""
+    return {
+        **kafka_conf(settings),
+        "group.id": group,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "client.id": client_id,
+    }
+
+
+class _Stages:
+    """What both readers share, built the same way for ``run`` and ``replay-dlq``."""
+
+    def __init__(
+        self, settings: Settings, instance: str, origin_of: OriginOf, commit_as: str
+    ) -> None:
+        self.mapper = build_mapper(settings)  # start-up errors before Kafka or the CDP
+        self.state = RunState()
+        self.metrics = Metrics(instance)
+        self.tracker = OffsetTracker()
+        self.dlq = DeadLetterQueue(
+            Producer(producer_conf(kafka_conf(settings))),
+            settings.dead_letter.topic,
+            self.state,
+            on_written=self.metrics.dead_lettered,
+            origin_of=origin_of,
+        )
+        self.committer = Committer(
+            self.tracker, self.state, commit_metadata(commit_as), self.metrics.committed
+        )
+        self._settings = settings
+
+    def settle(self, wait: Wait) -> Settle:
+        return Settle(
+            Preparer(self._settings, self.mapper),
+            self._settings.delivery.ordering,
+            self.tracker,
+            self.dlq,
+            self.state,
+            wait,
+            on_skipped=self.metrics.skipped,
+        )
+
+    def dispatcher(self, sender: Sender) -> Dispatcher:
+        return Dispatcher(
+            sender, self.dlq, self.tracker, self._settings.delivery, self.state, self.metrics
+        )
+
+
 @asynccontextmanager
 async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[Sender]:
     """What the dispatcher posts through: the CDP client, behind the browser-id resolver
@@ -131,30 +146,33 @@ async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[S
 async def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (drain, commit, leave) or a fatal failure."""
     loop = asyncio.get_running_loop()
-    mapper = build_mapper(settings)  # start-up errors before touching Kafka or the CDP
-    tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
-    state = RunState()
     instance = instance_name()
-    metrics = Metrics(instance)
-    tracker = OffsetTracker()
-    dlq = DeadLetterQueue(
-        kafka_conf(settings), settings.dead_letter.topic, state, on_written=metrics.dead_lettered
-    )
-    async with delivery_sender(settings, mapper) as sender:
-        dispatcher = Dispatcher(sender, dlq, tracker, settings.delivery, state, metrics)
+    stages = _Stages(settings, instance, Origin.read_at, commit_as=instance)
+    tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
+    state, metrics, tracker = stages.state, stages.metrics, stages.tracker
+    conf: dict[str, Any] = {
+        # librdkafka prefetches up to 64 MiB by default, outside max_buffered_records;
+        # 16 MiB still keeps a consume(500) loop fed (docs/benchmarks.md). Overridable.
+        "queued.max.messages.kbytes": 16384,
+        **consumer_conf(settings, settings.kafka.group_id, f"cdp-connector-{instance}"),
+        "partition.assignment.strategy": "cooperative-sticky",
+        # Served inside consume(): the broker's answer to every commit, sync or async.
+        "on_commit": stages.committer.on_committed,
+        "stats_cb": metrics.update_from_stats,
+    }
+    conf.setdefault("statistics.interval.ms", 5000)  # kafka.client may set it
+    async with delivery_sender(settings, stages.mapper) as sender:
+        dispatcher = stages.dispatcher(sender)
         source = KafkaSource(
             settings,
-            Preparer(settings, mapper),
+            lambda own: Consumer({**conf, **own}),
+            stages.settle(lambda delay: source.wait_out(delay)),
             tracker,
-            dlq,
-            dispatcher,
-            loop,
+            stages.dlq,
+            Handoff(dispatcher, loop),
+            stages.committer,
             state,
-            instance,
-            stats_cb=metrics.update_from_stats,
             on_records=metrics.consumed,
-            on_commit=metrics.committed,
-            on_skipped=metrics.skipped,
         )
 
         def refresh() -> None:
@@ -194,6 +212,45 @@ async def run(settings: Settings) -> int:
     return 0
 
 
+async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
+    """Replay the dead-letter topic up to its end as of start; the exit code and summary."""
+    instance = instance_name()
+    stages = _Stages(settings, instance, replayed_origin, commit_as=f"{instance} replay")
+    group = options.group or f"{settings.kafka.group_id}.dlq-replay"
+    consumer = Consumer(
+        {
+            **consumer_conf(settings, group, f"cdp-connector-replay-{instance}"),
+            "on_commit": stages.committer.on_committed,
+        }
+    )
+    reader = DlqReader(
+        consumer,
+        settings.dead_letter.topic,
+        group,
+        stages.settle(lambda _delay: True),  # a dependency down: stop, run it again later
+        stages.tracker,
+        stages.committer,
+        stages.dlq,
+        stages.state,
+        options,
+    )
+    try:
+        await asyncio.to_thread(reader.assign)
+    except ReplayError as exc:
+        log.error("%s", exc)
+        consumer.close()
+        return 1, reader.summary(stages.metrics)
+    async with delivery_sender(settings, stages.mapper) as sender:
+        dispatcher = stages.dispatcher(sender)
+        dispatcher.start()
+        try:
+            await reader.run(dispatcher, settings)
+        finally:
+            await dispatcher.stop()
+    await asyncio.to_thread(reader.finish)
+    return (1 if reader.stopped else 0), reader.summary(stages.metrics)
+
+
 async def _wait_for_thread(source: KafkaSource, state: RunState) -> None:
     while source.thread.is_alive():
         if state.fatal_exit is not None:
@@ -221,3 +278,10 @@ def _install_signal_handlers(loop: asyncio.AbstractEventLoop, source: KafkaSourc
 def main(settings: Settings) -> int:
     """Entry point for ``cdp-connector run``."""
     return run_loop(run(settings))
+
+
+def replay_main(settings: Settings, options: ReplayOptions) -> int:
+    """Entry point for ``cdp-connector replay-dlq``: prints the summary, returns the code."""
+    code, summary = asyncio.run(replay(settings, options))
+    print(summary)
+    return code

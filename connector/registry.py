@@ -17,7 +17,6 @@ What a failure means for the record that needed the schema:
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -27,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connector.errors import DecodeError, TransientError
+from connector.http_auth import basic_auth_header
 from connector.schemas import ParsedSchema, SchemaError, parse_schema_text
 
 __all__ = ["RegistryClient"]
@@ -50,8 +50,7 @@ class RegistryClient:
         self._timeout = timeout
         self._headers = {"Accept": "application/vnd.schemaregistry.v1+json, application/json"}
         if basic_auth is not None:
-            token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
-            self._headers["Authorization"] = f"Basic {token}"
+            self._headers["Authorization"] = basic_auth_header(*basic_auth)
         self._negative_ttl = negative_ttl
         self._clock = clock
         self._schemas: dict[int, ParsedSchema] = {}

@@ -2,17 +2,17 @@
 
 After an operator fixed the cause (a mapping rule, the credentials, a schema), the
 dead-letter topic is read by its own consumer group (``<group_id>.dlq-replay`` by
-default) from its committed offsets up to the end of each partition *as of start*,
-and every record that passes the filter goes through the pipeline's own stages
-(``Preparer``, ``Dispatcher``, ``DeadLetterQueue``, ``OffsetTracker``) under the
-same guarantee as ``run``: the replay group's offset moves past a record only when
-it has an outcome — delivered, skipped by a rule, left alone by the filter, or
-written back to the dead-letter topic (write acknowledged) with fresh error headers
-and ``cdp.errors.replay.attempts`` one higher. Nothing is lost; the records written
-back lie past the end it stops at, so one run never loops.
+default) from its committed offsets up to the end of each partition *as of start*, and
+every record that passes the filter goes through the same stages as ``run``
+(``Settle``, ``Dispatcher``, ``DeadLetterQueue``, ``Committer``; wired by
+``connector.pipeline.replay``) under the same guarantee: the replay group's offset
+moves past a record only when it has an outcome — delivered, skipped by a rule, left
+alone by the filter, or written back to the dead-letter topic (write acknowledged)
+with fresh error headers and ``cdp.errors.replay.attempts`` one higher. Nothing is
+lost; the records written back lie past the end it stops at, so one run never loops.
 
-A 401/403, retries exhausted in ``halt`` mode, or a schema registry that is down
-stops the run (exit 1) with unfinished records uncommitted: run it again later.
+A 401/403, retries exhausted in ``halt`` mode, or a schema registry that is down stops
+the run (exit 1) with unfinished records uncommitted: run it again later.
 """
 
 from __future__ import annotations
@@ -20,35 +20,35 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import jmespath
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
-from connector.deadletter import DeadLetterQueue, error_headers, header_value
-from connector.dispatch import Dispatcher, Failure, Headers, Work, lane_for
-from connector.errors import ConfigError, RecordError, TransientError
+from connector.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin
+from connector.dispatch import Dispatcher
+from connector.errors import ConfigError, ConnectorError
 from connector.observability import Metrics
-from connector.offsets import OffsetTracker, TopicPartition
-from connector.pipeline import (
-    Preparer,
-    build_mapper,
-    delivery_sender,
-    instance_name,
-    kafka_conf,
-)
-from connector.source import commit_metadata
+from connector.offsets import OffsetTracker
+from connector.records import Headers, Work
+from connector.settle import Settle
+from connector.source import Committer, headers, message_error
 from connector.state import RunState
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "REPLAY_ATTEMPTS",
+    "DlqReader",
+    "Origin",
+    "RecordFilter",
+    "ReplayError",
+    "ReplayOptions",
+    "parse_time",
+]
 
-REPLAY_ATTEMPTS = "cdp.errors.replay.attempts"
-_ERROR_HEADER_PREFIXES = ("__connect.errors.", "cdp.errors.")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,109 +103,44 @@ class RecordFilter:
         return bool(self._expr.search(fields))
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a dead letter first came from, and how often it was replayed already."""
+class DlqReader:
+    """The reader of ``replay-dlq``: the dead-letter topic up to its end as of start.
 
-    topic: str
-    partition: int
-    offset: int
-    attempts: int
-    headers: Headers  # the original record's own headers, without our error headers
+    Built by ``connector.pipeline.replay``; each record that passes the filter goes
+    through the same ``Settle``, dead-letter queue and ``Committer`` as ``run``. The
+    settle ``wait`` gives up at once: a dependency that is down stops the replay."""
 
-    @classmethod
-    def of(cls, headers: Headers) -> Origin:
-        def number(name: str, default: int) -> int:
-            value = header_value(headers, name)
-            try:
-                return int(value) if value is not None else default
-            except ValueError:
-                return default
-
-        own = [(k, v) for k, v in headers or () if not k.startswith(_ERROR_HEADER_PREFIXES)]
-        return cls(
-            header_value(headers, "__connect.errors.topic") or "",
-            number("__connect.errors.partition", -1),
-            number("__connect.errors.offset", -1),
-            number(REPLAY_ATTEMPTS, 0),
-            own,
-        )
-
-    def error_headers(self, **why: Any) -> list[tuple[str, str | bytes | None]]:
-        headers = error_headers(self.topic, self.partition, self.offset, **why)
-        return [*headers, (REPLAY_ATTEMPTS, str(self.attempts + 1).encode())]
-
-
-@dataclass
-class _Replayed:
-    """Dead-letter sink for the dispatcher: writes back with the origin's coordinates."""
-
-    dlq: DeadLetterQueue
-    origins: dict[tuple[TopicPartition, int], Origin] = field(default_factory=dict)
-
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
-        origin = self.origins.pop((work.tp, work.offset))
-        log.warning(
-            "delivery failed again: %s", failure.reason,
-            extra={"topic": origin.topic, "partition": origin.partition, "offset": origin.offset},
-        )  # fmt: skip
-        self.dlq.publish(
-            key=work.key,
-            value=work.value,
-            original_headers=origin.headers,
-            headers=origin.error_headers(
-                stage="deliver",
-                exception=failure.exception,
-                message=failure.reason,
-                rule=failure.rule,
-                status=failure.status,
-                attempts=failure.attempts,
-            ),
-            on_done=on_done,
-        )
-
-
-class Replayer:
-    """Reads the dead-letter topic up to its end at start and settles each record."""
-
-    def __init__(self, settings: Settings, options: ReplayOptions) -> None:
-        self.settings = settings
-        self.options = options
-        self.topic = settings.dead_letter.topic
-        self.group = options.group or f"{settings.kafka.group_id}.dlq-replay"
-        self.state = RunState()
-        self.instance = instance_name()
-        self.metrics = Metrics(self.instance)
-        self.tracker = OffsetTracker()
-        self.filter = RecordFilter(options)
-        self.mapper = build_mapper(settings)
-        self.preparer = Preparer(settings, self.mapper)
-        self.dlq = DeadLetterQueue(
-            kafka_conf(settings), self.topic, self.state, on_written=self.metrics.dead_lettered
-        )
-        self.sink = _Replayed(self.dlq)
-        self.consumer = Consumer(
-            {
-                **kafka_conf(settings),
-                "group.id": self.group,
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "auto.offset.reset": "earliest",
-                "client.id": f"cdp-connector-replay-{self.instance}",
-            }
-        )
+    def __init__(
+        self,
+        consumer: Consumer,
+        topic: str,
+        group: str,
+        settle: Settle,
+        tracker: OffsetTracker,
+        committer: Committer,
+        deadletter: DeadLetterQueue,
+        state: RunState,
+        options: ReplayOptions,
+    ) -> None:
+        self.consumer = consumer
+        self.topic = topic
+        self.group = group
+        self._settle = settle
+        self._tracker = tracker
+        self._committer = committer
+        self._dlq = deadletter
+        self._state = state
+        self._filter = RecordFilter(options)
+        self._timeout = options.timeout
         self.ends: dict[int, int] = {}
         self.remaining: set[int] = set()
         self.epochs: dict[int, int] = {}
         self.read = 0
         self.filtered_out = 0
-        self.committed: dict[int, int] = {}
-
-    # -- setup --------------------------------------------------------------------------
 
     def assign(self) -> None:
         """Fix the end of each partition now; start from the group's committed offsets."""
-        timeout = self.options.timeout
+        timeout = self._timeout
         try:
             meta = self.consumer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
         except KafkaException as exc:
@@ -222,7 +157,7 @@ class Replayer:
             )
             start = tp.offset if tp.offset >= 0 else low
             self.ends[tp.partition] = high
-            self.epochs[tp.partition] = self.tracker.assign((self.topic, tp.partition))
+            self.epochs[tp.partition] = self._tracker.assign((self.topic, tp.partition))
             if start < high:
                 self.remaining.add(tp.partition)
             starts.append(
@@ -236,15 +171,17 @@ class Replayer:
     def read_batch(self, room: int) -> list[Work]:
         works: list[Work] = []
         for msg in self.consumer.consume(num_messages=room, timeout=0.2):
-            err = msg.error()
-            if err is not None:
-                if err.code() != KafkaError._PARTITION_EOF:
-                    log.warning("Kafka consumer error: %s", err.str())
+            if (err := msg.error()) is not None:
+                message_error(self._state, err)
                 continue
-            work = self._settle(msg)
+            try:
+                work = self._read(msg)
+            except ConnectorError as exc:  # only a retriable one reaches here: settle gave up
+                self._state.fail(f"{exc}; stopped, run the replay again when it is back")
+                break
             if work is not None:
                 works.append(work)
-        self.dlq.poll(0)
+        self._dlq.poll(0)
         if self.remaining:
             # A partition can end on an offset that is never delivered (a deleted
             # segment, a control record): its position past the end is what counts.
@@ -253,7 +190,7 @@ class Replayer:
                     self._partition_done(tp.partition)
         return works
 
-    def _settle(self, msg: Message) -> Work | None:
+    def _read(self, msg: Message) -> Work | None:
         partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
         end = self.ends[partition]
         if offset >= end:
@@ -263,120 +200,75 @@ class Replayer:
             self._partition_done(partition)
         tp = (self.topic, partition)
         epoch = self.epochs[partition]
-        self.tracker.add(tp, offset)
+        self._tracker.add(tp, offset)
         self.read += 1
-        raw = msg.headers()
-        headers: Headers = list(raw.items()) if isinstance(raw, dict) else raw
-        if not self.filter.matches(msg.timestamp()[1], headers):
+        own = headers(msg)
+        if not self._filter.matches(msg.timestamp()[1], own):
             self.filtered_out += 1
-            self.tracker.finish(tp, offset, epoch)  # left in the topic, on purpose
+            self._tracker.finish(tp, offset, epoch)  # left in the topic, on purpose
             return None
-        origin = Origin.of(headers)
-        ctx = {"topic": origin.topic, "partition": origin.partition, "offset": origin.offset}
-        try:
-            if not any(spec.matches(origin.topic) for spec in self.settings.topics):
-                raise _NotConfigured(f"topic {origin.topic!r} is not in this config's topics")
-            result = self.preparer(origin.topic, msg.value())
-        except TransientError as exc:
-            self.state.fail(f"{exc}; stopped, run the replay again when it is back")
-            return None
-        except RecordError as exc:
-            log.warning("failed again (%s): %s", exc.stage, exc, extra=ctx)
-            self.dlq.publish(
-                key=msg.key(), value=msg.value(), original_headers=origin.headers,
-                headers=origin.error_headers(
-                    stage=exc.stage, exception=type(exc).__name__, message=str(exc),
-                    rule=exc.rule,
-                ),
-                on_done=lambda: self.tracker.finish(tp, offset, epoch),
-            )  # fmt: skip
-            return None
-        if not result.events:
-            self.metrics.skipped(result.skipped_by or "no-match")
-            self.tracker.finish(tp, offset, epoch)
-            return None
-        self.sink.origins[(tp, offset)] = origin
-        lane = lane_for(self.settings.delivery.ordering, tp, offset, result.events[0].guest_key)
-        return Work(tp, offset, epoch, msg.key(), msg.value(), origin.headers, lane, result.events)
+        topic = Origin.of(own).topic  # decoded and mapped as a record of its first topic
+        return self._settle.take(tp, offset, epoch, msg.key(), msg.value(), own, topic)
 
     def _partition_done(self, partition: int) -> None:
         if partition in self.remaining:
             self.remaining.discard(partition)
             self.consumer.pause([KafkaTP(self.topic, partition)])
 
-    # -- commits ------------------------------------------------------------------------
-
     def commit(self) -> None:
-        offsets = self.tracker.committable()
-        if not offsets or self.state.fatal_exit is not None:
-            return
-        metadata = commit_metadata(f"{self.instance} replay")
-        tps = [KafkaTP(t, p, off, metadata=metadata) for (t, p), off in offsets.items()]
-        self.consumer.commit(offsets=tps, asynchronous=False)
-        self.tracker.mark_committed(offsets)
-        self.committed.update({p: off for (_, p), off in offsets.items()})
+        self._committer.commit(self.consumer, asynchronous=False)
 
     # -- the run ------------------------------------------------------------------------
 
-    async def run(self) -> int:
-        try:
-            await asyncio.to_thread(self.assign)
-        except ReplayError as exc:
-            log.error("%s", exc)
-            self.consumer.close()
-            return 1
-        ceiling = self.settings.delivery.max_buffered_records
-        batch = self.settings.kafka.poll_batch
-        async with delivery_sender(self.settings, self.mapper) as sender:
-            dispatcher = Dispatcher(
-                sender, self.sink, self.tracker, self.settings.delivery, self.state, self.metrics
-            )
-            dispatcher.start()
-            try:
-                next_commit = time.monotonic() + self.settings.kafka.commit_interval_seconds
-                while self.remaining and not self._stopped():
-                    room = min(batch, ceiling - self.tracker.pending)
-                    if room <= 0:
-                        self.dlq.poll(0)
-                        await asyncio.sleep(0.05)
-                        continue
-                    works = await asyncio.to_thread(self.read_batch, room)
-                    if works:
-                        dispatcher.submit(works)
-                    if time.monotonic() >= next_commit:
-                        await asyncio.to_thread(self.commit)
-                        next_commit = time.monotonic() + self.settings.kafka.commit_interval_seconds
-                while self.tracker.pending and not self._stopped():
-                    self.dlq.poll(0)
-                    await asyncio.sleep(0.05)
-            finally:
-                await dispatcher.stop()
-        await asyncio.to_thread(self._finish)
-        return 1 if self._stopped() else 0
+    async def run(self, dispatcher: Dispatcher, settings: Settings) -> int:
+        """Read to the ends, hand work to ``dispatcher``, drain, commit; the exit code."""
+        ceiling = settings.delivery.max_buffered_records
+        batch = settings.kafka.poll_batch
+        interval = settings.kafka.commit_interval_seconds
+        next_commit = time.monotonic() + interval
+        while self.remaining and not self.stopped:
+            room = min(batch, ceiling - self._tracker.pending)
+            if room <= 0:
+                self._dlq.poll(0)
+                await asyncio.sleep(0.05)
+                continue
+            works = await asyncio.to_thread(self.read_batch, room)
+            if works:
+                dispatcher.submit(works)
+            if time.monotonic() >= next_commit:
+                await asyncio.to_thread(self.commit)
+                next_commit = time.monotonic() + interval
+        while self._tracker.pending and not self.stopped:
+            self._dlq.poll(0)
+            await asyncio.sleep(0.05)
+        return 1 if self.stopped else 0
 
-    def _stopped(self) -> bool:
-        return self.state.halted_reason is not None or self.state.fatal_exit is not None
+    @property
+    def stopped(self) -> bool:
+        return self._state.halted_reason is not None or self._state.fatal_exit is not None
 
-    def _finish(self) -> None:
-        if self.dlq.flush(30.0):
-            self.state.fail("dead-letter writes were not acknowledged in 30s")
+    def finish(self) -> None:
+        """After the dispatcher stopped: wait for dead-letter writes, commit, close."""
+        if self._dlq.flush(30.0):
+            self._state.fail("dead-letter writes were not acknowledged in 30s")
         try:
             self.commit()
         finally:
             self.consumer.close()
 
-    def summary(self) -> str:
+    def summary(self, metrics: Metrics) -> str:
         def total(name: str) -> int:
             """Sum over every label of counter ``name`` (its ``_total`` samples)."""
             return sum(
                 int(sample.value)
-                for metric in self.metrics.registry.collect()
+                for metric in metrics.registry.collect()
                 for sample in metric.samples
                 if sample.name == name
             )
 
         failed = total("cdp_connector_records_dead_lettered_total")
         skipped = total("cdp_connector_records_skipped_total")
+        committed = {p: off for (_, p), off in self._committer.last.items()}
         lines = [
             f"replay-dlq: topic {self.topic}, group {self.group}",
             f"  read                {self.read}",
@@ -384,24 +276,12 @@ class Replayer:
             f"  delivered           {total('cdp_connector_records_delivered_total')}",
             f"  skipped by a rule   {skipped}",
             f"  failed again        {failed}  (written back with {REPLAY_ATTEMPTS})",
-            f"  committed           {self.committed or 'nothing'}",
+            f"  committed           {committed or 'nothing'}",
         ]
-        if self.state.halted_reason is not None:
-            lines.append(f"  STOPPED: {self.state.halted_reason}; unfinished records stay")
+        if self._state.halted_reason is not None:
+            lines.append(f"  STOPPED: {self._state.halted_reason}; unfinished records stay")
         return "\n".join(lines)
 
 
-class ReplayError(Exception):
+class ReplayError(ConnectorError):
     """The replay cannot start (the dead-letter topic is missing or unreachable)."""
-
-
-class _NotConfigured(RecordError):
-    stage = "replay"
-
-
-def main(settings: Settings, options: ReplayOptions) -> int:
-    """Entry point for ``cdp-connector replay-dlq``."""
-    replayer = Replayer(settings, options)
-    code = asyncio.run(replayer.run())
-    print(replayer.summary())
-    return code

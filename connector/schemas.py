@@ -16,7 +16,7 @@ from typing import Any, TypeAlias
 from fastavro import parse_schema
 from fastavro.schema import SchemaParseException, UnknownType
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, InternalError
 
 __all__ = ["ParsedSchema", "SchemaError", "load_schema", "parse_schema_text", "prepare_schema"]
 
@@ -24,7 +24,7 @@ __all__ = ["ParsedSchema", "SchemaError", "load_schema", "parse_schema_text", "p
 ParsedSchema: TypeAlias = Any
 
 
-class SchemaError(ValueError):
+class SchemaError(InternalError, ValueError):
     """A schema document is not valid Avro; the message says what fastavro objected to."""
 
 

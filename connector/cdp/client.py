@@ -8,7 +8,6 @@ header, which no repr, log line or error message shows.
 
 from __future__ import annotations
 
-import base64
 import json
 from types import TracebackType
 from typing import Literal, Self
@@ -29,6 +28,7 @@ from connector.cdp.transport import (
     splice_client_key,
 )
 from connector.errors import ConfigError
+from connector.http_auth import basic_auth_header
 
 __all__ = [
     "REGIONS",
@@ -67,12 +67,6 @@ def resolve_base_url(region: str | None, base_url: str | None = None) -> str:
         raise ConfigError(
             f"cdp.region {region!r} is not one of {', '.join(REGIONS)} (or set base_url)"
         ) from None
-
-
-def basic_auth_header(client_key: str, api_token: str) -> str:
-    """``Basic base64(client_key:api_token)``."""
-    raw = f"{client_key}:{api_token}".encode()
-    return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 class _Redacted:

@@ -23,6 +23,8 @@ from typing import cast
 from multidict import CIMultiDict
 from yarl import URL
 
+from connector.errors import InternalError
+
 __all__ = ["Http1Error", "Http1Pool"]
 
 MAX_HEAD = 64 * 1024
@@ -30,7 +32,7 @@ MAX_BODY = 4 * 1024 * 1024
 _NO_HEADERS: Mapping[str, str] = CIMultiDict()
 
 
-class Http1Error(ConnectionError):
+class Http1Error(InternalError, ConnectionError):
     """The server's answer is not HTTP/1.1 we can read; the connection is dropped."""
 
 

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, InternalError
 from connector.mapping import paths
 from connector.mapping.fields import (
     Evaluator,
@@ -37,7 +37,7 @@ _EVENT_KEYS = ("type", "custom", "when", "fields")
 _MAX_REPORTED = 20
 
 
-class _Fail(Exception):
+class _Fail(InternalError):
     """A problem that stops compiling the current rule (or the file)."""
 
     def __init__(self, line: int, message: str, field: str | None = None) -> None:

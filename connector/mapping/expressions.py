@@ -17,6 +17,7 @@ from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
+from connector.errors import InternalError
 from connector.mapping import paths
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target
@@ -44,7 +45,7 @@ RUNTIME_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, JMESPathE
 """What evaluating a field may raise on bad record data; never escapes the mapper."""
 
 
-class SpecError(Exception):
+class SpecError(InternalError):
     """A field expression is invalid; ``line`` and ``field`` say where."""
 
     def __init__(self, line: int, field: str, message: str) -> None:
@@ -54,7 +55,7 @@ class SpecError(Exception):
         self.message = message
 
 
-class FieldFailure(Exception):
+class FieldFailure(InternalError):
     """A field could not be computed for this record."""
 
     def __init__(self, path: list[str], message: str) -> None:

@@ -19,6 +19,8 @@ from typing import Any, cast
 import jmespath
 from jmespath.exceptions import JMESPathError, JMESPathTypeError
 
+from connector.errors import InternalError
+
 __all__ = [
     "Getter",
     "PathSyntaxError",
@@ -34,7 +36,7 @@ Getter = Callable[[Any], Any]
 """A compiled expression: takes the current value (usually the record), returns a value."""
 
 
-class PathSyntaxError(ValueError):
+class PathSyntaxError(InternalError, ValueError):
     """The text is not a valid JMESPath expression."""
 
 

@@ -19,12 +19,14 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from connector.errors import InternalError
+
 __all__ = ["TRANSFORMS", "Transform", "TransformArgError", "build_transform", "json_safe"]
 
 Transform = Callable[[Any], Any]
 
 
-class TransformArgError(ValueError):
+class TransformArgError(InternalError, ValueError):
     """A transform's YAML arguments are invalid (a start-up error)."""
 
 

@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connector.decode import ConfluentAvroDecoder, RegistryClient, decode_key, load_schema
+from connector.decode import ConfluentAvroDecoder, RegistryClient, load_schema
 from connector.errors import DecodeError
 from connector.sample import sample_records, writable
 from scripts.services.registry import Registry
@@ -67,9 +67,7 @@ def test_serializer_records_from_the_broker_decode_back_equal(
 
     assert consumed[0][1][0] == 0  # magic byte: real Confluent wire format
     assert [decoder.decode(value) for _, value in consumed] == records
-    assert [decode_key("string", key) for key, _ in consumed] == [
-        r["anonymous_id"] for r in records
-    ]
+    assert [key.decode() for key, _ in consumed] == [r["anonymous_id"] for r in records]
 
 
 def test_evolved_schema_under_the_same_subject_decodes_too(

@@ -17,7 +17,6 @@ from connector.decode import (
     ConfluentAvroDecoder,
     RegistryClient,
     SchemalessAvroDecoder,
-    decode_key,
     load_schema,
 )
 from connector.errors import ConfigError, DecodeError, TransientError
@@ -264,22 +263,3 @@ def test_value_schema_that_is_not_a_record_is_a_decode_error() -> None:
         with pytest.raises(DecodeError, match="decodes to str, not a record"):
             decoder.decode(b"\x00\x00\x00\x00\x03\x06abc")
         assert decoder.decode_any(b"\x00\x00\x00\x00\x03\x06abc") == "abc"
-
-
-# -- keys -----------------------------------------------------------------------------------
-
-
-def test_keys_decode_as_configured() -> None:
-    assert decode_key("string", "gäst-1".encode()) == "gäst-1"
-    assert decode_key("bytes", b"\xff\x00") == b"\xff\x00"
-    assert decode_key("string", None) is None
-    key_decoder = SchemalessAvroDecoder(load_schema_from({"type": "string"}))
-    assert decode_key("avro", b"\x06abc", key_decoder) == "abc"
-
-
-def test_bad_keys_are_decode_errors() -> None:
-    with pytest.raises(DecodeError, match="key is not UTF-8"):
-        decode_key("string", b"\xff\xfe")
-    key_decoder = SchemalessAvroDecoder(load_schema_from({"type": "string"}))
-    with pytest.raises(DecodeError, match=r"key: .*truncated"):
-        decode_key("avro", b"\x06a", key_decoder)
