@@ -14,7 +14,8 @@ Guarantees:
    posted. A restart re-posts what was in flight, not all behind the slowest record.
 3. A partition whose newest record is ``max_ahead`` or more past its commit point
    stops accepting (``accepts``, ``blocked_partitions``) until the commit point has
-   moved back within half of that. The source pauses just that partition: its
+   moved to within half of that. The source pauses just that partition (what it has
+   read already is still admitted: refusing a record would lose it), so its
    finished set stays within the span the metadata always holds, and a stuck record
    holds back bounded work. Back-pressure, never a weaker guarantee.
 4. Commits follow progress: a partition is offered again (``to_commit``) only when its
@@ -130,6 +131,8 @@ class OffsetTracker:
             if part.base is None:
                 part.base = offset
             part.last_read = offset
+            if self._max_ahead is not None and offset - part.base + 1 >= self._max_ahead:
+                part.blocked = True  # the source pauses it; this record is held all the same
             restored = part.restored
             if restored and restored[0] <= offset:
                 while restored and restored[0] < offset:
@@ -146,9 +149,6 @@ class OffsetTracker:
                     return ALREADY_FINISHED
             part.pending.append(offset)
             self._pending += 1
-            ahead = self._max_ahead
-            if ahead is not None and offset - part.base + 1 >= ahead:
-                part.blocked = True
             return part.epoch
 
     def add(self, tp: TopicPartition, offset: int) -> int | None:

@@ -280,3 +280,19 @@ def test_delivered_events_count_only_while_the_event_type_still_matches() -> Non
     assert delivered_events([(EVENTS_DELIVERED, b"[not json")], events) == frozenset()
     assert delivered_events([(EVENTS_DELIVERED, b'{"delivered": 3}')], events) == frozenset()
     assert delivered_events(None, events) == frozenset()
+
+
+async def test_a_released_partition_assigned_again_is_served_under_its_new_epoch() -> None:
+    sender = Sender()
+    h = Harness(sender)
+    h.dispatcher.start()
+    try:
+        await h.dispatcher.release_partitions({P0})
+        h.tracker.revoke(P0)
+        h.epochs[P0] = h.tracker.assign(P0)
+        h.dispatcher.submit([h.work(P0, "a")])
+        await h.until(lambda: h.tracker.pending == 0)
+    finally:
+        await h.dispatcher.stop()
+    assert sender.calls == [b"0:0:0"]
+    assert h.tracker.committable() == {P0: 1}
