@@ -97,7 +97,7 @@ class _Revoked:
     """The record's partition is no longer ours: drop it without an outcome."""
 
 
-REVOKED = _Revoked()
+_REVOKED = _Revoked()
 
 
 class Sender(Protocol):
@@ -312,7 +312,7 @@ class Dispatcher:
 
     async def _deliver(self, work: Work, event: MappedEvent) -> Failure | _Revoked | None:
         """Post one event until delivered; a Failure when it must be dead-lettered,
-        REVOKED when its partition stopped being ours before an attempt."""
+        _REVOKED when its partition stopped being ours before an attempt."""
         retry = self._settings.retry
         attempts = 0
         waited = 0.0
@@ -322,7 +322,7 @@ class Dispatcher:
             if not self._owned(work):
                 if probe:
                     self.breaker.probe_not_sent()
-                return REVOKED
+                return _REVOKED
             counted = self.breaker.closed  # failures during an outage spend no retries
             answer = await self._post(work.tp, event)
             if answer.outcome is Outcome.FATAL:
@@ -330,7 +330,7 @@ class Dispatcher:
                     continue  # another worker is already probing; wait at the gate
                 probed = await self._probe_until_accepted(work, event, answer)
                 if probed is None:
-                    return REVOKED
+                    return _REVOKED
                 answer = probed
             if answer.outcome is Outcome.DELIVERED:
                 self._on_success()

@@ -7,11 +7,12 @@ import json
 from collections.abc import Awaitable, Callable
 
 from connector.cdp.client import Answer, Outcome
-from connector.config import CircuitSettings, DeliverySettings
+from connector.config import DeliverySettings
 from connector.deadletter import EVENTS_DELIVERED, delivered_events, error_headers, events_progress
 from connector.dispatch import Dispatcher, Failure, Work
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
+from connector.retry import CircuitBreaker
 from connector.state import RunState
 
 P0: TopicPartition = ("clicks", 0)
@@ -154,21 +155,22 @@ async def test_no_attempt_after_a_back_off_during_which_the_partition_was_revoke
 
 async def test_no_attempt_after_a_circuit_wait_during_which_the_partition_was_revoked() -> None:
     sender = Sender()
-    h = Harness(
-        sender,
-        circuit=CircuitSettings(failure_threshold=1, open_seconds=0.05, max_open_seconds=0.05),
-    )
+    h = Harness(sender)
+    now = [0.0]
+    h.dispatcher.breaker = CircuitBreaker(1, 0.05, 0.05, clock=lambda: now[0])
     h.dispatcher.breaker.record_failure()  # an outage opened the circuit
     h.dispatcher.submit([h.work(P0, "a")])
     h.dispatcher.start()
     try:
         await h.until(lambda: bool(h.sleeps))  # parked at the gate
         await asyncio.wait_for(h.dispatcher.release_partitions({P0}), 0.01)
+        now[0] = 1.0  # the circuit lets one probe through: the revoked record's worker
+        await asyncio.sleep(0.01)
         h.dispatcher.submit([h.work(P1, "b")])
         await h.until(lambda: h.tracker.pending == 1)  # the other partition's record went
     finally:
         await h.dispatcher.stop()
-    assert sender.calls == [b"1:0:0"]  # the circuit's probe was not lost with the revoked record
+    assert sender.calls == [b"1:0:0"]  # and the circuit's probe was not lost with it
 
 
 async def test_no_attempt_after_a_halt_during_which_the_partition_was_revoked() -> None:
@@ -181,7 +183,7 @@ async def test_no_attempt_after_a_halt_during_which_the_partition_was_revoked() 
     try:
         await h.until(lambda: h.state.halted_reason is not None)
         h.dispatcher.submit([h.work(P0, "a")])  # waits at the gate while halted
-        await asyncio.sleep(0.02)
+        await h.until(lambda: h.dispatcher.queued == 0)
         await asyncio.wait_for(h.dispatcher.release_partitions({P0}), 0.01)
         creds["ok"] = True
         await h.until(lambda: h.tracker.pending == 1)
