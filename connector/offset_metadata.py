@@ -11,14 +11,17 @@ The field, after base64 (standard alphabet, padding stripped), is:
 
     byte 0     format version (1)
     byte 1     encoding: ``R`` run lengths or ``B`` bitmap
-    bytes 2..  R: unsigned LEB128 varints, alternating run lengths of unfinished
+    varint     the committed offset the field was written for (unsigned LEB128)
+    the rest   R: unsigned LEB128 varints, alternating run lengths of unfinished
                and finished offsets, starting with an unfinished run (maybe 0)
                and ending with a finished run;
                B: bit i (byte i // 8, least significant bit first) set when
                offset commit+i is finished; trailing zero bytes dropped.
 
 Offsets are relative to the committed offset, so the field means nothing
-without it. Both encodings are computed and the smaller one kept, as Confluent's
+without it; it repeats that offset, so that metadata carried to another offset
+(an offset reset or a mirror's translation that kept the string) is not read as
+a claim about other records. Both encodings are computed and the smaller one kept, as Confluent's
 Parallel Consumer does (its ``OffsetSimultaneousEncoder``): run lengths win when
 finished offsets come in long runs, the bitmap when they are scattered.
 
@@ -31,7 +34,7 @@ Guarantees:
    fits whole (a bitmap of that span fits). The tracker keeps each partition
    within that span, so in practice nothing is ever cut.
 3. ``decode`` never raises: metadata written by someone else, by a newer format,
-   or damaged gives "nothing known" and a warning.
+   for another committed offset, or damaged gives "nothing known" and a warning.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ FIELD = "done:"
 OWN_PREFIX = "cdp-connector/"
 _RUNS = ord("R")
 _BITMAP = ord("B")
-_HEADER = 2  # version and encoding bytes
+_HEADER = 2 + 10  # version and encoding bytes, and at most 10 for the offset
 # A damaged varint could claim billions of finished offsets; no real set is near this.
 MAX_DECODED = 1_000_000
 
@@ -88,12 +91,12 @@ def encode(
     relative = [offset - commit for offset in finished if offset >= commit]
     if not relative:
         return Encoded(prefix, True)
-    text = _with_field(prefix, relative)
+    text = _with_field(prefix, commit, relative)
     if len(text.encode()) <= max_bytes:
         return Encoded(text, True)
     span = capacity(prefix, max_bytes)
     kept = [r for r in relative if r < span]
-    text = _with_field(prefix, kept) if kept else prefix
+    text = _with_field(prefix, commit, kept) if kept else prefix
     return Encoded(text, False)
 
 
@@ -112,10 +115,14 @@ def decode(metadata: str | None, commit: int) -> tuple[int, ...]:
     if at < 0:
         return ()
     try:
-        relative = _decode_field(metadata[at + len(FIELD) + 1 :])
+        written_for, relative = _decode_field(metadata[at + len(FIELD) + 1 :])
     except ValueError as exc:
         log.warning("ignoring unreadable finished offsets in commit metadata (%s): %.80r",
                     exc, metadata)  # fmt: skip
+        return ()
+    if written_for != commit:
+        log.warning("ignoring finished offsets written for offset %d; the committed offset "
+                    "is %d (reset or translated?)", written_for, commit)  # fmt: skip
         return ()
     return tuple(commit + r for r in relative)
 
@@ -123,11 +130,13 @@ def decode(metadata: str | None, commit: int) -> tuple[int, ...]:
 # -- the field ---------------------------------------------------------------------
 
 
-def _with_field(prefix: str, relative: list[int]) -> str:
+def _with_field(prefix: str, commit: int, relative: list[int]) -> str:
     runs = _runs(relative)
     bitmap = _bitmap(relative)
     kind, body = (_RUNS, runs) if len(runs) <= len(bitmap) else (_BITMAP, bitmap)
-    raw = bytes((FORMAT_VERSION, kind)) + body
+    raw = bytearray((FORMAT_VERSION, kind))
+    _varint(raw, commit)
+    raw += body
     return f"{prefix} {FIELD}{base64.b64encode(raw).decode().rstrip('=')}"
 
 
@@ -161,27 +170,34 @@ def _varint(out: bytearray, value: int) -> None:
     out.append(value)
 
 
-def _decode_field(text: str) -> list[int]:
+def _decode_field(text: str) -> tuple[int, list[int]]:
+    """The committed offset the field was written for, and the relative offsets."""
     try:
         raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError("not base64") from exc
-    if len(raw) < _HEADER:
+    if len(raw) < 3:
         raise ValueError("too short")
     if raw[0] != FORMAT_VERSION:
         raise ValueError(f"format version {raw[0]}, this version reads {FORMAT_VERSION}")
-    body = raw[_HEADER:]
-    if raw[1] == _RUNS:
-        return _decode_runs(body)
-    if raw[1] == _BITMAP:
-        return [i * 8 + bit for i, byte in enumerate(body) for bit in range(8) if byte >> bit & 1]
-    raise ValueError(f"unknown encoding {raw[1]:#x}")
+    kind = raw[1]
+    if kind not in (_RUNS, _BITMAP):
+        raise ValueError(f"unknown encoding {kind:#x}")
+    end = next((i for i in range(2, min(len(raw), 2 + 10)) if not raw[i] & 0x80), None)
+    if end is None:
+        raise ValueError("offset cut short")
+    [written_for] = _varints(raw[2 : end + 1])
+    body = raw[end + 1 :]
+    if kind == _RUNS:
+        return written_for, _decode_runs(body)
+    bits = [i * 8 + bit for i, byte in enumerate(body) for bit in range(8) if byte >> bit & 1]
+    return written_for, bits
 
 
-def _decode_runs(body: bytes) -> list[int]:
+def _varints(data: bytes) -> list[int]:
     values: list[int] = []
     value = shift = 0
-    for byte in body:
+    for byte in data:
         value |= (byte & 0x7F) << shift
         shift += 7
         if byte & 0x80:
@@ -190,7 +206,14 @@ def _decode_runs(body: bytes) -> list[int]:
             continue
         values.append(value)
         value = shift = 0
-    if shift or len(values) % 2:
+    if shift:
+        raise ValueError("varint cut short")
+    return values
+
+
+def _decode_runs(body: bytes) -> list[int]:
+    values = _varints(body)
+    if len(values) % 2:
         raise ValueError("truncated run lengths")
     if sum(values[1::2]) > MAX_DECODED:
         raise ValueError("more finished offsets than any real set")

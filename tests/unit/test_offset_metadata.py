@@ -89,6 +89,19 @@ def test_offsets_below_the_commit_are_left_out() -> None:
     assert om.decode(encoded.text, COMMIT) == (COMMIT + 3,)
 
 
+def _field(*raw: int, version: int = 1, kind: str = "R", written_for: int = COMMIT) -> str:
+    offset = bytearray()
+    om._varint(offset, written_for)
+    data = bytes((version, ord(kind))) + offset + bytes(raw)
+    return f"{PREFIX} done:{base64.b64encode(data).decode()}"
+
+
+def test_a_hand_built_field_reads() -> None:
+    """The damaged fields below differ from this one only where their comment says."""
+    assert om.decode(_field(1, 1), COMMIT) == (COMMIT + 1,)
+    assert om.decode(_field(1, 1, kind="B"), COMMIT) == (COMMIT, COMMIT + 8)
+
+
 @pytest.mark.parametrize(
     ("metadata", "warns"),
     [
@@ -98,11 +111,13 @@ def test_offsets_below_the_commit_are_left_out() -> None:
         ("some-other-tool v3", True),
         (f"{PREFIX} done:@@not base64@@", True),
         (f"{PREFIX} done:", True),
-        (f"{PREFIX} done:{base64.b64encode(bytes((9, 82, 1, 1))).decode()}", True),  # v9
-        (f"{PREFIX} done:{base64.b64encode(bytes((1, 90, 1))).decode()}", True),  # kind Z
-        (f"{PREFIX} done:{base64.b64encode(bytes((1, 82, 1))).decode()}", True),  # half a run
-        (f"{PREFIX} done:{base64.b64encode(bytes((1, 82, 0x81))).decode()}", True),  # cut varint
-        (f"{PREFIX} done:{base64.b64encode(bytes((1, 82, 0, 0xFF, 0xFF, 0x7F))).decode()}", True),
+        (_field(1, 1, version=9), True),
+        (_field(1, 1, kind="Z"), True),
+        (_field(1), True),  # half a run
+        (_field(1, 0x81), True),  # a varint cut short
+        (_field(0, 0xFF, 0xFF, 0x7F), True),  # two million finished: no real set
+        (_field(1, 1, written_for=COMMIT - 7), True),  # carried to another offset
+        (f"{PREFIX} done:{base64.b64encode(bytes((1, 82, 0x80, 0x80))).decode()}", True),
     ],
 )
 def test_unreadable_or_foreign_metadata_means_nothing_known(
