@@ -8,7 +8,13 @@ from collections.abc import Awaitable, Callable
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
-from connector.deadletter import EVENTS_DELIVERED, delivered_events, error_headers, events_progress
+from connector.deadletter import (
+    EVENTS_DELIVERED,
+    DeadLetterQueue,
+    delivered_events,
+    error_headers,
+    events_progress,
+)
 from connector.dispatch import Dispatcher, Failure, Work
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
@@ -298,3 +304,20 @@ async def test_a_released_partition_assigned_again_is_served_under_its_new_epoch
         await h.dispatcher.stop()
     assert sender.calls == [b"0:0:0"]
     assert h.tracker.committable() == {P0: 1}
+
+
+def test_the_dead_letter_of_a_delivery_failure_carries_the_events_progress() -> None:
+    published: list[dict[str, object]] = []
+
+    class Capture:
+        def publish(self, **kwargs: object) -> None:
+            published.append(kwargs)
+
+    events = tuple(MappedEvent("r", t, "g", b"") for t in ("VIEW", "ADD"))
+    work = Work(P0, 4, 1, None, b"v", None, "g", events)
+    failure = Failure("refused", "r", 400, 1, event=(1, "ADD"), delivered=((0, "VIEW"),))
+    DeadLetterQueue.publish_work(Capture(), work, failure, lambda: None)  # type: ignore[arg-type]
+
+    headers = published[0]["headers"]
+    assert isinstance(headers, list)
+    assert delivered_events(headers, events) == {0}

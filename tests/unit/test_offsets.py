@@ -108,6 +108,13 @@ def test_commit_point_never_passes_an_unfinished_record(order: list[int], done: 
     assert all(o in finished for o in range(point))
     assert point == 30 or point not in finished
     assert tracker.pending == 30 - done
+    state = tracker.to_commit().get(TP)
+    if done:
+        assert state is not None
+        assert state.offset == point
+        assert state.finished == tuple(sorted(o for o in finished if o > point))
+    else:
+        assert state is None  # no progress, no commit
 
 
 # -- finished sets that travel with the commit ----------------------------------
