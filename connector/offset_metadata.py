@@ -106,7 +106,7 @@ def decode(metadata: str | None, commit: int) -> tuple[int, ...]:
     Empty when nothing is known: no metadata, ours without the field, or anything
     unreadable (which is logged as a warning; the records are then posted again).
     """
-    if not metadata:
+    if not metadata or commit < 0:  # no committed offset (librdkafka's OFFSET_INVALID)
         return ()
     if not metadata.startswith(OWN_PREFIX):
         log.warning("ignoring commit metadata not written by cdp-connector: %.80r", metadata)
