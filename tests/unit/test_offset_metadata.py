@@ -84,8 +84,12 @@ def test_run_ahead_limit_leaves_room_for_one_more_batch() -> None:
     assert om.capacity("x" * 5_000) == 0
 
 
-def test_no_committed_offset_means_nothing_known() -> None:
-    assert om.decode(om.encode(PREFIX, 0, [3]).text, -1001) == ()
+def test_no_committed_offset_means_nothing_known_and_is_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="connector.offset_metadata"):
+        assert om.decode(om.encode(PREFIX, 0, [3]).text, -1001) == ()
+    assert caplog.records == []
 
 
 def test_offsets_below_the_commit_are_left_out() -> None:
