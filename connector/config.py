@@ -218,6 +218,13 @@ class DeliverySettings(_Section):
     ordering: Literal["key", "partition", "none"] = "key"
     max_in_flight: int = Field(256, ge=1, le=10_000)
     max_buffered_records: int = Field(20_000, ge=1, le=10_000_000)
+    max_run_ahead: int = Field(
+        10_000,
+        ge=1,
+        le=10_000_000,
+        description="how many offsets a partition may be read past its commit point before "
+        "it is paused (also capped so its finished offsets fit the commit metadata)",
+    )
     rate_limit_per_second: float | None = Field(None, gt=0)
     retry: RetrySettings = RetrySettings()
     circuit: CircuitSettings = CircuitSettings()

@@ -3,7 +3,9 @@
 The original key, value and headers are copied as they were read; headers using
 Kafka Connect's ``__connect.errors.*`` names say where and why it failed, so
 tools that read Connect's dead-letter queues read ours. Our own ``cdp.errors.*``
-headers add the rule, the HTTP status and the attempts. The producer is
+headers add the rule, the HTTP status and the attempts, and for a delivery failure
+which events of the record were delivered before one failed (``EVENTS_DELIVERED``,
+so that ``replay-dlq`` posts only the rest). The producer is
 idempotent with ``acks=all``: a record's outcome is durable only when the write
 is acknowledged, and only then may its offset be committed. A write that fails
 for good stops the connector: nothing is committed past a record that is nowhere.
@@ -16,13 +18,15 @@ coordinates of its first origin, with ``cdp.errors.replay.attempts`` one higher:
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from connector.mapping import MappedEvent
 from connector.offsets import TopicPartition
 from connector.records import Failure, Headers, Work
 from connector.state import RunState
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 CONNECT_STAGES = {"decode": "VALUE_CONVERTER", "map": "TRANSFORMATION", "deliver": "TASK_PUT"}
 CONNECTOR_NAME = "cdp-connector"
 REPLAY_ATTEMPTS = "cdp.errors.replay.attempts"
+EVENTS_DELIVERED = "cdp.errors.events.delivered"
 _ERROR_HEADER_PREFIXES = ("__connect.errors.", "cdp.errors.")
 
 
@@ -47,6 +52,7 @@ def error_headers(
     rule: str | None = None,
     status: int | None = None,
     attempts: int | None = None,
+    events: str | None = None,
 ) -> list[tuple[str, str | bytes | None]]:
     """The headers that explain a dead letter."""
     headers = [
@@ -66,7 +72,34 @@ def error_headers(
         headers.append(("cdp.errors.http.status", str(status)))
     if attempts is not None:
         headers.append(("cdp.errors.attempts", str(attempts)))
+    if events is not None:
+        headers.append((EVENTS_DELIVERED, events))
     return [(name, value.encode()) for name, value in headers]
+
+
+def events_progress(failure: Failure) -> str | None:
+    """``EVENTS_DELIVERED`` for a delivery failure, e.g.
+    ``{"delivered":[{"index":0,"type":"VIEW"}],"failed":{"index":1,"type":"ADD"}}``."""
+    if failure.event is None:
+        return None
+    delivered = [{"index": i, "type": t} for i, t in failure.delivered]
+    failed = {"index": failure.event[0], "type": failure.event[1]}
+    return json.dumps({"delivered": delivered, "failed": failed}, separators=(",", ":"))
+
+
+def delivered_events(headers: Headers, events: Sequence[MappedEvent]) -> frozenset[int]:
+    """Indices of ``events`` the dead letter says were delivered already (for
+    ``Work.delivered``). An index counts only while the event there still has the
+    type that was delivered (the mapping may have changed since); unreadable → none."""
+    text = header_value(headers, EVENTS_DELIVERED)
+    if text is None:
+        return frozenset()
+    try:
+        named = {(int(e["index"]), str(e["type"])) for e in json.loads(text)["delivered"]}
+    except (ValueError, TypeError, KeyError) as exc:
+        log.warning("ignoring unreadable %s header (%r): %s", EVENTS_DELIVERED, text, exc)
+        return frozenset()
+    return frozenset(i for i, t in named if 0 <= i < len(events) and events[i].event_type == t)
 
 
 def header_value(headers: Headers, name: str) -> str | None:
@@ -248,6 +281,7 @@ class DeadLetterQueue:
                 rule=failure.rule,
                 status=failure.status,
                 attempts=failure.attempts,
+                events=events_progress(failure),
             ),
             on_done=on_done,
         )

@@ -4,10 +4,29 @@ Records arrive from the consumer thread in batches (``submit``). Each record goe
 to a *lane* (its guest key, its partition, or itself, by ``delivery.ordering``);
 a lane's records are posted one after another in offset order, different lanes
 concurrently. A fixed pool of ``max_in_flight`` workers takes lanes from a ready
-queue, so at most that many requests are in flight and no task is created per
+heap, so at most that many requests are in flight and no task is created per
 record. A record is finished when all its events are delivered, or it is
 dead-lettered (permanent answer, retries exhausted); only then is its offset
 released to the tracker.
+
+Guarantees:
+1. Oldest first. The ready heap is keyed by the arrival number of each lane's head
+   record (``Work.seq``), so the lane holding the record that waited longest is served
+   next. Within a partition arrival order is offset order, so this serves the record
+   holding the partition's commit point back; across partitions it is the age of the
+   record in memory, which needs no tracker lookup and, unlike a distance from a
+   commit point, does not change while the lane waits in the heap. Round-robin would
+   give a busy guest one turn per cycle of all ready lanes and let its partition fall
+   behind.
+2. One owner at a time. No request starts for a record whose partition was revoked or
+   released (``release_partitions``): ownership is checked immediately before every
+   request, with no await between the check and the request, so it follows every
+   back-off sleep and every circuit, halt or rate-limit wait, and precedes each event.
+3. ``release_partitions`` waits only for requests actually in flight; records parked
+   in back-off or at the gate are dropped when they wake, not waited for.
+4. Per-event progress: when a later event of a record fails, its ``Failure`` names the
+   events already delivered, for the dead letter; ``Work.delivered`` (from such a dead
+   letter, on replay) names events that are not posted again.
 
 Failures that are not about one record never spend a record's retries: while the
 circuit is open or delivery is halted (401/403), workers wait at the gate.
@@ -20,6 +39,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import replace
 from typing import Protocol
 
 from connector.cdp.client import Answer, Outcome
@@ -28,10 +48,17 @@ from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Failure, Work
 from connector.records import lane_for as lane_for  # re-exported: test_dispatch imports it here
-from connector.retry import Backoff, CircuitBreaker, RateLimiter
+from connector.retry import Backoff, CircuitBreaker, CircuitState, RateLimiter
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
+
+
+class _Revoked:
+    """The record's partition is no longer ours: drop it without an outcome."""
+
+
+_REVOKED = _Revoked()
 
 
 class Sender(Protocol):
@@ -92,8 +119,10 @@ class Dispatcher:
             RateLimiter(settings.rate_limit_per_second) if settings.rate_limit_per_second else None
         )
         self._lanes: dict[Hashable, deque[Work]] = {}
-        self._ready: asyncio.Queue[Hashable] = asyncio.Queue()
-        self._in_flight: dict[TopicPartition, int] = {}
+        self._ready: asyncio.PriorityQueue[tuple[int, Hashable]] = asyncio.PriorityQueue()
+        self._seq = 0
+        self._requests: dict[TopicPartition, int] = {}  # HTTP requests open, per partition
+        self._fenced: dict[TopicPartition, int] = {}  # epoch released, not yet revoked
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._workers: list[asyncio.Task[None]] = []
@@ -116,25 +145,39 @@ class Dispatcher:
     # -- input from the consumer thread (via call_soon_threadsafe) ---------------
 
     def submit(self, works: list[Work]) -> None:
+        seq = self._seq
         for work in works:
+            work.seq = seq
+            seq += 1
             lane = self._lanes.get(work.lane)
             if lane is None:
                 self._lanes[work.lane] = deque((work,))
-                self._ready.put_nowait(work.lane)
+                self._ready.put_nowait((work.seq, work.lane))
             else:
                 lane.append(work)
+        self._seq = seq
 
     async def release_partitions(self, tps: set[TopicPartition]) -> None:
-        """On revoke: drop the partitions' queued records, wait for their in-flight ones.
+        """On revoke, or when the drain time is up: from now on no request starts for
+        the partitions' records. Queued ones are dropped now, those parked in back-off
+        or at the gate when they wake; this waits only for requests in flight (their
+        answers still count).
 
-        The caller bounds the wait (``asyncio.wait_for``)."""
+        Called on the loop by the consumer thread, before it revokes the partitions in
+        the tracker; the caller bounds the wait (``asyncio.wait_for``)."""
+        self._fenced = {
+            tp: epoch for tp, epoch in self._fenced.items() if self._tracker.epoch(tp) == epoch
+        }
+        for tp in tps:
+            if (epoch := self._tracker.epoch(tp)) is not None:
+                self._fenced[tp] = epoch
         for lane in self._lanes.values():
             if any(w.tp in tps for w in lane):
                 kept = [w for w in lane if w.tp not in tps]
                 lane.clear()
                 lane.extend(kept)
         # In-flight counts change at many awaits; polling them is the simple, cheap way.
-        while any(self._in_flight.get(tp, 0) for tp in tps):  # noqa: ASYNC110
+        while any(self._requests.get(tp, 0) for tp in tps):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
     @property
@@ -145,7 +188,7 @@ class Dispatcher:
 
     async def _worker(self) -> None:
         while True:
-            key = await self._ready.get()
+            _, key = await self._ready.get()
             lane = self._lanes.get(key)
             if not lane:
                 self._lanes.pop(key, None)
@@ -160,37 +203,46 @@ class Dispatcher:
                 self._state.fail(f"dispatch failed: {exc!r}")
                 raise
             if lane:
-                self._ready.put_nowait(key)
+                self._ready.put_nowait((lane[0].seq, key))
             else:
                 del self._lanes[key]
 
     async def _process(self, work: Work) -> None:
-        if self._tracker.epoch(work.tp) != work.epoch:
-            return  # partition revoked since it was read: the new owner reads it again
-        self._in_flight[work.tp] = self._in_flight.get(work.tp, 0) + 1
-        try:
-            for event in work.events:
-                failure = await self._deliver(event)
-                if failure is None:
-                    self._observer.event_done(event.event_type, "delivered")
-                    continue
-                if failure.exception == "RetriesExhausted" and self._halt_on_exhaustion:
-                    self._resumed.clear()
-                    self._state.halt(f"{failure.reason} (on_retries_exhausted: halt)")
-                    await self._resumed.wait()  # until an operator restarts the connector
-                self._observer.event_done(event.event_type, "dead_lettered")
-                self._deadletter.publish_work(work, failure, self._finisher(work))
-                return
-            self._tracker.finish(work.tp, work.offset, work.epoch)
-            self._observer.record_delivered()
-        finally:
-            self._in_flight[work.tp] -= 1
+        events = work.events
+        for index, event in enumerate(events):
+            if index in work.delivered:
+                continue  # delivered before this record was dead-lettered (replay)
+            failure = await self._deliver(work, event)
+            if failure is None:
+                self._observer.event_done(event.event_type, "delivered")
+                continue
+            if isinstance(failure, _Revoked):
+                return  # the new owner reads the record again
+            if failure.exception == "RetriesExhausted" and self._halt_on_exhaustion:
+                self._resumed.clear()
+                self._state.halt(f"{failure.reason} (on_retries_exhausted: halt)")
+                await self._resumed.wait()  # until an operator restarts the connector
+                if not self._owned(work):
+                    return
+            self._observer.event_done(event.event_type, "dead_lettered")
+            delivered = tuple((i, e.event_type) for i, e in enumerate(events[:index]))
+            failure = replace(failure, event=(index, event.event_type), delivered=delivered)
+            self._deadletter.publish_work(work, failure, self._finisher(work))
+            return
+        self._tracker.finish(work.tp, work.offset, work.epoch)
+        self._observer.record_delivered()
+
+    def _owned(self, work: Work) -> bool:
+        """Whether the record's partition is still ours (not released, not revoked)."""
+        tp = work.tp
+        return self._fenced.get(tp) != work.epoch and self._tracker.epoch(tp) == work.epoch
 
     def _finisher(self, work: Work) -> Callable[[], None]:
         return lambda: self._tracker.finish(work.tp, work.offset, work.epoch)
 
-    async def _gate(self) -> None:
-        """Wait while halted or the circuit is open; then take a rate-limit token."""
+    async def _gate(self) -> bool:
+        """Wait while halted or the circuit is open; then take a rate-limit token.
+        True when the circuit let this caller through as its one probe."""
         while True:
             if not self._resumed.is_set():
                 await self._resumed.wait()
@@ -200,32 +252,47 @@ class Dispatcher:
             if wait <= 0:
                 break
             await self._sleep(min(wait, 1.0))
+        probe = self.breaker.state is CircuitState.HALF_OPEN
         if self._limiter is not None and (delay := self._limiter.delay()) > 0:
             await self._sleep(delay)
+        return probe
 
-    async def _post(self, event: MappedEvent) -> Answer:
+    async def _post(self, tp: TopicPartition, event: MappedEvent) -> Answer:
+        """One request. Callers check ``_owned`` right before, with no await between."""
         started = time.monotonic()
         self.requests_in_flight += 1
+        requests = self._requests
+        requests[tp] = requests.get(tp, 0) + 1
         try:
             answer = await self._sender.send(event.body)
         finally:
             self.requests_in_flight -= 1
+            requests[tp] -= 1
         self._observer.answered(event.event_type, answer, time.monotonic() - started)
         return answer
 
-    async def _deliver(self, event: MappedEvent) -> Failure | None:
-        """Post one event until delivered; a Failure when it must be dead-lettered."""
+    async def _deliver(self, work: Work, event: MappedEvent) -> Failure | _Revoked | None:
+        """Post one event until delivered; a Failure when it must be dead-lettered,
+        _REVOKED when its partition stopped being ours before an attempt."""
         retry = self._settings.retry
         attempts = 0
         waited = 0.0
         while True:
-            await self._gate()
+            probe = await self._gate()
+            # The one-owner check: after every wait above and every back-off below.
+            if not self._owned(work):
+                if probe:
+                    self.breaker.probe_not_sent()
+                return _REVOKED
             counted = self.breaker.closed  # failures during an outage spend no retries
-            answer = await self._post(event)
+            answer = await self._post(work.tp, event)
             if answer.outcome is Outcome.FATAL:
                 if not self._resumed.is_set():
                     continue  # another worker is already probing; wait at the gate
-                answer = await self._probe_until_accepted(event, answer)
+                probed = await self._probe_until_accepted(work, event, answer)
+                if probed is None:
+                    return _REVOKED
+                answer = probed
             if answer.outcome is Outcome.DELIVERED:
                 self._on_success()
                 return None
@@ -253,9 +320,14 @@ class Dispatcher:
         self.breaker.record_success()
         self._state.circuit_open = False
 
-    async def _probe_until_accepted(self, event: MappedEvent, answer: Answer) -> Answer:
+    async def _probe_until_accepted(
+        self, work: Work, event: MappedEvent, answer: Answer
+    ) -> Answer | None:
         """401/403: halt every worker; this one re-sends its own event slowly until the
-        credentials are accepted, then lets everyone go. Nothing is dead-lettered."""
+        credentials are accepted, then lets everyone go. Nothing is dead-lettered.
+
+        None when the event's partition was revoked meanwhile: the halt is lifted so
+        that another worker's record takes over the probing."""
         self._resumed.clear()
         self._state.halt(
             f"CDP refused the credentials (HTTP {answer.status}: {answer.reason}); fix the "
@@ -263,7 +335,11 @@ class Dispatcher:
         )
         while answer.outcome is Outcome.FATAL:
             await self._sleep(self._settings.auth_probe_seconds)
-            answer = await self._post(event)
+            if not self._owned(work):
+                self._state.resume()
+                self._resumed.set()
+                return None
+            answer = await self._post(work.tp, event)
         self._state.resume()
         self._resumed.set()
         return answer

@@ -31,6 +31,8 @@ class Work:
     headers: Headers
     lane: Hashable
     events: tuple[MappedEvent, ...]
+    delivered: frozenset[int] = frozenset()  # indices of events delivered before (replay)
+    seq: int = 0  # arrival number, set by ``Dispatcher.submit``
 
 
 def lane_for(ordering: str, tp: TopicPartition, offset: int, guest_key: str) -> Hashable:
@@ -52,3 +54,5 @@ class Failure:
     attempts: int | None  # delivery attempts; None when it failed before delivery
     exception: str = "DeliveryRejected"
     stage: str = "deliver"  # decode, map or deliver: the dead-letter headers say where
+    event: tuple[int, str] | None = None  # index and type of the event that failed
+    delivered: tuple[tuple[int, str], ...] = ()  # index and type of those delivered before

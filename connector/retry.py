@@ -96,6 +96,11 @@ class CircuitBreaker:
         elif self.state is CircuitState.CLOSED and self._failures >= self._threshold:
             self._open()
 
+    def probe_not_sent(self) -> None:
+        """The caller ``wait_time`` let through will not send after all (its record is no
+        longer ours): let the next caller probe instead of waiting for an answer forever."""
+        self._probing = False
+
     def _open(self) -> None:
         self.state = CircuitState.OPEN
         self._opened_at = self._clock()

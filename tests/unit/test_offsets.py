@@ -7,7 +7,9 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.offsets import OffsetTracker
+from connector.offset_metadata import decode, encode, run_ahead_limit
+from connector.offsets import ALREADY_FINISHED, OffsetTracker
+from connector.source import commit_metadata
 
 TP = ("clicks", 0)
 
@@ -106,3 +108,179 @@ def test_commit_point_never_passes_an_unfinished_record(order: list[int], done: 
     assert all(o in finished for o in range(point))
     assert point == 30 or point not in finished
     assert tracker.pending == 30 - done
+    state = tracker.to_commit().get(TP)
+    if done:
+        assert state is not None
+        assert state.offset == point
+        assert state.finished == tuple(sorted(o for o in finished if o > point))
+    else:
+        assert state is None  # no progress, no commit
+
+
+# -- finished sets that travel with the commit ----------------------------------
+
+
+def test_to_commit_carries_the_finished_offsets_above_the_commit_point() -> None:
+    tracker, epoch = _tracker_with([10, 11, 12, 13])
+    tracker.finish(TP, 12, epoch)
+    tracker.finish(TP, 13, epoch)
+    [(tp, state)] = tracker.to_commit().items()
+    assert (tp, state.offset, state.finished) == (TP, 10, (12, 13))
+
+    tracker.finish(TP, 10, epoch)
+    assert tracker.to_commit()[TP].offset == 11
+    assert tracker.to_commit()[TP].finished == (12, 13)
+
+
+def test_commits_follow_progress_only() -> None:
+    tracker, epoch = _tracker_with([0, 1, 2])
+    assert tracker.to_commit() == {}  # nothing finished: nothing new to say
+    tracker.finish(TP, 2, epoch)
+    tracker.mark_committed(tracker.to_commit())
+    assert tracker.to_commit() == {}
+    tracker.finish(TP, 1, epoch)  # the finished set changed, the commit point did not
+    assert tracker.to_commit()[TP].finished == (1, 2)
+    tracker.mark_committed(tracker.to_commit())
+    tracker.finish(TP, 0, epoch)
+    assert tracker.to_commit()[TP].offset == 3
+    tracker.mark_committed(tracker.to_commit())
+    assert tracker.to_commit() == {}
+
+
+def test_failed_commit_of_a_state_is_offered_again() -> None:
+    tracker, epoch = _tracker_with([0, 1])
+    tracker.finish(TP, 1, epoch)
+    tracker.mark_committed(tracker.to_commit())
+    tracker.forget_committed([TP])
+    assert tracker.to_commit()[TP].finished == (1,)
+
+
+def test_a_state_from_an_older_assignment_marks_nothing() -> None:
+    tracker, epoch = _tracker_with([0])
+    tracker.finish(TP, 0, epoch)
+    stale = tracker.to_commit()
+    tracker.revoke(TP)
+    new_epoch = tracker.assign(TP, committed=1)
+    tracker.add(TP, 1)
+    tracker.finish(TP, 1, new_epoch)
+    tracker.mark_committed(stale)
+    assert tracker.to_commit()[TP].offset == 2
+
+
+def test_restored_finished_records_are_recognised_not_held() -> None:
+    tracker = OffsetTracker()
+    epoch = tracker.assign(TP, committed=100, finished=[101, 103, 104])
+    assert tracker.to_commit() == {}  # what Kafka has already
+
+    assert tracker.admit(TP, 100) == epoch
+    assert tracker.admit(TP, 101) == ALREADY_FINISHED
+    assert tracker.admit(TP, 102) == epoch
+    assert tracker.add(TP, 103) is None  # the older call: nothing to do either
+    assert tracker.pending == 2
+    # Not yet read again, 104 still travels with every commit.
+    tracker.finish(TP, 102, epoch)
+    assert tracker.to_commit()[TP].finished == (101, 102, 103, 104)
+
+    tracker.finish(TP, 100, epoch)
+    assert tracker.to_commit()[TP].offset == 104
+    assert tracker.admit(TP, 104) == ALREADY_FINISHED
+    assert tracker.to_commit()[TP].offset == 105
+    assert tracker.pending == 0
+
+
+def test_restored_offsets_that_are_gone_from_the_log_are_dropped() -> None:
+    tracker = OffsetTracker()
+    epoch = tracker.assign(TP, committed=0, finished=[2, 3, 9])
+    assert tracker.admit(TP, 5) == epoch  # 0..4 were compacted away
+    tracker.finish(TP, 5, epoch)
+    assert tracker.to_commit()[TP].offset == 6
+    assert tracker.to_commit()[TP].finished == (9,)
+
+
+def test_a_partition_far_ahead_of_its_commit_point_stops_accepting() -> None:
+    tracker = OffsetTracker(max_ahead=10)
+    epoch = tracker.assign(TP)
+    other = ("clicks", 1)
+    tracker.assign(other)
+    for offset in range(9):
+        tracker.add(TP, offset)
+    assert tracker.accepts(TP)
+    tracker.add(TP, 9)  # ten offsets from the commit point
+    assert not tracker.accepts(TP)
+    assert tracker.blocked_partitions() == {TP}
+    assert tracker.accepts(other)
+
+    for offset in range(1, 10):  # everything but the stuck record finishes
+        tracker.finish(TP, offset, epoch)
+    assert not tracker.accepts(TP)  # until the commit point moves
+    tracker.finish(TP, 0, epoch)
+    assert tracker.accepts(TP)
+    assert tracker.blocked_partitions() == set()
+
+
+def test_blocked_partition_resumes_only_within_half_the_bound() -> None:
+    tracker = OffsetTracker(max_ahead=10)
+    epoch = tracker.assign(TP)
+    for offset in range(10):
+        tracker.add(TP, offset)
+    for offset in range(4):
+        tracker.finish(TP, offset, epoch)
+    assert not tracker.accepts(TP)  # 6 offsets ahead: more than half of 10
+    tracker.finish(TP, 4, epoch)
+    assert tracker.accepts(TP)
+
+
+def test_metadata_limit_bounds_the_run_ahead_so_every_finished_set_fits() -> None:
+    prefix = commit_metadata("pod-1")
+    limit = run_ahead_limit(prefix, configured=10**9, batch=500)
+    tracker = OffsetTracker(max_ahead=limit)
+    epoch = tracker.assign(TP, committed=0)
+    offset = 0
+    while tracker.accepts(TP):
+        for _ in range(500):  # the consumer pauses only after a whole batch
+            tracker.add(TP, offset)
+            offset += 1
+    for o in range(1, offset, 2):  # the worst case: every other record finished
+        tracker.finish(TP, o, epoch)
+    state = tracker.to_commit()[TP]
+    encoded = encode(prefix, state.offset, state.finished)
+    assert encoded.complete
+    assert decode(encoded.text, state.offset) == state.finished
+
+
+@given(
+    st.permutations(list(range(40))),
+    st.integers(0, 40),
+    st.sets(st.integers(0, 39)),
+    st.integers(1, 40),
+)
+def test_finished_sets_survive_a_handover(
+    order: list[int], done: int, restored: set[int], max_ahead: int
+) -> None:
+    prefix = commit_metadata("pod-1")
+    first = OffsetTracker(max_ahead=max_ahead)
+    epoch = first.assign(TP, committed=0, finished=restored)
+    held = [o for o in range(40) if first.admit(TP, o) == epoch]
+    finished = set(restored) | set(order[:done])
+    for offset in order[:done]:
+        first.finish(TP, offset, epoch)
+
+    state = first.to_commit().get(TP)
+    # No state: nothing changed, and the group still holds what the assignment started from.
+    point, carried = (
+        (0, tuple(sorted(restored))) if state is None else (state.offset, state.finished)
+    )
+    assert all(o in finished for o in range(point))
+    assert set(carried) == {o for o in finished if o >= point}
+    assert first.pending == len([o for o in held if o not in finished])
+    if not first.accepts(TP):  # still blocked: more than half the bound ahead
+        assert 40 - point > max_ahead // 2
+
+    second = OffsetTracker()
+    new_epoch = second.assign(TP, committed=point, finished=decode(
+        encode(prefix, point, carried).text, point
+    ))  # fmt: skip
+    for offset in range(point, 40):
+        expected = ALREADY_FINISHED if offset in finished else new_epoch
+        assert second.admit(TP, offset) == expected
+    assert second.pending == len([o for o in range(40) if o not in finished])
