@@ -17,7 +17,7 @@ from typing import Any
 
 from jmespath.exceptions import JMESPathError
 
-from connector.mapping import paths
+from connector.mapping import paths, uses
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target
 from connector.mapping.transforms import build_transform, json_safe
@@ -29,7 +29,9 @@ __all__ = [
     "Evaluator",
     "FieldFailure",
     "SpecError",
+    "SpecErrors",
     "check_allowed",
+    "collect",
     "constant",
     "entries_of",
     "expression",
@@ -52,6 +54,19 @@ class SpecError(Exception):
         self.line = line
         self.field = field
         self.message = message
+
+
+class SpecErrors(Exception):
+    """Several independent SpecErrors of one object, all reported together."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
+
+
+def collect(errors: list[SpecError], exc: SpecError | SpecErrors) -> None:
+    """Add one SpecError or all of a SpecErrors to ``errors``."""
+    errors.extend(exc.errors if isinstance(exc, SpecErrors) else [exc])
 
 
 class FieldFailure(Exception):
@@ -94,8 +109,14 @@ def entries_of(node: YNode) -> list[tuple[str, YNode, int]]:
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
-    """A string expression: a JMESPath path (``$.`` = from the root) or a literal."""
+def expression(
+    text: str, node: YNode, target: Target, where: str, *, feeds: Target | None = None
+) -> Compiled:
+    """A string expression: a JMESPath path (``$.`` = from the root) or a literal.
+
+    ``feeds`` is the field the value goes to when that differs from ``target``
+    (a ``{path: ...}`` without transforms): the path checker compares types with it.
+    """
     literal = paths.literal_value(text)
     if paths.is_literal(literal):
         return constant(literal, node, target, where)
@@ -112,6 +133,7 @@ def expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
         getter = paths.compile_path(expression)
     except paths.PathSyntaxError as exc:
         raise SpecError(node.line, where, f"invalid expression {text!r}: {exc}") from exc
+    uses.record(text, node.line, where, feeds or target)
 
     keys = paths.field_keys(expression)
     if keys is not None and len(keys) <= 2:
@@ -196,6 +218,7 @@ def template(child: YNode, where: str) -> Compiled:
         try:
             getter = paths.compile_path(expression[2:] if from_root else expression)
             parts.append((getter, from_root))
+            uses.record(expression, child.line, where, None)
         except paths.PathSyntaxError as exc:
             raise SpecError(child.line, where, f"template {{{expression}}}: {exc}") from exc
     rest = text[position:]

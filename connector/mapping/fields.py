@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.mapping import paths
+from connector.mapping import paths, uses
 from connector.mapping.expressions import (
     PRIMITIVES,
     RUNTIME_ERRORS,
@@ -20,7 +20,9 @@ from connector.mapping.expressions import (
     Evaluator,
     FieldFailure,
     SpecError,
+    SpecErrors,
     check_allowed,
+    collect,
     constant,
     entries_of,
     expression,
@@ -43,6 +45,7 @@ __all__ = [
     "Evaluator",
     "FieldFailure",
     "SpecError",
+    "SpecErrors",
     "compile_object",
     "compile_value",
     "entries_of",
@@ -107,27 +110,39 @@ def compile_object(
     open_model = target.model is not None and accepts_extra(target.model)
     compiled: list[tuple[str, Evaluator, bool, str]] = []
     seen: set[str] = set()
+    errors: list[SpecError] = []  # every field's problem, not just the first
     for key, child, line in entries:
         sub = f"{where}.{key}" if where else key
         if fields is not None and key not in fields and not open_model:
             owner = target.model.__name__ if target.model else "object"
             known = sorted({f.key for f in fields.values()})
-            raise SpecError(line, sub, f"{owner} has no field {key!r}{suggest(key, known)}")
+            errors.append(
+                SpecError(line, sub, f"{owner} has no field {key!r}{suggest(key, known)}")
+            )
+            continue
         if child.is_scalar and child.value is None:
             continue  # an explicit null leaves the field out (e.g. overriding a default)
         field = fields.get(key) if fields is not None else None
         wire = field.key if field is not None else key
-        value = compile_value(child, field.target if field else Target("any"), sub)
+        seen.add(wire)  # a field with a bad expression is not also "missing"
+        try:
+            value = compile_value(child, field.target if field else Target("any"), sub)
+        except (SpecError, SpecErrors) as exc:
+            collect(errors, exc)
+            continue
         compiled.append((wire, value.evaluate, bool(field and field.required), value.source))
-        seen.add(wire)
     if fields is not None:
         missing = sorted({f.key for f in fields.values() if f.required} - seen - {"type"})
         if missing:
-            raise SpecError(
-                node.line,
-                where or (missing[0]),
-                f"required field(s) {', '.join(missing)} have no expression",
+            errors.append(
+                SpecError(
+                    node.line,
+                    where or (missing[0]),
+                    f"required field(s) {', '.join(missing)} have no expression",
+                )
             )
+    if errors:
+        raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     return Compiled(_object_builder(tuple(compiled)), "object")
 
 
@@ -177,7 +192,11 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
     if "value" in node.value and kind != "each":
         raise SpecError(node.key_lines["value"], where, "'value' only goes with 'each'")
     child = node.value[kind]
-    base = _SOURCE_COMPILERS[kind](node, child, target, where)
+    if "transform" in node.value:
+        with uses.untyped():
+            base = _SOURCE_COMPILERS[kind](node, child, target, where)
+    else:
+        base = _SOURCE_COMPILERS[kind](node, child, target, where)
     transforms = _transforms(node.get("transform"), node, target, where)
     default_node = node.get("default")
     if not transforms and default_node is None:
@@ -248,7 +267,8 @@ def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) ->
 def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
     if not (child.is_scalar and isinstance(child.value, str) and child.value):
         raise SpecError(child.line, where, "path must be a JMESPath expression string")
-    return expression(child.value, child, Target("any"), where)
+    plain = spec.get("transform") is None  # a transform may change the type: not compared
+    return expression(child.value, child, Target("any"), where, feeds=target if plain else None)
 
 
 def _src_const(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
@@ -316,12 +336,14 @@ def _src_each(spec: YNode, child: YNode, target: Target, where: str) -> Compiled
             "element) or value (an expression per element)",
         )
     sub = f"{where}[]"
-    if obj is not None:
-        element = _src_object(spec, obj, item_target, sub).evaluate
-    else:
-        assert value is not None  # noqa: S101 - checked just above; narrows for mypy
-        element = compile_value(value, item_target, sub).evaluate
     source_text = child.value
+    uses.record(source_text, child.line, where, Target("list", item=Target("any")))
+    with uses.scoped(source_text):
+        if obj is not None:
+            element = _src_object(spec, obj, item_target, sub).evaluate
+        else:
+            assert value is not None  # noqa: S101 - checked just above; narrows for mypy
+            element = compile_value(value, item_target, sub).evaluate
     from_root = source_text.startswith("$.")
     try:
         getter = paths.compile_path(source_text[2:] if from_root else source_text)
