@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from connector.errors import ConfigError
-from connector.mapping import uses
+from connector.mapping import lookups, uses
 from connector.mapping.conditions import (
     compile_condition,
     compile_pattern,
@@ -58,8 +58,12 @@ class _Fail(Exception):
 
 
 def compile_mapping(path: Path, dialect: DialectLike) -> Mapper:
-    """Load and compile a mapping file for ``dialect``; any problem is a ConfigError."""
-    return _compile(load_yaml(path), str(path), dialect)
+    """Load and compile a mapping file for ``dialect``; any problem is a ConfigError.
+
+    Lookup files it names are read relative to the file's folder, once each.
+    """
+    with lookups.relative_to(Path(path).parent):
+        return _compile(load_yaml(path), str(path), dialect)
 
 
 def compile_text(text: str, dialect: DialectLike, *, filename: str = "<mapping>") -> Mapper:

@@ -15,15 +15,20 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.errors import ConfigError, MappingError
+from connector.decode import SchemalessAvroDecoder
+from connector.errors import ConfigError, DecodeError, MappingError
+from connector.mapping.avro_shape import shape_of
 from connector.mapping.compiler import compile_mapping
-from connector.mapping.mapper import MapResult
+from connector.mapping.mapper import Mapper, MapResult
+from connector.mapping.pathcheck import check_mapper
 from connector.mapping.protocol import DialectLike
+from connector.schemas import load_schema
 
-__all__ = ["add_parser", "load_dialect", "run"]
+__all__ = ["add_parser", "check_paths", "load_dialect", "run"]
 
 _AVRO_MAGIC = b"Obj\x01"
 
@@ -55,7 +60,11 @@ def add_parser(sub: Any) -> None:
         help="CDP dialect: asyncapi (default), sitecore, or module:attribute of a custom one",
     )
     parser.add_argument(
-        "--schema", type=Path, help="reader schema (.avsc) for an Avro container file"
+        "--schema",
+        type=Path,
+        help="Avro schema (.avsc) of the records: the reader schema of an Avro container "
+        "file, or the schema JSON lines are decoded with (logical types as in the run); "
+        "record paths are checked against it (or against an Avro file's own schema)",
     )
     parser.add_argument(
         "--topic",
@@ -128,6 +137,9 @@ def _run(args: argparse.Namespace, stream: TextIO) -> int:
     _from_config(args)
     dialect = load_dialect(args.dialect)
     mapper = compile_mapping(args.mapping, dialect)
+    schema = _input_schema(args.input, args.schema)
+    if schema is not None:
+        check_paths(mapper, schema, args.topic)
     tally = _Tally()
     for where, record, problem in _read(args.input, args.schema):
         result: MapResult | None = None
@@ -198,19 +210,75 @@ def _print_json(stream: TextIO, where: str, result: MapResult | None, error: str
     print(json.dumps(line, ensure_ascii=False), file=stream)
 
 
-def _read(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
-    """``(where, record or None, problem)`` for every record in the file."""
+def check_paths(mapper: Mapper, schema: Any, topic: str | None) -> None:
+    """ConfigError listing every path of the rules for ``topic`` the schema cannot have."""
+    problems = check_mapper(mapper, shape_of(schema), topic)
+    if problems:
+        count = len(problems)
+        raise ConfigError(
+            f"{count} record path problem{'s' if count > 1 else ''} against the schema:\n  "
+            + "\n  ".join(problems)
+        )
+
+
+def _is_avro(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            is_avro = handle.read(4) == _AVRO_MAGIC
+            return handle.read(4) == _AVRO_MAGIC
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read input: {exc.strerror or exc}") from exc
-    if is_avro:
+
+
+def _input_schema(path: Path, schema: Path | None) -> Any:
+    """The schema records are shaped by: ``--schema``, else an Avro file's own (or None)."""
+    if schema is not None:
+        return load_schema(schema)
+    if not _is_avro(path):
+        return None
+    import fastavro
+
+    with path.open("rb") as handle:
+        try:
+            return fastavro.reader(handle).writer_schema
+        except (ValueError, EOFError):
+            return None  # reported per record by _read_avro
+
+
+def _read(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    """``(where, record or None, problem)`` for every record in the file."""
+    if _is_avro(path):
         yield from _read_avro(path, schema)
+    elif schema is not None:
+        yield from _read_json_lines_as_avro(path, load_schema(schema))
     else:
-        if schema is not None:
-            raise ConfigError("--schema applies to Avro container files; the input is JSON lines")
         yield from _read_json_lines(path)
+
+
+def _read_json_lines_as_avro(
+    path: Path, schema: Any
+) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    """JSON records written with ``schema`` and read back by the run's own decoder.
+
+    So logical types come out as they do in ``run`` (timestamp-millis → datetime,
+    date → date, decimal → Decimal) and the preview is what would be posted.
+    """
+    import fastavro
+
+    decoder = SchemalessAvroDecoder(schema)
+    for where, record, problem in _read_json_lines(path):
+        if record is None:
+            yield where, None, problem
+            continue
+        buffer = BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, schema, record)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            yield where, None, f"does not fit the schema: {exc}"
+            continue
+        try:
+            yield where, decoder.decode(buffer.getvalue()), ""
+        except DecodeError as exc:
+            yield where, None, str(exc)
 
 
 def _read_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
@@ -233,12 +301,7 @@ def _read_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, s
 def _read_avro(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
     import fastavro  # only needed for this input kind
 
-    reader_schema = None
-    if schema is not None:
-        try:
-            reader_schema = fastavro.parse_schema(json.loads(schema.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{schema}: cannot load the reader schema: {exc}") from exc
+    reader_schema = load_schema(schema) if schema is not None else None
     with path.open("rb") as handle:
         try:
             for number, record in enumerate(

@@ -15,12 +15,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from jmespath.exceptions import JMESPathError
 
 from connector.mapping import paths, uses
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target
-from connector.mapping.transforms import build_transform, json_safe
+from connector.mapping.transforms import (
+    TRANSFORMS,
+    Transform,
+    TransformArgError,
+    build_transform,
+    json_safe,
+)
 
 __all__ = [
     "PRIMITIVES",
@@ -197,12 +204,42 @@ def check_allowed(value: Any, target: Target, node: YNode, where: str) -> None:
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 
+_TRANSFORM_STEP = re.compile(r"\s*([a-z_0-9]+)\s*(?::(.*))?", re.DOTALL)
+
+
+def _placeholder_transforms(
+    text: str, child: YNode, where: str
+) -> tuple[str, tuple[Transform, ...]]:
+    """``{expr | upper | truncate: 8}``: the expression, and the transforms after it.
+
+    A ``|`` step whose name is a transform is one (arguments after ``:``, in
+    YAML); anything else stays a JMESPath pipe.
+    """
+    steps = text.split("|")
+    transforms: list[Transform] = []
+    while len(steps) > 1:
+        match = _TRANSFORM_STEP.fullmatch(steps[-1])
+        if match is None or match.group(1) not in TRANSFORMS:
+            break
+        name, arg_text = match.group(1), match.group(2)
+        try:
+            args = yaml.safe_load(arg_text) if arg_text is not None else None
+            transforms.insert(0, build_transform(name, args))
+        except (TransformArgError, yaml.YAMLError) as exc:
+            raise SpecError(child.line, where, f"template {{{text}}}: {exc}") from exc
+        steps.pop()
+    return "|".join(steps).strip(), tuple(transforms)
+
+
 def template(child: YNode, where: str) -> Compiled:
-    """``{template: 'text {path} text'}``: null when any placeholder is null."""
+    """``{template: 'text {path} text'}``: null when any placeholder is null.
+
+    A placeholder may end in transforms: ``{page_url | lower | truncate: 40}``.
+    """
     if not child.is_scalar or not isinstance(child.value, str):
         raise SpecError(child.line, where, "template must be a string like 'order-{payload.id}'")
     text: str = child.value
-    parts: list[str | tuple[paths.Getter, bool]] = []
+    parts: list[str | tuple[paths.Getter, bool, tuple[Transform, ...]]] = []
     position = 0
     for match in _PLACEHOLDER.finditer(text):
         parts.append(text[position : match.start()])
@@ -214,10 +251,11 @@ def template(child: YNode, where: str) -> Compiled:
         expression = match.group(1).strip()
         if not expression:
             raise SpecError(child.line, where, "empty {} in template (write {{ for a brace)")
+        expression, transforms = _placeholder_transforms(expression, child, where)
         from_root = expression.startswith("$.")
         try:
             getter = paths.compile_path(expression[2:] if from_root else expression)
-            parts.append((getter, from_root))
+            parts.append((getter, from_root, transforms))
             uses.record(expression, child.line, where, None)
         except paths.PathSyntaxError as exc:
             raise SpecError(child.line, where, f"template {{{expression}}}: {exc}") from exc
@@ -234,8 +272,12 @@ def template(child: YNode, where: str) -> Compiled:
             if isinstance(piece, str):
                 out.append(piece)
                 continue
-            getter, from_root = piece
+            getter, from_root, transforms = piece
             value = getter(root if from_root else scope)
+            for transform in transforms:
+                if value is None:
+                    break
+                value = transform(value)
             if value is None:
                 return None  # a missing part makes the whole value missing
             out.append(value if type(value) is str else to_text(value))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.mapping import paths, uses
+from connector.mapping import lookups, paths, uses
 from connector.mapping.expressions import (
     PRIMITIVES,
     RUNTIME_ERRORS,
@@ -241,6 +241,8 @@ def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) ->
         elif item.is_map and len(item.value) == 1:
             ((name, arg_node),) = item.value.items()
             args = arg_node.to_python()
+            if name == "lookup" and isinstance(args, dict) and "file" in args:
+                args = _lookup_from_file(args, item, where)
         else:
             raise SpecError(
                 item.line, where, "a transform is a name, or {name: arguments}, or a list of those"
@@ -262,6 +264,17 @@ def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) ->
                 check_allowed(output, target, item, where)
         built.append(transform)
     return built
+
+
+def _lookup_from_file(args: dict[str, Any], item: YNode, where: str) -> dict[str, Any]:
+    """``{lookup: {file: F, ...}}`` → the same with ``table:`` read from F (once, at start)."""
+    if "table" in args:
+        raise SpecError(item.line, where, "transform 'lookup': give table or file, not both")
+    rest = {k: v for k, v in args.items() if k != "file"}
+    try:
+        return {**rest, "table": lookups.load_table(args["file"])}
+    except lookups.LookupFileError as exc:
+        raise SpecError(item.line, where, str(exc)) from exc
 
 
 def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
