@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from connector.decode import SchemalessAvroDecoder
 from connector.errors import ConfigError, DecodeError, MappingError
+from connector.mapping.avro_json import from_json
 from connector.mapping.avro_shape import shape_of
 from connector.mapping.compiler import compile_mapping
 from connector.mapping.mapper import Mapper, MapResult
@@ -28,7 +29,7 @@ from connector.mapping.pathcheck import check_mapper
 from connector.mapping.protocol import DialectLike
 from connector.schemas import load_schema
 
-__all__ = ["add_parser", "check_paths", "load_dialect", "run"]
+__all__ = ["add_parser", "as_decoded", "check_paths", "load_dialect", "read_avro_file", "run"]
 
 _AVRO_MAGIC = b"Obj\x01"
 
@@ -262,23 +263,32 @@ def _read_json_lines_as_avro(
     So logical types come out as they do in ``run`` (timestamp-millis → datetime,
     date → date, decimal → Decimal) and the preview is what would be posted.
     """
-    import fastavro
-
     decoder = SchemalessAvroDecoder(schema)
     for where, record, problem in _read_json_lines(path):
         if record is None:
             yield where, None, problem
             continue
-        buffer = BytesIO()
         try:
-            fastavro.schemaless_writer(buffer, schema, record)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            yield where, None, f"does not fit the schema: {exc}"
-            continue
-        try:
-            yield where, decoder.decode(buffer.getvalue()), ""
+            yield where, as_decoded(record, schema, decoder), ""
         except DecodeError as exc:
             yield where, None, str(exc)
+
+
+def as_decoded(
+    record: dict[str, Any], schema: Any, decoder: SchemalessAvroDecoder | None = None
+) -> dict[str, Any]:
+    """``record`` (JSON values) written with ``schema`` and read back as ``run`` reads it.
+
+    DecodeError when it does not fit the schema.
+    """
+    import fastavro
+
+    buffer = BytesIO()
+    try:
+        fastavro.schemaless_writer(buffer, schema, from_json(schema, record))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise DecodeError(f"does not fit the schema: {exc}") from exc
+    return (decoder or SchemalessAvroDecoder(schema)).decode(buffer.getvalue())
 
 
 def _read_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
@@ -296,6 +306,16 @@ def _read_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, s
                 yield where, None, f"expected a JSON object, got {type(record).__name__}"
                 continue
             yield where, record, ""
+
+
+def read_avro_file(path: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """The writer schema and the records of an Avro container file."""
+    records: list[dict[str, Any]] = []
+    for where, record, problem in _read_avro(path, None):
+        if record is None:
+            raise ConfigError(f"{path}: {where}: {problem}")
+        records.append(record)
+    return _input_schema(path, None), records
 
 
 def _read_avro(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
