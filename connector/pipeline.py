@@ -34,6 +34,7 @@ from connector.eventloop import run_loop, tune_gc
 from connector.mapping import Mapper, MapResult, compile_mapping
 from connector.observability import Metrics, build_app, start_server
 from connector.offsets import OffsetTracker
+from connector.record_paths import SchemaWatch, check_record_paths
 from connector.registry import RegistryClient
 from connector.schemas import load_schema
 from connector.source import KafkaSource
@@ -45,9 +46,12 @@ log = logging.getLogger(__name__)
 class Preparer:
     """Decode and map one record value; decoders are built once per topic."""
 
-    def __init__(self, settings: Settings, mapper: Mapper) -> None:
+    def __init__(
+        self, settings: Settings, mapper: Mapper, watch: SchemaWatch | None = None
+    ) -> None:
         self._settings = settings
         self._mapper = mapper
+        self._watch = watch
         self._decoders: dict[str, ValueDecoder] = {}
         self._registry: RegistryClient | None = None
 
@@ -59,7 +63,8 @@ class Preparer:
 
     def _decoder_for(self, topic: str) -> ValueDecoder:
         spec = self._settings.topic_for(topic)
-        decoder = build_decoder(spec, self._registry_client)
+        hook = self._watch.for_topic(topic) if self._watch else None
+        decoder = build_decoder(spec, self._registry_client, hook)
         self._decoders[topic] = decoder
         return decoder
 
@@ -74,12 +79,16 @@ class Preparer:
         return self._registry
 
 
-def build_decoder(spec: TopicSettings, registry: Callable[[], RegistryClient]) -> ValueDecoder:
+def build_decoder(
+    spec: TopicSettings,
+    registry: Callable[[], RegistryClient],
+    on_new_schema: Callable[[int, Any], None] | None = None,
+) -> ValueDecoder:
     reader = load_schema(spec.reader_schema) if spec.reader_schema else None
     if spec.decoder == "schemaless":
         assert spec.schema_path is not None  # noqa: S101 - the config model guarantees it
         return SchemalessAvroDecoder(load_schema(spec.schema_path), reader)
-    return ConfluentAvroDecoder(registry(), reader)
+    return ConfluentAvroDecoder(registry(), reader, on_new_schema=on_new_schema)
 
 
 def instance_name() -> str:
@@ -136,6 +145,8 @@ async def run(settings: Settings) -> int:
     state = RunState()
     instance = instance_name()
     metrics = Metrics(instance)
+    await asyncio.to_thread(check_record_paths, settings, mapper)  # errors stop the start
+    watch = SchemaWatch(mapper, lambda topic, n: metrics.mapping_path_problems.labels(topic).inc(n))
     tracker = OffsetTracker()
     dlq = DeadLetterQueue(
         kafka_conf(settings), settings.dead_letter.topic, state, on_written=metrics.dead_lettered
@@ -144,7 +155,7 @@ async def run(settings: Settings) -> int:
         dispatcher = Dispatcher(sender, dlq, tracker, settings.delivery, state, metrics)
         source = KafkaSource(
             settings,
-            Preparer(settings, mapper),
+            Preparer(settings, mapper, watch),
             tracker,
             dlq,
             dispatcher,

@@ -282,7 +282,9 @@ def _rule_body(
             raise _Fail(emit_node.line, "a rule either skips or emits, not both")
         if len(context.errors.messages) > before:
             return None
-        return CompiledRule(name, topics, pattern, when, when_text, True, (), guest_key)
+        return CompiledRule(
+            name, topics, pattern, when, when_text, True, (), guest_key, _topic_line(node)
+        )
     if emit_node is None:
         raise _Fail(node.line, "the rule needs emit: (events to send) or skip: true")
     event_nodes = emit_node.value if emit_node.is_seq else [emit_node]
@@ -297,7 +299,14 @@ def _rule_body(
             events.append(event)
     if len(context.errors.messages) > before:
         return None
-    return CompiledRule(name, topics, pattern, when, when_text, False, tuple(events), guest_key)
+    return CompiledRule(
+        name, topics, pattern, when, when_text, False, tuple(events), guest_key, _topic_line(node)
+    )
+
+
+def _topic_line(node: YNode) -> int:
+    lines = [node.key_lines[k] for k in ("topics", "topic_pattern") if k in node.key_lines]
+    return min(lines) if lines else node.line
 
 
 def _event(node: YNode, rule: str, context: _Context, has_guest_key: bool) -> CompiledEvent | None:

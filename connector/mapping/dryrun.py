@@ -212,8 +212,13 @@ def _print_json(stream: TextIO, where: str, result: MapResult | None, error: str
 
 
 def check_paths(mapper: Mapper, schema: Any, topic: str | None) -> None:
-    """ConfigError listing every path of the rules for ``topic`` the schema cannot have."""
-    problems = check_mapper(mapper, shape_of(schema), topic)
+    """ConfigError listing every path of the rules for ``topic`` the schema cannot have.
+
+    Warnings (conditions on fields the schema lacks) go to stderr.
+    """
+    problems, warnings = check_mapper(mapper, shape_of(schema), topic)
+    for warning in warnings:
+        print(f"cdp-connector: warning: {warning}", file=sys.stderr)
     if problems:
         count = len(problems)
         raise ConfigError(

@@ -78,6 +78,7 @@ class CompiledRule:
     skip: bool
     events: tuple[CompiledEvent, ...]
     guest_key: Evaluator | None
+    line: int = 0  # where the rule (its topics / topic_pattern, if any) is written
 
     def applies_to(self, topic: str) -> bool:
         if self.topics is not None and topic not in self.topics:

@@ -65,22 +65,39 @@ def check_uses(uses: Iterable[PathUse], root: Shape, schema_name: str = "") -> l
 
 
 def check_mapper(
-    mapper: Mapper, shape: Shape, topic: str | None = None, schema_name: str = ""
-) -> list[str]:
-    """Problems of the rules that apply to ``topic`` (all rules: None) as located messages."""
-    names = {rule.name for rule in mapper.rules if topic is None or rule.applies_to(topic)}
+    mapper: Mapper,
+    shape: Shape,
+    topic: str | None = None,
+    schema_name: str = "",
+    *,
+    rules: Iterable[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` of the rules that apply to ``topic`` (None: all), located.
+
+    ``rules`` names the rules to check instead (a topic pattern's, say). A
+    condition (``when``) reading a field the schema lacks is a warning, not an
+    error: it is null for these records, which may be meant (a rule for a field
+    a later schema version adds); every path that feeds a field is an error.
+    """
+    if rules is not None:
+        names = set(rules)
+    else:
+        names = {rule.name for rule in mapper.rules if topic is None or rule.applies_to(topic)}
     selected = [use for use in mapper.path_uses if use.rule is None or use.rule in names]
-    return [
-        locate(
+    errors: list[str] = []
+    warnings: list[str] = []
+    for problem in check_uses(selected, shape, schema_name):
+        use = problem.use
+        text = locate(
             mapper.source,
-            problem.use.line,
+            use.line,
             problem.message,
-            rule=problem.use.rule,
-            event=problem.use.event,
-            field=problem.use.field or None,
+            rule=use.rule,
+            event=use.event,
+            field=use.field or None,
         )
-        for problem in check_uses(selected, shape, schema_name)
-    ]
+        (warnings if use.field == "when" else errors).append(text)
+    return errors, warnings
 
 
 def known_paths(shape: Shape, depth: int = 6) -> list[str]:

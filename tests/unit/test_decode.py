@@ -283,3 +283,20 @@ def test_bad_keys_are_decode_errors() -> None:
     key_decoder = SchemalessAvroDecoder(load_schema_from({"type": "string"}))
     with pytest.raises(DecodeError, match=r"key: .*truncated"):
         decode_key("avro", b"\x06a", key_decoder)
+
+
+def test_a_new_writer_schema_id_is_announced_once() -> None:
+    seen: list[int] = []
+    with stub_registry() as stub:
+        stub.serve_schema(1, V1_JSON)
+        stub.serve_schema(2, V2_JSON)
+        decoder = ConfluentAvroDecoder(
+            RegistryClient(stub.url), on_new_schema=lambda schema_id, _: seen.append(schema_id)
+        )
+        for data in [*encode_confluent(RECORDS[:2], V1, 1), *encode_confluent(RECORDS[:1], V2, 2)]:
+            decoder.decode(data)
+        with_reader = ConfluentAvroDecoder(
+            RegistryClient(stub.url), V2, on_new_schema=lambda schema_id, _: seen.append(-1)
+        )
+        with_reader.decode(encode_confluent(RECORDS[:1], V1, 1)[0])
+    assert seen == [1, 2]  # records read with a reader schema take its shape: nothing to re-check

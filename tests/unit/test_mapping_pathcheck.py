@@ -30,7 +30,8 @@ rules:
 def problems(rules: str, *, dialect: str = "asyncapi", topic: str | None = None) -> list[str]:
     text = HEAD + textwrap.indent(textwrap.dedent(rules), "  ")
     mapper = compile_text(text, get_dialect(dialect), filename="shoes.yaml")
-    return check_mapper(mapper, shape_of(load_schema(SHOES)), topic)
+    errors, warnings = check_mapper(mapper, shape_of(load_schema(SHOES)), topic)
+    return errors + warnings
 
 
 def test_a_mistyped_optional_path_is_an_error_with_the_closest_real_path() -> None:
@@ -171,7 +172,7 @@ def test_a_bad_default_is_reported_once_as_the_defaults() -> None:
         "  ",
     )
     mapper = compile_text(text, get_dialect("asyncapi"), filename="shoes.yaml")
-    [message] = check_mapper(mapper, shape_of(load_schema(SHOES)))
+    [message], [] = check_mapper(mapper, shape_of(load_schema(SHOES)))
     assert message.startswith("shoes.yaml:4: field 'browser_id': ")
     assert "(did you mean 'user_id'?)" in message
 
@@ -191,9 +192,20 @@ def test_paths_of_our_sample_schema_pass_with_the_example_mapping() -> None:
 
     mapper = compile_mapping(ROOT / "config" / "mappings.example.yaml", get_dialect("asyncapi"))
     shape = shape_of(json.loads((ROOT / "avro" / "clickstream-v2.avsc").read_text()))
-    assert check_mapper(mapper, shape) == []
+    assert check_mapper(mapper, shape) == ([], [])
     sitecore = compile_mapping(ROOT / "config" / "mappings.sitecore.yaml", get_dialect("sitecore"))
-    assert check_mapper(sitecore, shape) == []
+    assert check_mapper(sitecore, shape) == ([], [])
+
+
+def test_a_condition_on_a_field_the_schema_lacks_is_a_warning_not_an_error() -> None:
+    from connector.mapping import compile_mapping
+
+    mapper = compile_mapping(ROOT / "config" / "mappings.example.yaml", get_dialect("asyncapi"))
+    v1 = shape_of(json.loads((ROOT / "avro" / "clickstream-v1.avsc").read_text()))
+    errors, [warning] = check_mapper(mapper, v1)
+    assert errors == []
+    assert "rule 'no-consent', field 'when'" in warning
+    assert "ClickEvent has no field 'consent_given'" in warning
 
 
 def test_known_paths_walk_records_arrays_and_unions() -> None:
