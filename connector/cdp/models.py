@@ -1,4 +1,4 @@
-"""Payload models of the AsyncAPI Stream API spec (``spec/cdp-stream-api.asyncapi.yaml``).
+"""Payload models of the AsyncAPI Stream API spec (``docs/spec/cdp-stream-api.asyncapi.yaml``).
 
 One pydantic model per message: VIEW, IDENTITY, ORDER_CHECKOUT, ADD, SEARCH and
 custom events. Every constraint of the spec is a declarative constraint here
