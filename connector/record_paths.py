@@ -37,7 +37,13 @@ from connector.mapping.problems import locate
 from connector.registry import RegistryClient
 from connector.schemas import ParsedSchema, load_schema
 
-__all__ = ["PathReport", "SchemaWatch", "check_record_paths", "rule_topic_problems"]
+__all__ = [
+    "PathReport",
+    "SchemaWatch",
+    "check_record_paths",
+    "rule_topic_problems",
+    "topic_schema",
+]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +149,26 @@ def _schema_for(
     return schema, f"subject {subject} (schema id {schema_id})"
 
 
+def topic_schema(
+    settings: Settings, topic: str, registry: RegistryClient | None = None
+) -> tuple[ParsedSchema | None, str, list[str]]:
+    """The schema records of ``topic`` are decoded with, where it came from, and warnings.
+
+    For ``map --config``: the same sources as the start-up check (module docstring).
+    """
+    report = PathReport()
+    spec = settings.topic_for(topic)
+    schema, source = _schema_for(spec, lambda: registry or _registry_of(settings), report)
+    return schema, source, report.warnings
+
+
+def _registry_of(settings: Settings) -> RegistryClient | None:
+    reg = settings.schema_registry
+    if reg is None:
+        return None
+    return RegistryClient(reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth())
+
+
 def check_record_paths(
     settings: Settings,
     mapper: Mapper,
@@ -155,18 +181,13 @@ def check_record_paths(
     Called by ``run`` at start-up (warnings are logged) and by ``check``.
     """
     report = PathReport(errors=rule_topic_problems(settings, mapper))
-    made: list[RegistryClient] = []
+    made: list[RegistryClient | None] = []
 
     def client() -> RegistryClient | None:
         if registry is not None:
             return registry
-        reg = settings.schema_registry
-        if reg is None:
-            return None
         if not made:
-            made.append(
-                RegistryClient(reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth())
-            )
+            made.append(_registry_of(settings))
         return made[0]
 
     for spec in settings.topics:

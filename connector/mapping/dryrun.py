@@ -122,10 +122,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _from_config(args: argparse.Namespace) -> None:
     """Fill mapping, dialect and topic from connector.yaml where not given."""
+    args.settings = None
     if args.config is not None:
         from connector.config import load_config
 
-        settings = load_config(args.config)
+        settings = args.settings = load_config(args.config)
         args.mapping = settings.mapping
         args.dialect = args.dialect or settings.cdp.dialect
         first = settings.topics[0]
@@ -139,6 +140,8 @@ def _run(args: argparse.Namespace, stream: TextIO) -> int:
     dialect = load_dialect(args.dialect)
     mapper = compile_mapping(args.mapping, dialect)
     schema = _input_schema(args.input, args.schema)
+    if schema is None and args.settings is not None:
+        schema = _config_schema(args.settings, args.topic)
     if schema is not None:
         check_paths(mapper, schema, args.topic)
     tally = _Tally()
@@ -225,6 +228,19 @@ def check_paths(mapper: Mapper, schema: Any, topic: str | None) -> None:
             f"{count} record path problem{'s' if count > 1 else ''} against the schema:\n  "
             + "\n  ".join(problems)
         )
+
+
+def _config_schema(settings: Any, topic: str) -> Any:
+    """The schema the config gives ``topic`` (local, or the subject's latest), for path checks."""
+    from connector.record_paths import topic_schema  # the I/O edge; imports this package
+
+    try:
+        schema, _, warnings = topic_schema(settings, topic)
+    except KeyError:
+        warnings, schema = [f"topic {topic!r} is not in the config: record paths not checked"], None
+    for warning in warnings:
+        print(f"cdp-connector: warning: {warning}", file=sys.stderr)
+    return schema
 
 
 def _is_avro(path: Path) -> bool:

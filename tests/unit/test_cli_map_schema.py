@@ -82,3 +82,19 @@ def test_a_path_typo_is_refused_against_an_avro_files_own_schema(
     code = main(["map", "--mapping", str(_typo_mapping(tmp_path)), "--input", str(avro)])
     assert code == 2
     assert "(did you mean 'ts'?)" in capsys.readouterr().err
+
+
+def test_map_with_a_config_checks_paths_against_the_topics_local_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mapping = _typo_mapping(tmp_path)
+    (tmp_path / "shoe-clickstream.avsc").write_text(SCHEMA.read_text())
+    config = tmp_path / "connector.yaml"
+    config.write_text(
+        "topics: [{name: shoes, decoder: schemaless, schema: shoe-clickstream.avsc}]\n"
+        f"mapping: {mapping.name}\n"
+    )
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps(RECORD) + "\n")
+    assert main(["map", "--config", str(config), "--input", str(records)]) == 2
+    assert "ShoeClick has no field 'tss' (did you mean 'ts'?)" in capsys.readouterr().err
