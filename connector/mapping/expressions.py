@@ -42,6 +42,7 @@ __all__ = [
     "constant",
     "entries_of",
     "expression",
+    "missing_hint",
     "suggest",
     "template",
 ]
@@ -103,6 +104,25 @@ def suggest(word: str, options: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` when a close match exists, else empty."""
     close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def missing_hint(source: str, scope: Any, root: Any) -> str:
+    """`` (the record has 'email')`` when a plain path's last key is absent but a close one exists.
+
+    Only on the failure path: the record a required field could not be read from.
+    """
+    from_root = source.startswith("$.")
+    keys = paths.field_keys(source[2:] if from_root else source)
+    if not keys:
+        return ""
+    parent = root if from_root else scope
+    for key in keys[:-1]:
+        parent = parent.get(key) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or keys[-1] in parent:
+        return ""
+    close = difflib.get_close_matches(keys[-1], [str(k) for k in parent], n=1, cutoff=0.6)
+    prefix = ".".join(keys[:-1])
+    return f" (the record has {(prefix + '.' if prefix else '') + close[0]!r})" if close else ""
 
 
 def entries_of(node: YNode) -> list[tuple[str, YNode, int]]:

@@ -12,32 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.mapping import lookups, paths, uses
+from connector.mapping import paths, uses
 from connector.mapping.expressions import (
-    PRIMITIVES,
     RUNTIME_ERRORS,
     Compiled,
     Evaluator,
     FieldFailure,
     SpecError,
     SpecErrors,
-    check_allowed,
     collect,
     constant,
     entries_of,
     expression,
+    missing_hint,
     suggest,
     template,
 )
+from connector.mapping.modifiers import compile_transforms, pipeline
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target, accepts_extra, model_fields
-from connector.mapping.transforms import (
-    TRANSFORMS,
-    Transform,
-    TransformArgError,
-    build_transform,
-    json_safe,
-)
 
 __all__ = [
     "BROWSER_ID_PLACEHOLDER",
@@ -159,7 +152,8 @@ def _object_builder(fields: tuple[tuple[str, Evaluator, bool, str], ...]) -> Eva
                 raise FieldFailure([key], f"{source}: {exc}") from exc
             if value is None:
                 if required:
-                    raise FieldFailure([key], f"required, but {source} is missing or null")
+                    hint = missing_hint(source, scope, root)
+                    raise FieldFailure([key], f"required, but {source} is missing or null{hint}")
                 continue
             out[key] = value
         return out
@@ -197,11 +191,10 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
             base = _SOURCE_COMPILERS[kind](node, child, target, where)
     else:
         base = _SOURCE_COMPILERS[kind](node, child, target, where)
-    transforms = _transforms(node.get("transform"), node, target, where)
+    transforms = compile_transforms(node.get("transform"), target, where)
     default_node = node.get("default")
     if not transforms and default_node is None:
         return base
-    has_default = default_node is not None
     default = None
     if default_node is not None:
         default = constant(default_node.to_python(), default_node, target, where).constant
@@ -211,70 +204,7 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
             if base.constant is not None
             else Compiled(lambda scope, root: default, base.source, default, True)
         )
-    return Compiled(_pipeline(base.evaluate, tuple(transforms), default, has_default), base.source)
-
-
-def _pipeline(
-    source: Evaluator, transforms: tuple[Transform, ...], default: Any, has_default: bool
-) -> Evaluator:
-    def evaluate(scope: Any, root: Any) -> Any:
-        value = source(scope, root)
-        if value is None:
-            return default
-        for transform in transforms:
-            value = transform(value)
-            if value is None:
-                return default
-        return value if type(value) in PRIMITIVES else json_safe(value)
-
-    return evaluate
-
-
-def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) -> list[Transform]:
-    if node is None:
-        return []
-    items = node.value if node.is_seq else [node]
-    built: list[Transform] = []
-    for item in items:
-        if item.is_scalar and isinstance(item.value, str):
-            name, args = item.value, None
-        elif item.is_map and len(item.value) == 1:
-            ((name, arg_node),) = item.value.items()
-            args = arg_node.to_python()
-            if name == "lookup" and isinstance(args, dict) and "file" in args:
-                args = _lookup_from_file(args, item, where)
-        else:
-            raise SpecError(
-                item.line, where, "a transform is a name, or {name: arguments}, or a list of those"
-            )
-        if name not in TRANSFORMS:
-            raise SpecError(
-                item.line,
-                where,
-                f"unknown transform {name!r}{suggest(name, TRANSFORMS)} "
-                f"(known: {', '.join(sorted(TRANSFORMS))})",
-            )
-        try:
-            transform = build_transform(name, args)
-        except TransformArgError as exc:
-            raise SpecError(item.line, where, str(exc)) from exc
-        outputs = getattr(transform, "outputs", None)
-        if outputs is not None:
-            for output in outputs:
-                check_allowed(output, target, item, where)
-        built.append(transform)
-    return built
-
-
-def _lookup_from_file(args: dict[str, Any], item: YNode, where: str) -> dict[str, Any]:
-    """``{lookup: {file: F, ...}}`` → the same with ``table:`` read from F (once, at start)."""
-    if "table" in args:
-        raise SpecError(item.line, where, "transform 'lookup': give table or file, not both")
-    rest = {k: v for k, v in args.items() if k != "file"}
-    try:
-        return {**rest, "table": lookups.load_table(args["file"])}
-    except lookups.LookupFileError as exc:
-        raise SpecError(item.line, where, str(exc)) from exc
+    return Compiled(pipeline(base.evaluate, tuple(transforms), default), base.source)
 
 
 def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
