@@ -32,6 +32,7 @@ from connector.config import Settings, TopicSettings
 from connector.errors import ConfigError, DecodeError, TransientError
 from connector.mapping import Mapper
 from connector.mapping.avro_shape import shape_of
+from connector.mapping.expressions import suggest
 from connector.mapping.pathcheck import check_mapper
 from connector.mapping.problems import locate
 from connector.registry import RegistryClient
@@ -66,7 +67,7 @@ def rule_topic_problems(settings: Settings, mapper: Mapper) -> list[str]:
     for rule in mapper.rules:
         for topic in sorted(rule.topics or ()):
             if not any(spec.matches(topic) for spec in settings.topics):
-                hint = _closest(topic, names)
+                hint = suggest(topic, names)
                 problems.append(
                     locate(
                         mapper.source,
@@ -93,12 +94,6 @@ def rule_topic_problems(settings: Settings, mapper: Mapper) -> list[str]:
                 )
             )
     return problems
-
-
-def _closest(word: str, options: list[str]) -> str:
-    from connector.mapping.expressions import suggest
-
-    return suggest(word, options)
 
 
 def _rules_for(mapper: Mapper, spec: TopicSettings) -> list[str]:
