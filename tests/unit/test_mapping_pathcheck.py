@@ -211,3 +211,29 @@ def test_a_condition_on_a_field_the_schema_lacks_is_a_warning_not_an_error() -> 
 def test_known_paths_walk_records_arrays_and_unions() -> None:
     paths = known_paths(shape_of(load_schema(SHOES)))
     assert {"page_url", "cart.order_id", "cart.lines[].size"} <= set(paths)
+
+
+def test_named_types_reused_by_name_and_recursive_types_are_followed() -> None:
+    from connector.schemas import prepare_schema
+
+    schema = prepare_schema(
+        {
+            "type": "record",
+            "name": "Order",
+            "namespace": "shop",
+            "fields": [
+                {
+                    "name": "billing",
+                    "type": {
+                        "type": "record",
+                        "name": "Address",
+                        "fields": [{"name": "city", "type": "string"}],
+                    },
+                },
+                {"name": "shipping", "type": "Address"},
+                {"name": "parent", "type": ["null", "Order"], "default": None},
+            ],
+        }
+    )
+    shape = shape_of(schema)
+    assert {"billing.city", "shipping.city", "parent.shipping.city"} <= set(known_paths(shape))
