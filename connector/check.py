@@ -71,6 +71,15 @@ def _mapping(settings: Settings, _timeout: float) -> str:
     return f"{settings.mapping} compiles for dialect {settings.cdp.dialect}"
 
 
+def _record_paths(settings: Settings, _timeout: float) -> str:
+    from connector.pipeline import build_mapper
+    from connector.record_paths import check_record_paths
+
+    report = check_record_paths(settings, build_mapper(settings))  # ConfigError: the errors
+    lines = [f"checked {', '.join(report.checked)}" if report.checked else "nothing to check"]
+    return "\n".join(lines + [f"warning: {w}" for w in report.warnings])
+
+
 def _metadata(settings: Settings, timeout: float) -> Any:  # ClusterMetadata (not exported)
     from connector.pipeline import kafka_conf
 
@@ -160,6 +169,7 @@ def _cdp(settings: Settings, timeout: float) -> str:
 
 def default_checks(settings: Settings) -> Iterable[Check]:
     yield Check("mapping", _mapping)
+    yield Check("record paths", _record_paths)
     yield Check("kafka broker", _broker)
     for spec in settings.topics:
         if spec.pattern is not None:

@@ -10,6 +10,7 @@ from connector import __version__
 from connector.cdp import sandbox as cdp_sandbox
 from connector.errors import ConfigError
 from connector.mapping import dryrun
+from connector.mapping import testing as mapping_tests
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     cdp_sandbox.add_arguments(sandbox)
     sandbox.set_defaults(func=_sandbox)
     dryrun.add_parser(sub)
+    fields = sub.add_parser(
+        "fields",
+        help="the fields of every event type: required or optional, type, allowed values",
+        description="Generated from the dialect's payload models (docs/mapping.md has the "
+        "same tables). Nested fields are written order.referenceId, items[].sku.",
+    )
+    fields.add_argument("type", nargs="?", help="one event type (VIEW, ORDER_CHECKOUT, CUSTOM)")
+    fields.add_argument("--dialect", default="asyncapi", help="asyncapi (default) or sitecore")
+    fields.add_argument("--format", choices=("text", "markdown"), default="text")
+    fields.set_defaults(func=_fields)
+    mapping_tests.add_parser(sub)
     return parser
 
 
@@ -87,6 +99,15 @@ def _replay(args: argparse.Namespace) -> int:
     settings = load_config(args.config)
     setup_logging(settings.observability.log_format, settings.observability.log_level)
     return pipeline.replay_main(settings, options)
+
+
+def _fields(args: argparse.Namespace) -> int:
+    from connector.mapping import reference
+
+    dialect = dryrun.load_dialect(args.dialect)
+    render = reference.markdown if args.format == "markdown" else reference.text
+    print(render(dialect, args.type), end="")
+    return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:

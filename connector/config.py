@@ -82,6 +82,12 @@ class TopicSettings(_Section):
     decoder: Literal["confluent", "schemaless"] = "confluent"
     schema_path: Path | None = Field(None, alias="schema", description="schemaless writer .avsc")
     reader_schema: Path | None = Field(None, description="reader .avsc for evolution")
+    subject: str | None = Field(
+        None,
+        min_length=1,
+        description="registry subject whose latest schema the mapping's record paths are "
+        "checked against at start (default: <name>-value, TopicNameStrategy)",
+    )
 
     @model_validator(mode="after")
     def _one_of_name_or_pattern(self) -> TopicSettings:

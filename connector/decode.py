@@ -154,8 +154,11 @@ class ConfluentAvroDecoder:
         reader_schema: ParsedSchema | None = None,
         *,
         compiled: bool = True,
+        on_new_schema: Callable[[int, ParsedSchema], None] | None = None,
     ) -> None:
         self.registry = registry
+        #: Called once per writer schema id, when it is first fetched (mapping re-check).
+        self._on_new_schema = on_new_schema
         self._reader_schema = reader_schema
         self._compiled = compiled
         self._readers: dict[int, Reader] = {}  # schema id → reader: one lookup per record
@@ -163,6 +166,8 @@ class ConfluentAvroDecoder:
     def _reader_for(self, schema_id: int) -> Reader:
         writer = self.registry.schema(schema_id)  # DecodeError or TransientError
         read = make_reader(writer, self._reader_schema, compiled=self._compiled)
+        if self._on_new_schema is not None and self._reader_schema is None:
+            self._on_new_schema(schema_id, writer)  # records take the writer's shape
         self._readers[schema_id] = read
         return read
 

@@ -71,6 +71,12 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.mapping_path_problems = Counter(
+            f"{p}_mapping_path_problems_total",
+            "Mapping paths that do not fit a writer schema first seen at runtime, by topic",
+            ["topic"],
+            registry=r,
+        )
         self.records_dead_lettered = Counter(
             f"{p}_records_dead_lettered_total",
             "Records written to the dead-letter topic (write acknowledged), by failing stage",

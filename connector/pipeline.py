@@ -38,6 +38,7 @@ from connector.eventloop import run_loop, tune_gc
 from connector.mapping import Mapper, compile_mapping
 from connector.observability import Metrics, build_app, start_server
 from connector.offsets import OffsetTracker
+from connector.record_paths import SchemaWatch, check_record_paths
 from connector.replay import DlqReader, ReplayError, ReplayOptions
 from connector.settle import Preparer, Settle, Wait
 from connector.source import Committer, Handoff, KafkaSource, commit_metadata
@@ -108,9 +109,9 @@ class _Stages:
         )
         self._settings = settings
 
-    def settle(self, wait: Wait) -> Settle:
+    def settle(self, wait: Wait, watch: SchemaWatch | None = None) -> Settle:
         return Settle(
-            Preparer(self._settings, self.mapper),
+            Preparer(self._settings, self.mapper, watch),
             self._settings.delivery.ordering,
             self.tracker,
             self.dlq,
@@ -148,6 +149,9 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     instance = instance_name()
     stages = _Stages(settings, instance, Origin.read_at, commit_as=instance)
+    await asyncio.to_thread(check_record_paths, settings, stages.mapper)  # errors stop the start
+    problems = stages.metrics.mapping_path_problems
+    watch = SchemaWatch(stages.mapper, lambda topic, n: problems.labels(topic).inc(n))
     tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
     state, metrics, tracker = stages.state, stages.metrics, stages.tracker
     conf: dict[str, Any] = {
@@ -166,7 +170,7 @@ async def run(settings: Settings) -> int:
         source = KafkaSource(
             settings,
             lambda own: Consumer({**conf, **own}),
-            stages.settle(lambda delay: source.wait_out(delay)),
+            stages.settle(lambda delay: source.wait_out(delay), watch),
             tracker,
             stages.dlq,
             Handoff(dispatcher, loop),

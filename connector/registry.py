@@ -21,6 +21,7 @@ import json
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -71,6 +72,38 @@ class RegistryClient:
                 cached = self._fetch(schema_id)
                 self._schemas[schema_id] = cached
             return cached
+
+    def latest(self, subject: str) -> tuple[int, ParsedSchema] | None:
+        """The id and schema of ``subject``'s latest version; None when the subject is unknown.
+
+        Used at start-up to check mapping paths, not per record: nothing is cached.
+        Raises TransientError when the registry cannot answer, DecodeError for a
+        schema that is not valid Avro.
+        """
+        quoted = urllib.parse.quote(subject, safe="")
+        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            f"{self.url}/subjects/{quoted}/versions/latest", headers=self._headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                if exc.code == 404:
+                    return None
+                raise TransientError(
+                    f"schema registry {self.url} answered HTTP {exc.code} for subject {subject!r}"
+                ) from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise TransientError(f"schema registry {self.url}: subject {subject!r}: {exc}") from exc
+        if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
+            raise TransientError(f"schema registry {self.url}: subject {subject!r}: no schema")
+        if (answer.get("schemaType") or "AVRO") != "AVRO":
+            raise DecodeError(f"subject {subject!r} is a {answer['schemaType']} schema, not Avro")
+        try:
+            return int(answer.get("id", 0)), parse_schema_text(answer["schema"])
+        except SchemaError as exc:
+            raise DecodeError(f"subject {subject!r}: {exc}") from exc
 
     def _fetch(self, schema_id: int) -> ParsedSchema:
         missing = self._missing.get(schema_id)

@@ -19,6 +19,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from connector.config import Settings, TopicSettings
 from connector.deadletter import DeadLetterQueue
@@ -26,6 +27,7 @@ from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueD
 from connector.errors import ConnectorError, DecodeError, RecordError
 from connector.mapping import Mapper, MapResult
 from connector.offsets import OffsetTracker, TopicPartition
+from connector.record_paths import SchemaWatch
 from connector.records import Failure, Headers, Work, lane_for
 from connector.registry import RegistryClient
 from connector.retry import Backoff
@@ -68,9 +70,12 @@ class NotConfigured(RecordError):
 class Preparer:
     """Decode and map one record value; decoders are built once per topic."""
 
-    def __init__(self, settings: Settings, mapper: Mapper) -> None:
+    def __init__(
+        self, settings: Settings, mapper: Mapper, watch: SchemaWatch | None = None
+    ) -> None:
         self._settings = settings
         self._mapper = mapper
+        self._watch = watch  # re-checks the rules against each new writer schema id
         self._decoders: dict[str, ValueDecoder] = {}
         self._registry: RegistryClient | None = None
 
@@ -83,7 +88,8 @@ class Preparer:
             spec = self._settings.topic_for(topic)
         except KeyError:
             raise NotConfigured(f"topic {topic!r} is not in this config's topics") from None
-        decoder = build_decoder(spec, self._registry_client)
+        hook = self._watch.for_topic(topic) if self._watch else None
+        decoder = build_decoder(spec, self._registry_client, hook)
         self._decoders[topic] = decoder
         return decoder
 
@@ -98,13 +104,17 @@ class Preparer:
         return self._registry
 
 
-def build_decoder(spec: TopicSettings, registry: Callable[[], RegistryClient]) -> ValueDecoder:
+def build_decoder(
+    spec: TopicSettings,
+    registry: Callable[[], RegistryClient],
+    on_new_schema: Callable[[int, Any], None] | None = None,
+) -> ValueDecoder:
     """The value decoder a topic's config asks for (``registry`` only when it needs one)."""
     reader = load_schema(spec.reader_schema) if spec.reader_schema else None
     if spec.decoder == "schemaless":
         assert spec.schema_path is not None  # noqa: S101 - the config model guarantees it
         return SchemalessAvroDecoder(load_schema(spec.schema_path), reader)
-    return ConfluentAvroDecoder(registry(), reader)
+    return ConfluentAvroDecoder(registry(), reader, on_new_schema=on_new_schema)
 
 
 class Settle:

@@ -1,4 +1,4 @@
-"""Payload models of the AsyncAPI Stream API spec (``spec/cdp-stream-api.asyncapi.yaml``).
+"""Payload models of the AsyncAPI Stream API spec (``docs/spec/cdp-stream-api.asyncapi.yaml``).
 
 One pydantic model per message: VIEW, IDENTITY, ORDER_CHECKOUT, ADD, SEARCH and
 custom events. Every constraint of the spec is a declarative constraint here
@@ -9,7 +9,7 @@ callbacks on the hot path. Choices the spec leaves open, decided here:
   integer only ``int`` (not ``bool``, not ``2.0``), a number ``int``/``float``
   (``Decimal`` too, dumped as a JSON number; NaN and infinities are refused).
   ``date`` and ``date-time`` fields take ISO strings or ``date``/``datetime``
-  objects; date-times must carry a UTC offset (RFC 3339).
+  objects, never numbers; date-times must carry a UTC offset (RFC 3339).
 - ``None`` on an optional field means "absent": it is never sent (no nulls).
 - ``email`` is checked by a regex (see ``EMAIL_PATTERN``), not email-validator:
   it is fast and strict enough for a transport check; the CDP owns identity.
@@ -32,7 +32,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+)
 
 __all__ = [
     "EMAIL_PATTERN",
@@ -117,8 +125,18 @@ Email = Annotated[str, Field(pattern=EMAIL_PATTERN)]
 ExtKey = Annotated[str, Field(pattern=EXT_KEY_PATTERN)]
 ExtValue = bool | int | Annotated[float, Field(allow_inf_nan=False)] | str
 Ext = Annotated[dict[ExtKey, ExtValue], Field(max_length=EXT_MAX_ATTRIBUTES)]
-Date = Annotated[dt.date, Field(strict=False)]
-DateTime = Annotated[AwareDatetime, Field(strict=False)]
+
+
+def _text_or_temporal(value: object) -> object:
+    # Lax mode parses ISO text, but would also turn 1000 into 1970-01-01T00:16:40Z:
+    # only text and date/datetime objects are dates here, as JSON Schema says.
+    if isinstance(value, str | dt.date):
+        return value
+    raise ValueError(f"a date or date-time is ISO 8601 text, not {type(value).__name__}")
+
+
+Date = Annotated[dt.date, BeforeValidator(_text_or_temporal), Field(strict=False)]
+DateTime = Annotated[AwareDatetime, BeforeValidator(_text_or_temporal), Field(strict=False)]
 Channel = Literal["WEB", "MOBILE_WEB", "MOBILE_APP", "SERVER_SIDE"]
 
 

@@ -3,26 +3,37 @@
 Every rule is checked at start-up against the target event models: unknown
 event types, fields the event does not have, required fields without an
 expression, invalid expressions and unknown or misused transforms are all
-reported together, each with the file, line, rule and field.
+reported together in one pass, each with the file, line, rule and field (a
+problem in ``defaults.fields`` once, as the defaults'). Every path the rules
+read is noted (``Mapper.path_uses``) so it can be checked against a writer
+schema (``connector.mapping.pathcheck``).
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 from connector.errors import ConfigError, InternalError
-from connector.mapping import paths
+from connector.mapping import lookups, uses
+from connector.mapping.conditions import (
+    compile_condition,
+    compile_pattern,
+    compile_topics,
+    condition_text,
+)
 from connector.mapping.fields import (
     Evaluator,
     SpecError,
+    SpecErrors,
     compile_object,
     compile_value,
     entries_of,
     suggest,
 )
 from connector.mapping.mapper import CompiledEvent, CompiledRule, Mapper
+from connector.mapping.problems import Problems
 from connector.mapping.protocol import DialectLike
 from connector.mapping.source import YNode, load_yaml, parse_yaml
 from connector.mapping.targets import Target, model_fields
@@ -34,11 +45,10 @@ _TOP_KEYS = ("version", "defaults", "rules")
 _DEFAULT_KEYS = ("on_no_match", "guest_key", "fields")
 _RULE_KEYS = ("name", "description", "topics", "topic_pattern", "when", "emit", "skip", "guest_key")
 _EVENT_KEYS = ("type", "custom", "when", "fields")
-_MAX_REPORTED = 20
 
 
 class _Fail(InternalError):
-    """A problem that stops compiling the current rule (or the file)."""
+    """A problem that stops compiling the current rule or event."""
 
     def __init__(self, line: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -47,52 +57,13 @@ class _Fail(InternalError):
         self.field = field
 
 
-class _Errors:
-    """Collects compile errors so one run reports all of them, not just the first."""
-
-    def __init__(self, filename: str) -> None:
-        self.filename = filename
-        self.messages: list[str] = []
-        self._seen: set[tuple[int, str | None, str]] = set()
-
-    def add(
-        self,
-        line: int,
-        message: str,
-        *,
-        rule: str | None = None,
-        field: str | None = None,
-        event: str | None = None,
-    ) -> None:
-        key = (line, field, message)
-        if key in self._seen:  # a bad default is reported once, not once per rule
-            return
-        self._seen.add(key)
-        where = [f"rule {rule!r}"] if rule else []
-        if event:
-            where.append(event)
-        if field:
-            where.append(f"field {field!r}")
-        prefix = ", ".join(where)
-        self.messages.append(
-            f"{self.filename}:{line}: {prefix}: {message}"
-            if prefix
-            else f"{self.filename}:{line}: {message}"
-        )
-
-    def raise_if_any(self) -> None:
-        if not self.messages:
-            return
-        shown = self.messages[:_MAX_REPORTED]
-        more = len(self.messages) - len(shown)
-        text = "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
-        count = len(self.messages)
-        raise ConfigError(f"{count} problem{'s' if count > 1 else ''} in mapping rules:\n  {text}")
-
-
 def compile_mapping(path: Path, dialect: DialectLike) -> Mapper:
-    """Load and compile a mapping file for ``dialect``; any problem is a ConfigError."""
-    return _compile(load_yaml(path), str(path), dialect)
+    """Load and compile a mapping file for ``dialect``; any problem is a ConfigError.
+
+    Lookup files it names are read relative to the file's folder, once each.
+    """
+    with lookups.relative_to(Path(path).parent):
+        return _compile(load_yaml(path), str(path), dialect)
 
 
 def compile_text(text: str, dialect: DialectLike, *, filename: str = "<mapping>") -> Mapper:
@@ -101,7 +72,7 @@ def compile_text(text: str, dialect: DialectLike, *, filename: str = "<mapping>"
 
 
 def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
-    errors = _Errors(filename)
+    errors = Problems(filename)
     if not root.is_map:
         raise ConfigError(f"{filename}:{root.line}: expected a mapping with defaults and rules")
     for key in root.value:
@@ -111,20 +82,23 @@ def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
     if version is not None and version.value != 1:
         errors.add(version.line, "only version: 1 is supported")
 
-    defaults = root.get("defaults") or YNode({}, root.line, "map")
-    on_no_match, guest_key, default_fields = _defaults(defaults, dialect, errors)
+    with uses.recording() as recorder:
+        defaults = root.get("defaults") or YNode({}, root.line, "map")
+        on_no_match, guest_key, default_fields = _defaults(defaults, dialect, errors)
+        context = _Context(dialect, default_fields, guest_key is not None, errors)
 
-    rules_node = root.get("rules")
-    rules: list[CompiledRule] = []
-    if rules_node is None or not rules_node.is_seq or not rules_node.value:
-        line = rules_node.line if rules_node else root.line
-        errors.add(line, "'rules' must be a non-empty list")
-    else:
-        names: dict[str, int] = {}
-        for node in rules_node.value:
-            rule = _rule(node, dialect, default_fields, guest_key is not None, names, errors)
-            if rule is not None:
-                rules.append(rule)
+        rules_node = root.get("rules")
+        rules: list[CompiledRule] = []
+        if rules_node is None or not rules_node.is_seq or not rules_node.value:
+            line = rules_node.line if rules_node else root.line
+            errors.add(line, "'rules' must be a non-empty list")
+        else:
+            names: dict[str, int] = {}
+            for node in rules_node.value:
+                recorder.rule, recorder.event = None, None
+                rule = _rule(node, context, names, recorder)
+                if rule is not None:
+                    rules.append(rule)
     errors.raise_if_any()
     reserved = frozenset(k for k in dialect.models if k != CUSTOM)
     return Mapper(
@@ -135,7 +109,57 @@ def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
         guest_key=guest_key,
         reserved=reserved,
         uses_browser_ids=_mentions(root, "browser_id_for"),
+        path_uses=tuple(
+            # a default field is everyone's: reported as the defaults', not the first rule's
+            replace(use, rule=None, event=None) if use.line in context.default_lines else use
+            for use in recorder.uses
+        ),
     )
+
+
+class _Context:
+    """What every rule is compiled with: the dialect, the defaults, the problem list."""
+
+    def __init__(
+        self,
+        dialect: DialectLike,
+        default_fields: list[tuple[str, YNode, int]],
+        has_guest_key: bool,
+        errors: Problems,
+    ) -> None:
+        self.dialect = dialect
+        self.default_fields = default_fields
+        self.has_guest_key = has_guest_key
+        self.errors = errors
+        # Lines of defaults.fields: a problem there is the defaults', not the rule's.
+        self.default_lines = {n for _, child, line in default_fields for n in _lines(child, line)}
+
+    def report(
+        self, exc: SpecError | SpecErrors | _Fail, rule: str, event: str | None = None
+    ) -> None:
+        if isinstance(exc, _Fail):
+            self.errors.add(exc.line, exc.message, rule=rule, field=exc.field or None)
+            return
+        for error in exc.errors if isinstance(exc, SpecErrors) else [exc]:
+            if error.line in self.default_lines:
+                self.errors.add(error.line, error.message, rule=None, field=error.field or None)
+                continue
+            self.errors.add(
+                error.line, error.message, rule=rule, field=error.field or None, event=event
+            )
+
+
+def _lines(node: YNode, first: int) -> set[int]:
+    """Every line a node spans (from its key's line to its last descendant's)."""
+    last = node.line
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        last = max(last, current.line)
+        stack.extend(child for _, child in current.items())
+        if current.is_seq:
+            stack.extend(current.value)
+    return set(range(first, last + 1))
 
 
 def _mentions(node: YNode, key: str) -> bool:
@@ -148,7 +172,7 @@ def _mentions(node: YNode, key: str) -> bool:
 
 
 def _defaults(
-    node: YNode, dialect: DialectLike, errors: _Errors
+    node: YNode, dialect: DialectLike, errors: Problems
 ) -> tuple[Literal["skip", "dead_letter"], Evaluator | None, list[tuple[str, YNode, int]]]:
     if not node.is_map:
         errors.add(node.line, "defaults must be a mapping")
@@ -195,13 +219,9 @@ def _defaults(
 
 
 def _rule(
-    node: YNode,
-    dialect: DialectLike,
-    default_fields: list[tuple[str, YNode, int]],
-    has_guest_key: bool,
-    names: dict[str, int],
-    errors: _Errors,
+    node: YNode, context: _Context, names: dict[str, int], recorder: uses.Recorder
 ) -> CompiledRule | None:
+    errors = context.errors
     if not node.is_map:
         errors.add(node.line, "each rule is a mapping with name, when, emit (or skip)")
         return None
@@ -214,144 +234,88 @@ def _rule(
         errors.add(node.line, f"duplicate rule name {name!r} (first at line {names[name]})")
         return None
     names[name] = node.line
+    recorder.rule = name
     try:
-        return _rule_body(node, name, dialect, default_fields, has_guest_key, errors)
+        return _rule_body(node, name, context, recorder)
     except _Fail as fail:
-        errors.add(fail.line, fail.message, rule=name, field=fail.field)
+        context.report(fail, name)
         return None
 
 
 def _rule_body(
-    node: YNode,
-    name: str,
-    dialect: DialectLike,
-    default_fields: list[tuple[str, YNode, int]],
-    has_guest_key: bool,
-    errors: _Errors,
-) -> CompiledRule:
+    node: YNode, name: str, context: _Context, recorder: uses.Recorder
+) -> CompiledRule | None:
+    """The rule, or None when it had problems (all reported, each on its own line)."""
+    before = len(context.errors.messages)
     for key in node.value:
         if key not in _RULE_KEYS:
-            raise _Fail(node.key_lines[key], f"unknown key {key!r}{suggest(key, _RULE_KEYS)}")
-    topics = _topics(node.get("topics"))
-    pattern = _pattern(node.get("topic_pattern"))
+            context.report(
+                _Fail(node.key_lines[key], f"unknown key {key!r}{suggest(key, _RULE_KEYS)}"), name
+            )
+    topics = pattern = when = guest_key = None
+    try:
+        topics = compile_topics(node.get("topics"))
+    except SpecError as exc:
+        context.report(exc, name)
+    try:
+        pattern = compile_pattern(node.get("topic_pattern"))
+    except SpecError as exc:
+        context.report(exc, name)
     when_node = node.get("when")
-    when = _condition(when_node) if when_node is not None else None
-    when_text = _condition_text(when_node)
+    if when_node is not None:
+        try:
+            when = compile_condition(when_node)
+        except SpecError as exc:
+            context.report(exc, name)
+    when_text = condition_text(when_node)
     guest_node = node.get("guest_key")
-    guest_key = None
     if guest_node is not None:
         try:
             guest_key = compile_value(guest_node, Target("scalar"), "guest_key").evaluate
-        except SpecError as exc:
-            raise _Fail(exc.line, exc.message, "guest_key") from exc
+        except (SpecError, SpecErrors) as exc:
+            context.report(exc, name)
     skip_node, emit_node = node.get("skip"), node.get("emit")
     if skip_node is not None:
         if skip_node.value is not True:
             raise _Fail(skip_node.line, "skip must be true (leave it out to emit events)")
         if emit_node is not None:
             raise _Fail(emit_node.line, "a rule either skips or emits, not both")
-        return CompiledRule(name, topics, pattern, when, when_text, True, (), guest_key)
+        if len(context.errors.messages) > before:
+            return None
+        return CompiledRule(
+            name, topics, pattern, when, when_text, True, (), guest_key, _topic_line(node)
+        )
     if emit_node is None:
         raise _Fail(node.line, "the rule needs emit: (events to send) or skip: true")
     event_nodes = emit_node.value if emit_node.is_seq else [emit_node]
     if not event_nodes:
         raise _Fail(emit_node.line, "emit is empty (write skip: true to drop records)")
     events = []
+    has_guest_key = context.has_guest_key or guest_key is not None
     for event_node in event_nodes:
-        event = _event(
-            event_node, name, dialect, default_fields, has_guest_key or bool(guest_key), errors
-        )
+        recorder.event = _label_of(event_node)
+        event = _event(event_node, name, context, has_guest_key)
         if event is not None:
             events.append(event)
-    return CompiledRule(name, topics, pattern, when, when_text, False, tuple(events), guest_key)
-
-
-def _topics(node: YNode | None) -> frozenset[str] | None:
-    if node is None:
+    if len(context.errors.messages) > before:
         return None
-    items = node.value if node.is_seq else [node]
-    names = [item.value for item in items]
-    if not names or not all(isinstance(n, str) and n for n in names):
-        raise _Fail(node.line, "topics is a topic name or a list of topic names")
-    return frozenset(names)
-
-
-def _pattern(node: YNode | None) -> re.Pattern[str] | None:
-    if node is None:
-        return None
-    if not isinstance(node.value, str):
-        raise _Fail(node.line, "topic_pattern is a regular expression string")
-    try:
-        return re.compile(node.value)
-    except re.error as exc:
-        raise _Fail(node.line, f"topic_pattern is not a valid regular expression: {exc}") from exc
-
-
-def _condition(node: YNode) -> paths.Getter:
-    """``when``: a JMESPath expression, or ``{path: value | [values]}`` (all must hold)."""
-    if node.is_scalar and isinstance(node.value, str):
-        try:
-            return paths.compile_path(node.value)
-        except paths.PathSyntaxError as exc:
-            raise _Fail(node.line, f"when: invalid expression {node.value!r}: {exc}") from exc
-    if node.is_map and node.value:
-        checks = []
-        for key, child in node.items():
-            try:
-                getter = paths.compile_path(key)
-            except paths.PathSyntaxError as exc:
-                raise _Fail(node.key_lines[key], f"when: invalid path {key!r}: {exc}") from exc
-            wanted = child.to_python()
-            checks.append((getter, tuple(wanted) if isinstance(wanted, list) else None, wanted))
-        return _all_equal(tuple(checks))
-    raise _Fail(
-        node.line,
-        "when is a JMESPath expression (\"event_type == 'SEARCH'\") "
-        "or a mapping of path: value (event_type: SEARCH)",
+    return CompiledRule(
+        name, topics, pattern, when, when_text, False, tuple(events), guest_key, _topic_line(node)
     )
 
 
-def _all_equal(
-    checks: tuple[tuple[paths.Getter, tuple[Any, ...] | None, Any], ...],
-) -> paths.Getter:
-    def holds(record: Any) -> bool:
-        for getter, options, wanted in checks:
-            value = getter(record)
-            if options is not None:
-                if not any(paths.equals(value, option) for option in options):
-                    return False
-            elif type(wanted) is str:
-                if value != wanted:  # a string only equals a string: plain == is exact
-                    return False
-            elif not paths.equals(value, wanted):
-                return False
-        return True
-
-    return holds
+def _topic_line(node: YNode) -> int:
+    lines = [node.key_lines[k] for k in ("topics", "topic_pattern") if k in node.key_lines]
+    return min(lines) if lines else node.line
 
 
-def _condition_text(node: YNode | None) -> str:
-    if node is None:
-        return ""
-    if node.is_scalar:
-        return str(node.value)
-    return ", ".join(f"{k}: {v.to_python()!r}" for k, v in node.items())
-
-
-def _event(
-    node: YNode,
-    rule: str,
-    dialect: DialectLike,
-    default_fields: list[tuple[str, YNode, int]],
-    has_guest_key: bool,
-    errors: _Errors,
-) -> CompiledEvent | None:
+def _event(node: YNode, rule: str, context: _Context, has_guest_key: bool) -> CompiledEvent | None:
     try:
-        return _event_body(node, dialect, default_fields, has_guest_key)
+        return _event_body(node, rule, context, has_guest_key)
     except _Fail as fail:
-        errors.add(fail.line, fail.message, rule=rule, field=fail.field)
-    except SpecError as exc:
-        errors.add(exc.line, exc.message, rule=rule, field=exc.field, event=_label_of(node))
+        context.report(fail, rule)
+    except (SpecError, SpecErrors) as exc:
+        context.report(exc, rule, _label_of(node))
     return None
 
 
@@ -366,16 +330,16 @@ def _label_of(node: YNode) -> str | None:
 
 
 def _event_body(
-    node: YNode,
-    dialect: DialectLike,
-    default_fields: list[tuple[str, YNode, int]],
-    has_guest_key: bool,
-) -> CompiledEvent:
+    node: YNode, rule: str, context: _Context, has_guest_key: bool
+) -> CompiledEvent | None:
+    dialect = context.dialect
     if not node.is_map:
         raise _Fail(node.line, "an event is a mapping with type (or custom) and fields")
     for key in node.value:
         if key not in _EVENT_KEYS:
-            raise _Fail(node.key_lines[key], f"unknown key {key!r}{suggest(key, _EVENT_KEYS)}")
+            context.report(
+                _Fail(node.key_lines[key], f"unknown key {key!r}{suggest(key, _EVENT_KEYS)}"), rule
+            )
     reserved = sorted(k for k in dialect.models if k != CUSTOM)
     type_node, custom_node = node.get("type"), node.get("custom")
     event_type: str | None = None
@@ -416,7 +380,12 @@ def _event_body(
     if not has_guest_key and "browser_id" not in fields:
         raise _Fail(node.line, f"{label} has no browser_id; set defaults.guest_key")
     when_node = node.get("when")
-    when = _condition(when_node) if when_node is not None else None
+    when = None
+    if when_node is not None:
+        try:
+            when = compile_condition(when_node)
+        except SpecError as exc:
+            context.report(exc, rule, label)
 
     fields_node = node.get("fields") or YNode({}, node.line, "map")
     if not fields_node.is_map:
@@ -428,6 +397,6 @@ def _event_body(
         )
     own_keys = {key for key, _, _ in own}
     # Defaults the rule does not override, for the fields this event model has.
-    merged = [e for e in default_fields if e[0] in fields and e[0] not in own_keys] + own
+    merged = [e for e in context.default_fields if e[0] in fields and e[0] not in own_keys] + own
     built = compile_object(merged, fields_node, Target("model", model=model), "")
     return CompiledEvent(label, event_type, type_of, when, built.evaluate)

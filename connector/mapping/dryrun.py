@@ -15,15 +15,21 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.errors import ConfigError, MappingError
+from connector.decode import SchemalessAvroDecoder
+from connector.errors import ConfigError, DecodeError, MappingError
+from connector.mapping.avro_json import from_json
+from connector.mapping.avro_shape import shape_of
 from connector.mapping.compiler import compile_mapping
-from connector.mapping.mapper import MapResult
+from connector.mapping.mapper import Mapper, MapResult
+from connector.mapping.pathcheck import check_mapper
 from connector.mapping.protocol import DialectLike
+from connector.schemas import load_schema
 
-__all__ = ["add_parser", "load_dialect", "run"]
+__all__ = ["add_parser", "as_decoded", "check_paths", "load_dialect", "read_avro_file", "run"]
 
 _AVRO_MAGIC = b"Obj\x01"
 
@@ -55,7 +61,11 @@ def add_parser(sub: Any) -> None:
         help="CDP dialect: asyncapi (default), sitecore, or module:attribute of a custom one",
     )
     parser.add_argument(
-        "--schema", type=Path, help="reader schema (.avsc) for an Avro container file"
+        "--schema",
+        type=Path,
+        help="Avro schema (.avsc) of the records: the reader schema of an Avro container "
+        "file, or the schema JSON lines are decoded with (logical types as in the run); "
+        "record paths are checked against it (or against an Avro file's own schema)",
     )
     parser.add_argument(
         "--topic",
@@ -112,10 +122,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _from_config(args: argparse.Namespace) -> None:
     """Fill mapping, dialect and topic from connector.yaml where not given."""
+    args.settings = None
     if args.config is not None:
         from connector.config import load_config
 
-        settings = load_config(args.config)
+        settings = args.settings = load_config(args.config)
         args.mapping = settings.mapping
         args.dialect = args.dialect or settings.cdp.dialect
         first = settings.topics[0]
@@ -128,6 +139,11 @@ def _run(args: argparse.Namespace, stream: TextIO) -> int:
     _from_config(args)
     dialect = load_dialect(args.dialect)
     mapper = compile_mapping(args.mapping, dialect)
+    schema = _input_schema(args.input, args.schema)
+    if schema is None and args.settings is not None:
+        schema = _config_schema(args.settings, args.topic)
+    if schema is not None:
+        check_paths(mapper, schema, args.topic)
     tally = _Tally()
     for where, record, problem in _read(args.input, args.schema):
         result: MapResult | None = None
@@ -198,19 +214,102 @@ def _print_json(stream: TextIO, where: str, result: MapResult | None, error: str
     print(json.dumps(line, ensure_ascii=False), file=stream)
 
 
-def _read(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
-    """``(where, record or None, problem)`` for every record in the file."""
+def check_paths(mapper: Mapper, schema: Any, topic: str | None) -> None:
+    """ConfigError listing every path of the rules for ``topic`` the schema cannot have.
+
+    Warnings (conditions on fields the schema lacks) go to stderr.
+    """
+    problems, warnings = check_mapper(mapper, shape_of(schema), topic)
+    for warning in warnings:
+        print(f"cdp-connector: warning: {warning}", file=sys.stderr)
+    if problems:
+        count = len(problems)
+        raise ConfigError(
+            f"{count} record path problem{'s' if count > 1 else ''} against the schema:\n  "
+            + "\n  ".join(problems)
+        )
+
+
+def _config_schema(settings: Any, topic: str) -> Any:
+    """The schema the config gives ``topic`` (local, or the subject's latest), for path checks."""
+    from connector.record_paths import topic_schema  # the I/O edge; imports this package
+
+    try:
+        schema, _, warnings = topic_schema(settings, topic)
+    except KeyError:
+        warnings, schema = [f"topic {topic!r} is not in the config: record paths not checked"], None
+    for warning in warnings:
+        print(f"cdp-connector: warning: {warning}", file=sys.stderr)
+    return schema
+
+
+def _is_avro(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            is_avro = handle.read(4) == _AVRO_MAGIC
+            return handle.read(4) == _AVRO_MAGIC
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read input: {exc.strerror or exc}") from exc
-    if is_avro:
+
+
+def _input_schema(path: Path, schema: Path | None) -> Any:
+    """The schema records are shaped by: ``--schema``, else an Avro file's own (or None)."""
+    if schema is not None:
+        return load_schema(schema)
+    if not _is_avro(path):
+        return None
+    import fastavro
+
+    with path.open("rb") as handle:
+        try:
+            return fastavro.reader(handle).writer_schema
+        except (ValueError, EOFError):
+            return None  # reported per record by _read_avro
+
+
+def _read(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    """``(where, record or None, problem)`` for every record in the file."""
+    if _is_avro(path):
         yield from _read_avro(path, schema)
+    elif schema is not None:
+        yield from _read_json_lines_as_avro(path, load_schema(schema))
     else:
-        if schema is not None:
-            raise ConfigError("--schema applies to Avro container files; the input is JSON lines")
         yield from _read_json_lines(path)
+
+
+def _read_json_lines_as_avro(
+    path: Path, schema: Any
+) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    """JSON records written with ``schema`` and read back by the run's own decoder.
+
+    So logical types come out as they do in ``run`` (timestamp-millis → datetime,
+    date → date, decimal → Decimal) and the preview is what would be posted.
+    """
+    decoder = SchemalessAvroDecoder(schema)
+    for where, record, problem in _read_json_lines(path):
+        if record is None:
+            yield where, None, problem
+            continue
+        try:
+            yield where, as_decoded(record, schema, decoder), ""
+        except DecodeError as exc:
+            yield where, None, str(exc)
+
+
+def as_decoded(
+    record: dict[str, Any], schema: Any, decoder: SchemalessAvroDecoder | None = None
+) -> dict[str, Any]:
+    """``record`` (JSON values) written with ``schema`` and read back as ``run`` reads it.
+
+    DecodeError when it does not fit the schema.
+    """
+    import fastavro
+
+    buffer = BytesIO()
+    try:
+        fastavro.schemaless_writer(buffer, schema, from_json(schema, record))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise DecodeError(f"does not fit the schema: {exc}") from exc
+    return (decoder or SchemalessAvroDecoder(schema)).decode(buffer.getvalue())
 
 
 def _read_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
@@ -230,15 +329,20 @@ def _read_json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, s
             yield where, record, ""
 
 
+def read_avro_file(path: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """The writer schema and the records of an Avro container file."""
+    records: list[dict[str, Any]] = []
+    for where, record, problem in _read_avro(path, None):
+        if record is None:
+            raise ConfigError(f"{path}: {where}: {problem}")
+        records.append(record)
+    return _input_schema(path, None), records
+
+
 def _read_avro(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
     import fastavro  # only needed for this input kind
 
-    reader_schema = None
-    if schema is not None:
-        try:
-            reader_schema = fastavro.parse_schema(json.loads(schema.read_text(encoding="utf-8")))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{schema}: cannot load the reader schema: {exc}") from exc
+    reader_schema = load_schema(schema) if schema is not None else None
     with path.open("rb") as handle:
         try:
             for number, record in enumerate(

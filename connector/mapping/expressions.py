@@ -15,13 +15,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from jmespath.exceptions import JMESPathError
 
 from connector.errors import InternalError
-from connector.mapping import paths
+from connector.mapping import paths, uses
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target
-from connector.mapping.transforms import build_transform, json_safe
+from connector.mapping.transforms import (
+    TRANSFORMS,
+    Transform,
+    TransformArgError,
+    build_transform,
+    json_safe,
+)
 
 __all__ = [
     "PRIMITIVES",
@@ -30,10 +37,13 @@ __all__ = [
     "Evaluator",
     "FieldFailure",
     "SpecError",
+    "SpecErrors",
     "check_allowed",
+    "collect",
     "constant",
     "entries_of",
     "expression",
+    "missing_hint",
     "suggest",
     "template",
 ]
@@ -53,6 +63,19 @@ class SpecError(InternalError):
         self.line = line
         self.field = field
         self.message = message
+
+
+class SpecErrors(InternalError):
+    """Several independent SpecErrors of one object, all reported together."""
+
+    def __init__(self, errors: list[SpecError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = errors
+
+
+def collect(errors: list[SpecError], exc: SpecError | SpecErrors) -> None:
+    """Add one SpecError or all of a SpecErrors to ``errors``."""
+    errors.extend(exc.errors if isinstance(exc, SpecErrors) else [exc])
 
 
 class FieldFailure(InternalError):
@@ -84,6 +107,25 @@ def suggest(word: str, options: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def missing_hint(source: str, scope: Any, root: Any) -> str:
+    """`` (the record has 'email')`` when a plain path's last key is absent but a close one exists.
+
+    Only on the failure path: the record a required field could not be read from.
+    """
+    from_root = source.startswith("$.")
+    keys = paths.field_keys(source[2:] if from_root else source)
+    if not keys:
+        return ""
+    parent = root if from_root else scope
+    for key in keys[:-1]:
+        parent = parent.get(key) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or keys[-1] in parent:
+        return ""
+    close = difflib.get_close_matches(keys[-1], [str(k) for k in parent], n=1, cutoff=0.6)
+    prefix = ".".join(keys[:-1])
+    return f" (the record has {(prefix + '.' if prefix else '') + close[0]!r})" if close else ""
+
+
 def entries_of(node: YNode) -> list[tuple[str, YNode, int]]:
     """A mapping node's ``(key, value node, key line)`` triples."""
     return [(key, child, node.key_lines.get(key, child.line)) for key, child in node.items()]
@@ -95,8 +137,14 @@ def entries_of(node: YNode) -> list[tuple[str, YNode, int]]:
 _BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
-    """A string expression: a JMESPath path (``$.`` = from the root) or a literal."""
+def expression(
+    text: str, node: YNode, target: Target, where: str, *, feeds: Target | None = None
+) -> Compiled:
+    """A string expression: a JMESPath path (``$.`` = from the root) or a literal.
+
+    ``feeds`` is the field the value goes to when that differs from ``target``
+    (a ``{path: ...}`` without transforms): the path checker compares types with it.
+    """
     literal = paths.literal_value(text)
     if paths.is_literal(literal):
         return constant(literal, node, target, where)
@@ -113,6 +161,7 @@ def expression(text: str, node: YNode, target: Target, where: str) -> Compiled:
         getter = paths.compile_path(expression)
     except paths.PathSyntaxError as exc:
         raise SpecError(node.line, where, f"invalid expression {text!r}: {exc}") from exc
+    uses.record(text, node.line, where, feeds or target)
 
     keys = paths.field_keys(expression)
     if keys is not None and len(keys) <= 2:
@@ -176,12 +225,42 @@ def check_allowed(value: Any, target: Target, node: YNode, where: str) -> None:
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 
+_TRANSFORM_STEP = re.compile(r"\s*([a-z_0-9]+)\s*(?::(.*))?", re.DOTALL)
+
+
+def _placeholder_transforms(
+    text: str, child: YNode, where: str
+) -> tuple[str, tuple[Transform, ...]]:
+    """``{expr | upper | truncate: 8}``: the expression, and the transforms after it.
+
+    A ``|`` step whose name is a transform is one (arguments after ``:``, in
+    YAML); anything else stays a JMESPath pipe.
+    """
+    steps = text.split("|")
+    transforms: list[Transform] = []
+    while len(steps) > 1:
+        match = _TRANSFORM_STEP.fullmatch(steps[-1])
+        if match is None or match.group(1) not in TRANSFORMS:
+            break
+        name, arg_text = match.group(1), match.group(2)
+        try:
+            args = yaml.safe_load(arg_text) if arg_text is not None else None
+            transforms.insert(0, build_transform(name, args))
+        except (TransformArgError, yaml.YAMLError) as exc:
+            raise SpecError(child.line, where, f"template {{{text}}}: {exc}") from exc
+        steps.pop()
+    return "|".join(steps).strip(), tuple(transforms)
+
+
 def template(child: YNode, where: str) -> Compiled:
-    """``{template: 'text {path} text'}``: null when any placeholder is null."""
+    """``{template: 'text {path} text'}``: null when any placeholder is null.
+
+    A placeholder may end in transforms: ``{page_url | lower | truncate: 40}``.
+    """
     if not child.is_scalar or not isinstance(child.value, str):
         raise SpecError(child.line, where, "template must be a string like 'order-{payload.id}'")
     text: str = child.value
-    parts: list[str | tuple[paths.Getter, bool]] = []
+    parts: list[str | tuple[paths.Getter, bool, tuple[Transform, ...]]] = []
     position = 0
     for match in _PLACEHOLDER.finditer(text):
         parts.append(text[position : match.start()])
@@ -193,10 +272,12 @@ def template(child: YNode, where: str) -> Compiled:
         expression = match.group(1).strip()
         if not expression:
             raise SpecError(child.line, where, "empty {} in template (write {{ for a brace)")
+        expression, transforms = _placeholder_transforms(expression, child, where)
         from_root = expression.startswith("$.")
         try:
             getter = paths.compile_path(expression[2:] if from_root else expression)
-            parts.append((getter, from_root))
+            parts.append((getter, from_root, transforms))
+            uses.record(expression, child.line, where, None)
         except paths.PathSyntaxError as exc:
             raise SpecError(child.line, where, f"template {{{expression}}}: {exc}") from exc
     rest = text[position:]
@@ -212,8 +293,12 @@ def template(child: YNode, where: str) -> Compiled:
             if isinstance(piece, str):
                 out.append(piece)
                 continue
-            getter, from_root = piece
+            getter, from_root, transforms = piece
             value = getter(root if from_root else scope)
+            for transform in transforms:
+                if value is None:
+                    break
+                value = transform(value)
             if value is None:
                 return None  # a missing part makes the whole value missing
             out.append(value if type(value) is str else to_text(value))

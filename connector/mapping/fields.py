@@ -12,30 +12,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connector.mapping import paths
+from connector.mapping import paths, uses
 from connector.mapping.expressions import (
-    PRIMITIVES,
     RUNTIME_ERRORS,
     Compiled,
     Evaluator,
     FieldFailure,
     SpecError,
-    check_allowed,
+    SpecErrors,
+    collect,
     constant,
     entries_of,
     expression,
+    missing_hint,
     suggest,
     template,
 )
+from connector.mapping.modifiers import compile_transforms, pipeline
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target, accepts_extra, model_fields
-from connector.mapping.transforms import (
-    TRANSFORMS,
-    Transform,
-    TransformArgError,
-    build_transform,
-    json_safe,
-)
 
 __all__ = [
     "BROWSER_ID_PLACEHOLDER",
@@ -43,6 +38,7 @@ __all__ = [
     "Evaluator",
     "FieldFailure",
     "SpecError",
+    "SpecErrors",
     "compile_object",
     "compile_value",
     "entries_of",
@@ -107,27 +103,39 @@ def compile_object(
     open_model = target.model is not None and accepts_extra(target.model)
     compiled: list[tuple[str, Evaluator, bool, str]] = []
     seen: set[str] = set()
+    errors: list[SpecError] = []  # every field's problem, not just the first
     for key, child, line in entries:
         sub = f"{where}.{key}" if where else key
         if fields is not None and key not in fields and not open_model:
             owner = target.model.__name__ if target.model else "object"
             known = sorted({f.key for f in fields.values()})
-            raise SpecError(line, sub, f"{owner} has no field {key!r}{suggest(key, known)}")
+            errors.append(
+                SpecError(line, sub, f"{owner} has no field {key!r}{suggest(key, known)}")
+            )
+            continue
         if child.is_scalar and child.value is None:
             continue  # an explicit null leaves the field out (e.g. overriding a default)
         field = fields.get(key) if fields is not None else None
         wire = field.key if field is not None else key
-        value = compile_value(child, field.target if field else Target("any"), sub)
+        seen.add(wire)  # a field with a bad expression is not also "missing"
+        try:
+            value = compile_value(child, field.target if field else Target("any"), sub)
+        except (SpecError, SpecErrors) as exc:
+            collect(errors, exc)
+            continue
         compiled.append((wire, value.evaluate, bool(field and field.required), value.source))
-        seen.add(wire)
     if fields is not None:
         missing = sorted({f.key for f in fields.values() if f.required} - seen - {"type"})
         if missing:
-            raise SpecError(
-                node.line,
-                where or (missing[0]),
-                f"required field(s) {', '.join(missing)} have no expression",
+            errors.append(
+                SpecError(
+                    node.line,
+                    where or (missing[0]),
+                    f"required field(s) {', '.join(missing)} have no expression",
+                )
             )
+    if errors:
+        raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     return Compiled(_object_builder(tuple(compiled)), "object")
 
 
@@ -144,7 +152,8 @@ def _object_builder(fields: tuple[tuple[str, Evaluator, bool, str], ...]) -> Eva
                 raise FieldFailure([key], f"{source}: {exc}") from exc
             if value is None:
                 if required:
-                    raise FieldFailure([key], f"required, but {source} is missing or null")
+                    hint = missing_hint(source, scope, root)
+                    raise FieldFailure([key], f"required, but {source} is missing or null{hint}")
                 continue
             out[key] = value
         return out
@@ -177,12 +186,15 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
     if "value" in node.value and kind != "each":
         raise SpecError(node.key_lines["value"], where, "'value' only goes with 'each'")
     child = node.value[kind]
-    base = _SOURCE_COMPILERS[kind](node, child, target, where)
-    transforms = _transforms(node.get("transform"), node, target, where)
+    if "transform" in node.value:
+        with uses.untyped():
+            base = _SOURCE_COMPILERS[kind](node, child, target, where)
+    else:
+        base = _SOURCE_COMPILERS[kind](node, child, target, where)
+    transforms = compile_transforms(node.get("transform"), target, where)
     default_node = node.get("default")
     if not transforms and default_node is None:
         return base
-    has_default = default_node is not None
     default = None
     if default_node is not None:
         default = constant(default_node.to_python(), default_node, target, where).constant
@@ -192,63 +204,14 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
             if base.constant is not None
             else Compiled(lambda scope, root: default, base.source, default, True)
         )
-    return Compiled(_pipeline(base.evaluate, tuple(transforms), default, has_default), base.source)
-
-
-def _pipeline(
-    source: Evaluator, transforms: tuple[Transform, ...], default: Any, has_default: bool
-) -> Evaluator:
-    def evaluate(scope: Any, root: Any) -> Any:
-        value = source(scope, root)
-        if value is None:
-            return default
-        for transform in transforms:
-            value = transform(value)
-            if value is None:
-                return default
-        return value if type(value) in PRIMITIVES else json_safe(value)
-
-    return evaluate
-
-
-def _transforms(node: YNode | None, owner: YNode, target: Target, where: str) -> list[Transform]:
-    if node is None:
-        return []
-    items = node.value if node.is_seq else [node]
-    built: list[Transform] = []
-    for item in items:
-        if item.is_scalar and isinstance(item.value, str):
-            name, args = item.value, None
-        elif item.is_map and len(item.value) == 1:
-            ((name, arg_node),) = item.value.items()
-            args = arg_node.to_python()
-        else:
-            raise SpecError(
-                item.line, where, "a transform is a name, or {name: arguments}, or a list of those"
-            )
-        if name not in TRANSFORMS:
-            raise SpecError(
-                item.line,
-                where,
-                f"unknown transform {name!r}{suggest(name, TRANSFORMS)} "
-                f"(known: {', '.join(sorted(TRANSFORMS))})",
-            )
-        try:
-            transform = build_transform(name, args)
-        except TransformArgError as exc:
-            raise SpecError(item.line, where, str(exc)) from exc
-        outputs = getattr(transform, "outputs", None)
-        if outputs is not None:
-            for output in outputs:
-                check_allowed(output, target, item, where)
-        built.append(transform)
-    return built
+    return Compiled(pipeline(base.evaluate, tuple(transforms), default), base.source)
 
 
 def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
     if not (child.is_scalar and isinstance(child.value, str) and child.value):
         raise SpecError(child.line, where, "path must be a JMESPath expression string")
-    return expression(child.value, child, Target("any"), where)
+    plain = spec.get("transform") is None  # a transform may change the type: not compared
+    return expression(child.value, child, Target("any"), where, feeds=target if plain else None)
 
 
 def _src_const(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
@@ -316,12 +279,14 @@ def _src_each(spec: YNode, child: YNode, target: Target, where: str) -> Compiled
             "element) or value (an expression per element)",
         )
     sub = f"{where}[]"
-    if obj is not None:
-        element = _src_object(spec, obj, item_target, sub).evaluate
-    else:
-        assert value is not None  # noqa: S101 - checked just above; narrows for mypy
-        element = compile_value(value, item_target, sub).evaluate
     source_text = child.value
+    uses.record(source_text, child.line, where, Target("list", item=Target("any")))
+    with uses.scoped(source_text):
+        if obj is not None:
+            element = _src_object(spec, obj, item_target, sub).evaluate
+        else:
+            assert value is not None  # noqa: S101 - checked just above; narrows for mypy
+            element = compile_value(value, item_target, sub).evaluate
     from_root = source_text.startswith("$.")
     try:
         getter = paths.compile_path(source_text[2:] if from_root else source_text)

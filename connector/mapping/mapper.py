@@ -25,6 +25,7 @@ from connector.mapping.fields import (
 )
 from connector.mapping.paths import Getter, is_falsy
 from connector.mapping.protocol import DialectLike
+from connector.mapping.uses import PathUse
 
 __all__ = ["MapResult", "MappedEvent", "Mapper"]
 
@@ -77,6 +78,7 @@ class CompiledRule:
     skip: bool
     events: tuple[CompiledEvent, ...]
     guest_key: Evaluator | None
+    line: int = 0  # where the rule (its topics / topic_pattern, if any) is written
 
     def applies_to(self, topic: str) -> bool:
         if self.topics is not None and topic not in self.topics:
@@ -101,6 +103,7 @@ class Mapper:
         guest_key: Evaluator | None,
         reserved: frozenset[str],
         uses_browser_ids: bool = False,
+        path_uses: tuple[PathUse, ...] = (),
     ) -> None:
         self.source = source
         self.dialect = dialect
@@ -111,6 +114,8 @@ class Mapper:
         #: Some rule asks for ``browser_id_for``: the sender must resolve placeholders.
         self.uses_browser_ids = uses_browser_ids
         self._by_topic: dict[str, tuple[CompiledRule, ...]] = {}
+        #: Every expression that reads the record, for checks against a writer schema.
+        self.path_uses = path_uses
 
     @property
     def rule_names(self) -> tuple[str, ...]:
@@ -141,8 +146,9 @@ class Mapper:
             return self._emit(rule, record)
         if self.on_no_match == "skip":
             return MapResult((), NO_MATCH)
+        tried = ", ".join(repr(r.name) for r in rules) or "none applies to this topic"
         raise MappingError(
-            f"no rule matched (topic {topic!r}, event_type {record.get('event_type')!r}) "
+            f"no rule matched (topic {topic!r}; rules tried: {tried}) "
             "and on_no_match is dead_letter"
         )
 

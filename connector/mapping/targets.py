@@ -9,6 +9,7 @@ knowing any dialect's field names.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import types
 import typing
@@ -39,6 +40,8 @@ class Target:
     model: type[BaseModel] | None = None
     item: Target | None = None
     allowed: frozenset[Any] | None = None  # Literal / Enum values of a scalar
+    #: a scalar's JSON type: string, integer, number, boolean, date, datetime (None: any)
+    scalar: str | None = None
 
     def describe(self) -> str:
         if self.kind == "model" and self.model is not None:
@@ -60,7 +63,9 @@ def describe(annotation: Any) -> Target:
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         return describe(options[0]) if len(options) == 1 else _ANY
     if origin is Literal:
-        return Target("scalar", allowed=frozenset(typing.get_args(annotation)))
+        values = typing.get_args(annotation)
+        kind = "string" if all(isinstance(v, str) for v in values) else None
+        return Target("scalar", allowed=frozenset(values), scalar=kind)
     if origin in (list, tuple, set, frozenset) or _is_sequence_origin(origin):
         args = typing.get_args(annotation)
         return Target("list", item=describe(args[0]) if args else _ANY)
@@ -73,8 +78,19 @@ def describe(annotation: Any) -> Target:
             return Target("model", model=annotation)
         if issubclass(annotation, enum.Enum):
             return Target("scalar", allowed=frozenset(m.value for m in annotation))
-        return Target("scalar")
+        return Target("scalar", scalar=_scalar_type(annotation))
     return _ANY
+
+
+def _scalar_type(annotation: type) -> str | None:
+    if annotation.__name__ == "AwareDatetime" or issubclass(annotation, dt.datetime):
+        return "datetime"  # pydantic's AwareDatetime is a marker class, not a datetime
+    if issubclass(annotation, dt.date):
+        return "date"
+    for kind, name in ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string")):
+        if issubclass(annotation, kind):
+            return name
+    return None
 
 
 def _is_sequence_origin(origin: Any) -> bool:

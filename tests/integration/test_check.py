@@ -140,3 +140,48 @@ def test_check_probes_each_point_of_sale_and_fails_an_unknown_one(
     assert mark != "ok"
     assert "dropped" in detail
     assert cdp_sitecore_sandbox.stats()["dropped"] >= 1
+
+
+def _register(registry_url: str, subject: str, schema_file: str) -> None:
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    text = (Path(__file__).resolve().parents[2] / "avro" / schema_file).read_text()
+    with SchemaRegistryClient({"url": registry_url}) as client:
+        client.register_schema(subject, Schema(text, "AVRO"))
+
+
+def test_check_holds_record_paths_against_the_subjects_latest_schema(
+    tmp_path: Path, setup: dict[str, Any], schema_registry: Any
+) -> None:
+    _register(schema_registry.url, f"{setup['topic']}-value", "clickstream-v2.avsc")
+    example = Path(__file__).resolve().parents[2] / "config" / "mappings.example.yaml"
+    mapping = tmp_path / "typo.yaml"
+    mapping.write_text(
+        example.read_text().replace("search_term: payload.query", "search_term: payload.qurey")
+    )
+    result = check(tmp_path, {**setup["config"], "mapping": str(mapping)}, setup["env"])
+    assert result.returncode == 1, result.stdout
+    mark, _ = rows(result.stdout)["record paths"]
+    assert mark == "FAIL"
+    assert f"{mapping}:67: rule 'search', SEARCH, field 'search_term': " in result.stdout
+    assert "(did you mean 'payload.query'?)" in result.stdout
+    ok = check(tmp_path, setup["config"], setup["env"])
+    mark, detail = rows(ok.stdout)["record paths"]
+    assert mark == "ok", ok.stdout
+    assert f"checked {setup['topic']} against subject {setup['topic']}-value" in detail
+
+
+def test_check_fails_a_rule_topic_that_is_not_configured(
+    tmp_path: Path, setup: dict[str, Any]
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "mappings.example.yaml"
+    mapping = tmp_path / "topics.yaml"
+    mapping.write_text(example.read_text().replace(
+        "  - name: search\n", "  - name: search\n    topics: [clickstraem]\n"
+    ))  # fmt: skip
+    result = check(tmp_path, {**setup["config"], "mapping": str(mapping)}, setup["env"])
+    assert result.returncode == 1
+    assert rows(result.stdout)["record paths"][0] == "FAIL"
+    assert "rule 'search', field 'topics': topic 'clickstraem' is not a configured topic" in (
+        result.stdout
+    )

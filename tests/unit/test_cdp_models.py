@@ -287,3 +287,13 @@ def test_union_adapter_discriminates_like_the_dialect() -> None:
 def test_unknown_dialect_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no-such"):
         get_dialect("no-such")
+
+
+@pytest.mark.parametrize("value", [1000, 1.5, True])
+def test_a_number_is_never_a_date_time_or_a_date(value: object) -> None:
+    order = {**BASE, "type": "ORDER_CHECKOUT", "reference_id": "O", "total_price": 1}
+    with pytest.raises(ValidationError, match="ordered_at"):
+        DIALECT.validate({**order, "ordered_at": value})
+    identity = {**BASE, "type": "IDENTITY", "email": "a@b.io"}
+    with pytest.raises(ValidationError, match="date_of_birth"):
+        DIALECT.validate({**identity, "date_of_birth": value})

@@ -14,6 +14,7 @@ from tests.unit.mapping_records import RECORDS
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "config" / "mappings.example.yaml")
 DIALECT = "tests.unit.mapping_dialect:flat_dialect"
+AVRO = Path(__file__).resolve().parents[2] / "avro"
 
 
 def _jsonl(tmp_path: Path, lines: list[str]) -> str:
@@ -74,45 +75,9 @@ def test_dry_run_exits_2_on_config_error(
 def test_dry_run_reads_avro_container_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    schema = fastavro.parse_schema(
-        {
-            "type": "record",
-            "name": "Mini",
-            "fields": [
-                {"name": "event_type", "type": "string"},
-                {"name": "anonymous_id", "type": "string"},
-                {"name": "session_id", "type": "string"},
-                {"name": "site", "type": "string"},
-                {"name": "currency", "type": ["null", "string"]},
-                {"name": "locale", "type": ["null", "string"]},
-                {
-                    "name": "occurred_at",
-                    "type": {"type": "long", "logicalType": "timestamp-millis"},
-                },
-                {
-                    "name": "payload",
-                    "type": {
-                        "type": "record",
-                        "name": "P",
-                        "fields": [{"name": "query", "type": "string"}],
-                    },
-                },
-            ],
-        }
-    )
-    rec = {
-        k: RECORDS["SEARCH"][k]
-        for k in (
-            "event_type",
-            "anonymous_id",
-            "session_id",
-            "site",
-            "currency",
-            "locale",
-            "occurred_at",
-        )
-    }
-    rec["payload"] = {"query": "socks"}
+    # The real clickstream schema: `map` also checks the rules' paths against the file's.
+    schema = fastavro.parse_schema(json.loads((AVRO / "clickstream-v2.avsc").read_text()))
+    rec = dict(RECORDS["SEARCH"], payload={"query": "socks", "result_count": 3})
     path = tmp_path / "records.avro"
     with path.open("wb") as handle:
         fastavro.writer(handle, schema, [rec])

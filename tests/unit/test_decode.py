@@ -263,3 +263,20 @@ def test_value_schema_that_is_not_a_record_is_a_decode_error() -> None:
         with pytest.raises(DecodeError, match="decodes to str, not a record"):
             decoder.decode(b"\x00\x00\x00\x00\x03\x06abc")
         assert decoder.decode_any(b"\x00\x00\x00\x00\x03\x06abc") == "abc"
+
+
+def test_a_new_writer_schema_id_is_announced_once() -> None:
+    seen: list[int] = []
+    with stub_registry() as stub:
+        stub.serve_schema(1, V1_JSON)
+        stub.serve_schema(2, V2_JSON)
+        decoder = ConfluentAvroDecoder(
+            RegistryClient(stub.url), on_new_schema=lambda schema_id, _: seen.append(schema_id)
+        )
+        for data in [*encode_confluent(RECORDS[:2], V1, 1), *encode_confluent(RECORDS[:1], V2, 2)]:
+            decoder.decode(data)
+        with_reader = ConfluentAvroDecoder(
+            RegistryClient(stub.url), V2, on_new_schema=lambda schema_id, _: seen.append(-1)
+        )
+        with_reader.decode(encode_confluent(RECORDS[:1], V1, 1)[0])
+    assert seen == [1, 2]  # records read with a reader schema take its shape: nothing to re-check

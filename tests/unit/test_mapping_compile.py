@@ -295,3 +295,58 @@ rules:
     )
     with pytest.raises(ConfigError, match=r"field 'order'.*required field\(s\) paymentType"):
         compile_text(fixed, nested_dialect(), filename="n.yaml")
+
+
+def test_every_problem_of_an_event_is_reported_in_one_pass() -> None:
+    message = error_of(
+        """
+        - name: views
+          emit:
+            type: VIEW
+            fields:
+              pgae: page.url
+              langauge: locale
+              ext: {pageType: "payload.("}
+        """
+    )
+    assert message.startswith("3 problems in mapping rules:")
+    assert "m.yaml:15: rule 'views', VIEW, field 'pgae': " in message
+    assert "m.yaml:16: rule 'views', VIEW, field 'langauge': " in message
+    assert "(did you mean 'language'?)" in message
+    assert "m.yaml:17: rule 'views', VIEW, field 'ext.pageType': invalid expression" in message
+
+
+def test_problems_of_a_rule_and_its_events_are_all_reported() -> None:
+    message = error_of(
+        """
+        - name: views
+          wehn: {event_type: PAGE_VIEW}
+          topic_pattern: "("
+          emit:
+            - type: VIEW
+              fileds: {}
+            - type: VIEW
+              fields: {pgae: page.url}
+        """
+    )
+    assert message.startswith("4 problems in mapping rules:")
+    assert "m.yaml:12: rule 'views': unknown key 'wehn' (did you mean 'when'?)" in message
+    assert "m.yaml:13: rule 'views', field 'topic_pattern': " in message
+    assert "m.yaml:16: rule 'views': unknown key 'fileds' (did you mean 'fields'?)" in message
+    assert "m.yaml:18: rule 'views', VIEW, field 'pgae'" in message
+
+
+def test_a_bad_default_is_reported_once_as_the_defaults_not_the_first_rule() -> None:
+    with pytest.raises(ConfigError) as info:
+        compile_text(
+            HEAD.replace("pos: site", "pos: {const: 3, transform: uper}")
+            + "  - {name: a, emit: {type: VIEW}}\n"
+            + "  - {name: b, emit: {type: SEARCH, fields: {}}}\n",
+            flat_dialect(),
+            filename="m.yaml",
+        )
+    message = str(info.value)
+    assert "m.yaml:7: field 'pos': unknown transform 'uper' (did you mean 'upper'?)" in message
+    assert message.count("unknown transform") == 1  # not once per rule
+    assert "rule 'a', field 'pos'" not in message
+    assert "rule 'b', SEARCH" in message  # b's own problem is still reported

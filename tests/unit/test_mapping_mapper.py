@@ -350,3 +350,32 @@ rules:
         "currencyCode": "GBP",
     }
     assert order["order"]["extensions"] == {"status": "PLACED"}
+
+
+def test_a_required_field_read_from_a_mistyped_path_names_the_close_one() -> None:
+    m = mapper(
+        """
+        - name: identify
+          emit: {type: IDENTITY, fields: {email: payload.emial}}
+        """
+    )
+    with pytest.raises(MappingError) as info:
+        m.map(record("IDENTIFY"), "clickstream")
+    assert "field 'email': required, but payload.emial is missing or null" in str(info.value)
+    assert "(the record has 'payload.email')" in str(info.value)
+
+
+def test_no_rule_matched_names_the_rules_tried_not_a_sample_schema_field() -> None:
+    m = mapper(
+        """
+        - name: views
+          when: {event_type: PAGE_VIEW}
+          emit: {type: VIEW}
+        """,
+        on_no_match="dead_letter",
+    )
+    with pytest.raises(MappingError) as info:
+        m.map({"kind": "x", "event_type": "SEARCH"}, "shoes")
+    assert str(info.value) == (
+        "no rule matched (topic 'shoes'; rules tried: 'views') and on_no_match is dead_letter"
+    )

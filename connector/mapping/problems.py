@@ -1,0 +1,72 @@
+"""Compile and path problems, collected and reported together in one message.
+
+Every problem names the file and line, then the rule, event and field it
+belongs to (``m.yaml:12: rule 'views', VIEW, field 'page': ...``), so one run
+shows every mistake; :meth:`Problems.raise_if_any` turns them into one
+ConfigError.
+"""
+
+from __future__ import annotations
+
+from connector.errors import ConfigError
+
+__all__ = ["Problems", "locate"]
+
+_MAX_REPORTED = 20
+
+
+def locate(
+    filename: str,
+    line: int,
+    message: str,
+    *,
+    rule: str | None = None,
+    event: str | None = None,
+    field: str | None = None,
+) -> str:
+    """``file:line: rule 'r', EVENT, field 'f': message`` (the parts that are known)."""
+    where = [f"rule {rule!r}"] if rule else []
+    if event:
+        where.append(event)
+    if field:
+        where.append(f"field {field!r}")
+    prefix = ", ".join(where)
+    return f"{filename}:{line}: {prefix}: {message}" if prefix else f"{filename}:{line}: {message}"
+
+
+class Problems:
+    """Collects problems so one run reports all of them, not just the first."""
+
+    def __init__(self, filename: str, what: str = "mapping rules") -> None:
+        self.filename = filename
+        self.what = what
+        self.messages: list[str] = []
+        self._seen: set[tuple[int, str | None, str]] = set()
+
+    def add(
+        self,
+        line: int,
+        message: str,
+        *,
+        rule: str | None = None,
+        field: str | None = None,
+        event: str | None = None,
+    ) -> None:
+        key = (line, field, message)
+        if key in self._seen:  # the same line compiled for several events: report it once
+            return
+        self._seen.add(key)
+        self.messages.append(
+            locate(self.filename, line, message, rule=rule, event=event, field=field)
+        )
+
+    def text(self) -> str:
+        shown = self.messages[:_MAX_REPORTED]
+        more = len(self.messages) - len(shown)
+        body = "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
+        count = len(self.messages)
+        return f"{count} problem{'s' if count > 1 else ''} in {self.what}:\n  {body}"
+
+    def raise_if_any(self) -> None:
+        if self.messages:
+            raise ConfigError(self.text())
