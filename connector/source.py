@@ -343,6 +343,9 @@ class KafkaSource:
             log.error("all Kafka brokers are down: %s", err.str())
         elif err.fatal():
             self._state.fail(f"Kafka client fatal error: {err.str()}")
+        elif err.code() == KafkaError._AUTHENTICATION:
+            # librdkafka retries a refused SASL login forever; no retry can fix a password.
+            self._state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
         else:
             log.warning("Kafka client error: %s", err.str())
 
