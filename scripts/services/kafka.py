@@ -188,9 +188,8 @@ def _server_properties(
     if sasl is not None:
         listeners += f",SASL_SSL://127.0.0.1:{sasl.port}"
         protocols += ",SASL_SSL:SASL_SSL"
-    return (
-        (_sasl_properties(sasl) if sasl else "")
-        + f"""\
+    extra = "" if sasl is None else _sasl_properties(sasl)
+    return f"""\
 process.roles=broker,controller
 node.id=1
 listeners={listeners},CONTROLLER://127.0.0.1:{controller_port}
@@ -210,8 +209,7 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.segment.bytes=67108864
-"""
-    )
+{extra}"""
 
 
 def _metadata_ready(conf: dict[str, str]) -> bool:
