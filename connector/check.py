@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
 from connector.cdp.client import Outcome
@@ -83,16 +83,32 @@ def _record_paths(settings: Settings, _timeout: float) -> str:
 def _metadata(settings: Settings, timeout: float) -> Any:  # ClusterMetadata (not exported)
     from connector.pipeline import kafka_conf
 
+    refused: list[str] = []  # a refused SASL login, which librdkafka would retry forever
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            refused.append(err.str())
+
     # The logger is never polled: librdkafka's connection chatter stays out of the output.
-    conf = {**kafka_conf(settings), "logger": logging.getLogger("connector.check.librdkafka")}
+    conf: dict[str, Any] = {
+        **kafka_conf(settings),
+        "logger": logging.getLogger("connector.check.librdkafka"),
+        "error_cb": on_error,
+    }
     admin = AdminClient(conf)
-    try:
-        return admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise CheckFailed(
-            f"no metadata from {settings.kafka.bootstrap_servers} in {timeout:g}s: "
-            f"{exc.args[0].str() if exc.args else exc}"
-        ) from exc
+    deadline = time.monotonic() + timeout
+    while True:  # short attempts, so a refused login is reported within a second or two
+        try:
+            return admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            if refused:
+                raise CheckFailed(f"Kafka refused the credentials: {refused[0]}") from exc
+            if time.monotonic() >= deadline:
+                raise CheckFailed(
+                    f"no metadata from {settings.kafka.bootstrap_servers} in {timeout:g}s: "
+                    f"{exc.args[0].str() if exc.args else exc}"
+                ) from exc
 
 
 def _broker(settings: Settings, timeout: float) -> str:
@@ -182,6 +198,9 @@ def default_checks(settings: Settings) -> Iterable[Check]:
     yield Check("cdp credentials", _cdp)
 
 
+GUEST_NOTE = "the probe created one anonymous guest (a new browser id) in the tenant"
+
+
 def _pos_check(pos: str) -> Check:
     """One probe event for ``pos`` (connector/cdp/probe.py says what it can and cannot see)."""
 
@@ -200,9 +219,12 @@ def _pos_check(pos: str) -> Check:
                     [pos],
                     sandbox_url=settings.cdp.base_url,
                 )
+            # The probe asked the CDP for a browser id first: that is a new anonymous guest
+            # in the tenant, whatever the verdict, and the operator should know it.
+            detail = f"{verdict.detail}; {GUEST_NOTE}"
             if not verdict.ok:
-                raise CheckFailed(verdict.detail)
-            return verdict.detail
+                raise CheckFailed(detail)
+            return detail
 
         return asyncio.run(asyncio.wait_for(probe(), timeout))
 
@@ -256,11 +278,25 @@ def run_checks(settings: Settings, checks: Sequence[Check], timeout: float) -> l
     return [results[i] for i in range(len(checks))]
 
 
+# A secret is masked where it stands as a token: bounded by the text's ends or by a
+# character that is not a letter, digit or "_" (so "K" is masked in "key=K" but not in
+# the cluster id "7pABualZKoG8G46"). A long secret inside a longer word is still that
+# secret (URL-encoded after "%3D", say) and cannot occur there by chance: masked anywhere.
+_SHORT_SECRET = 8
+_WORD = r"[A-Za-z0-9_]"
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Defence in depth: no check detail may show a secret, whatever a library said."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    """Defence in depth: mask each whole secret value (``***``) wherever it is a token.
+
+    Secrets shorter than ``_SHORT_SECRET`` characters only as whole tokens, longer ones
+    wherever they occur; longer secrets first, so one that contains another goes whole.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        pattern = re.escape(secret)
+        if len(secret) < _SHORT_SECRET:
+            pattern = rf"(?<!{_WORD}){pattern}(?!{_WORD})"
+        text = re.sub(pattern, "***", text)
     return text
 
 

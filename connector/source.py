@@ -333,6 +333,9 @@ def client_error(state: RunState, err: KafkaError) -> None:
         log.error("all Kafka brokers are down: %s", err.str())
     elif err.fatal():
         state.fail(f"Kafka client fatal error: {err.str()}")
+    elif err.code() == KafkaError._AUTHENTICATION:
+        # librdkafka retries a refused SASL login forever; no retry can fix a password.
+        state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
     else:
         log.warning("Kafka client error: %s", err.str())
 

@@ -27,6 +27,21 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka.Bro
     broker.stop()
 
 
+SASL_USER = kafka.SaslUser("cdp-connector", "scram-test-password-4b1d")
+
+
+@pytest.fixture(scope="session")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kafka.Broker]:
+    """A second broker whose client listener is SASL_SSL: SCRAM-SHA-512 (user ``SASL_USER``)
+    over TLS with a CA made at start (``.sasl``: port, CA file, client settings). Its
+    PLAINTEXT listener (``.bootstrap``) is for test setup and checks only. Started only
+    by the tests that ask for it (≈15 s)."""
+    broker = kafka.start_broker(tmp_path_factory.mktemp("kafka-sasl"), partitions=1,
+                                heap="384m", sasl=SASL_USER)  # fmt: skip
+    yield broker
+    broker.stop()
+
+
 @pytest.fixture
 def bootstrap(kafka_broker: kafka.Broker) -> str:
     return kafka_broker.bootstrap

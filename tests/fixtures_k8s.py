@@ -47,7 +47,7 @@ def charts(repo_root: Path, tmp_path_factory: pytest.TempPathFactory, k8s: Helm)
 
 @pytest.fixture(scope="session")
 def kube_cluster(k8s: Helm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """etcd + kube-apiserver on loopback for the session, with the two CRDs established."""
+    """etcd + kube-apiserver on loopback for the session, with the CRDs established."""
     _require(k8s_tools.CLUSTER_TOOLS)
     cluster = start_cluster(k8s.tools, tmp_path_factory.mktemp("kube"))
     try:

@@ -44,7 +44,14 @@ def free_port() -> int:
 
 
 def ensure_port_free(port: int, what: str) -> None:
+    """Fail unless ``port`` can be listened on: taken by a listener, not by TIME_WAIT.
+
+    SO_REUSEADDR, as the JVM's server sockets set it, lets a bind succeed beside the
+    TIME_WAIT connections a just-stopped broker leaves for a minute, and still fails
+    while anything listens on the port.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError as exc:

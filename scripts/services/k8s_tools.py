@@ -8,8 +8,10 @@ Everything lands under ``<cache>/k8s/<name>-<version>/`` (``<cache>`` is
   Makefile sets, or it believes the cluster is Kubernetes v1.20);
 - Kubernetes JSON schemas: PyPI ``kubernetes-validate``, rewritten so kubeconform resolves
   their ``$ref`` locally;
-- ServiceMonitor and ScaledObject schemas: the CRDs in the prometheus-operator and KEDA Go
-  modules, converted by kubeconform's own ``openapi2jsonschema.py``;
+- ServiceMonitor, PrometheusRule and ScaledObject schemas: the CRDs in the
+  prometheus-operator and KEDA Go modules, converted by kubeconform's own
+  ``openapi2jsonschema.py`` (the folder's name carries a hash of the list, so adding a
+  CRD rebuilds it);
 - etcd and kube-apiserver (+ kubectl): built from wrapper Go modules, because both
   upstream modules carry ``replace`` directives that ``go install`` refuses.
 
@@ -22,6 +24,7 @@ Command line (``scripts/k8s-tools`` calls this)::
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -60,7 +63,7 @@ class Tools:
     helm: Path
     kubeconform: Path
     k8s_schemas: Path  # holds v1.37.0-local[-strict]/<kind>-<group>-<version>.json
-    crd_schemas: Path  # <kind>-<group>-<version>.json for ServiceMonitor and ScaledObject
+    crd_schemas: Path  # <kind>-<group>-<version>.json of each CRD in CRD_SOURCES
     crds: Path  # the CRD manifests themselves, to apply to an API server
     etcd: Path
     kube_apiserver: Path
@@ -82,7 +85,7 @@ def _dirs() -> dict[str, Path]:
         "helm": root / f"helm-{HELM_VERSION}",
         "kubeconform": root / f"kubeconform-{KUBECONFORM_VERSION}",
         "k8s_schemas": root / f"schemas-kubernetes-validate-{KUBERNETES_VALIDATE_VERSION}",
-        "crds": root / f"crds-po-{PROMETHEUS_OPERATOR_VERSION}-keda-{KEDA_VERSION}",
+        "crds": root / f"crds-po-{PROMETHEUS_OPERATOR_VERSION}-keda-{KEDA_VERSION}-{_crd_set()}",
         "etcd": root / f"etcd-{ETCD_VERSION}",
         "kubernetes": root / f"kubernetes-{KUBERNETES_VERSION}",
     }
@@ -241,8 +244,18 @@ CRD_SOURCES = [
         PROMETHEUS_OPERATOR_VERSION,
         "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml",
     ),
+    (
+        "github.com/prometheus-operator/prometheus-operator",
+        PROMETHEUS_OPERATOR_VERSION,
+        "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml",
+    ),
     ("github.com/kedacore/keda/v2", KEDA_VERSION, "config/crd/bases/keda.sh_scaledobjects.yaml"),
 ]
+
+
+def _crd_set() -> str:
+    """A short hash of CRD_SOURCES: a cache folder built for another list is not reused."""
+    return hashlib.sha256(repr(CRD_SOURCES).encode()).hexdigest()[:8]
 
 
 def _build_crds(out: Path) -> None:
@@ -350,7 +363,7 @@ def _ensure_each(d: dict[str, Path]) -> None:
     _install(d["helm"], f"helm {HELM_VERSION}", _build_helm)
     _install(d["kubeconform"], f"kubeconform {KUBECONFORM_VERSION}", _build_kubeconform)
     _install(d["k8s_schemas"], "Kubernetes JSON schemas", _build_k8s_schemas)
-    _install(d["crds"], "ServiceMonitor and ScaledObject CRDs", _build_crds)
+    _install(d["crds"], "CRDs (ServiceMonitor, PrometheusRule, ScaledObject)", _build_crds)
     _install(d["etcd"], f"etcd {ETCD_VERSION}", _build_etcd)
     _install(d["kubernetes"], f"kube-apiserver and kubectl {KUBERNETES_VERSION}", _build_kubernetes)
 

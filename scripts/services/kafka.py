@@ -3,18 +3,25 @@
 Command line (``scripts/local-kafka`` calls this)::
 
     python -m scripts.services.kafka start [--port P]   # prints bootstrap.servers=...
+    python -m scripts.services.kafka restart            # same ports, same data
     python -m scripts.services.kafka status
     python -m scripts.services.kafka stop
     python -m scripts.services.kafka tool CLASS-OR-NAME ARGS...
+
+``start_broker(..., sasl=SaslUser(...))`` adds a SASL_SSL listener (SCRAM-SHA-512 over
+TLS, a CA made for it) beside the PLAINTEXT one the broker uses for itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +35,16 @@ from scripts.services.common import (
     free_port,
     require_tool,
     spawn,
+    stop_process,
     wait_until,
 )
+from scripts.services.tls import BrokerTls, make_broker_tls
 
 KAFKA_VERSION = os.environ.get("KAFKA_VERSION", "4.4.0")
 LOG4J_VERSION = "2.25.5"
 POM = Path(__file__).with_name("pom-kafka.xml")
-STATE_DIR = REPO_ROOT / ".local" / "kafka"  # where `start` keeps pid, logs and data
+# Where `start` keeps pid, logs and data (LOCAL_KAFKA_STATE_DIR: another folder).
+STATE_DIR = Path(os.environ.get("LOCAL_KAFKA_STATE_DIR") or REPO_ROOT / ".local" / "kafka")
 START_TIMEOUT = 60.0
 
 # Short names for Kafka's operator tools (all on the broker's classpath).
@@ -108,27 +118,85 @@ def run_tool(name: str, *args: str, check: bool = True) -> subprocess.CompletedP
     return result
 
 
+SASL_MECHANISM = "SCRAM-SHA-512"
+JAAS = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
+@dataclass(frozen=True)
+class SaslUser:
+    """A SCRAM-SHA-512 user the SASL_SSL listener accepts (created at format time)."""
+
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class SaslListener:
+    """Where a broker's SASL_SSL listener is and what a client needs to use it."""
+
+    port: int
+    user: SaslUser
+    tls: BrokerTls
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client_conf(self, password: str | None = None) -> dict[str, str]:
+        """librdkafka settings for this listener (``password`` overrides the user's)."""
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": SASL_MECHANISM,
+            "sasl.username": self.user.username,
+            "sasl.password": self.user.password if password is None else password,
+            "ssl.ca.location": str(self.tls.ca_pem),
+        }
+
+
 @dataclass
 class Broker(Service):
     """A running broker started by this module."""
 
     controller_port: int
     data_dir: Path
+    sasl: SaslListener | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
 
-def _server_properties(port: int, controller_port: int, data_dir: Path, partitions: int) -> str:
+def _sasl_properties(sasl: SaslListener) -> str:
+    store = sasl.tls
+    return f"""\
+sasl.enabled.mechanisms={SASL_MECHANISM}
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={JAAS}
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location={store.keystore}
+listener.name.sasl_ssl.ssl.keystore.password={store.password}
+listener.name.sasl_ssl.ssl.key.password={store.password}
+"""
+
+
+def _server_properties(
+    port: int, controller_port: int, data_dir: Path, partitions: int,
+    sasl: SaslListener | None = None,
+) -> str:  # fmt: skip
+    listeners = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if sasl is not None:
+        listeners += f",SASL_SSL://127.0.0.1:{sasl.port}"
+        protocols += ",SASL_SSL:SASL_SSL"
+    extra = "" if sasl is None else _sasl_properties(sasl)
     return f"""\
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners={listeners},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners={listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map={protocols}
 controller.quorum.voters=1@127.0.0.1:{controller_port}
 log.dirs={data_dir / "log"}
 num.partitions={partitions}
@@ -141,13 +209,13 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.segment.bytes=67108864
-"""
+{extra}"""
 
 
-def _metadata_ready(bootstrap: str) -> bool:
+def _metadata_ready(conf: dict[str, str]) -> bool:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({**conf, "log_level": 0})
     try:
         admin.list_topics(timeout=1.0)
     except Exception:  # noqa: BLE001 - any failure just means "not ready yet"
@@ -155,24 +223,83 @@ def _metadata_ready(bootstrap: str) -> bool:
     return True
 
 
+def require_python_deps() -> None:
+    """The readiness check needs confluent-kafka: say so before anything is launched."""
+    if importlib.util.find_spec("confluent_kafka") is None:
+        raise ServiceError(
+            f"confluent_kafka is not importable by {sys.executable} (the broker's readiness "
+            "check uses it); run scripts/setup, then start again"
+        )
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id (what StorageTool random-uuid prints), without starting a JVM."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):  # Kafka's own Uuid.randomUuid() avoids these too
+            return text
+
+
 def start_broker(
-    data_dir: Path, port: int | None = None, partitions: int = 3, heap: str = "512m"
-) -> Broker:
-    """Format storage in ``data_dir`` and start a broker; return once it serves metadata."""
+    data_dir: Path, port: int | None = None, partitions: int = 3, heap: str = "512m",
+    sasl: SaslUser | None = None,
+) -> Broker:  # fmt: skip
+    """Format storage in ``data_dir`` and start a broker; return once it serves metadata.
+
+    With ``sasl``, a SASL_SSL listener on another free port accepts that SCRAM user over
+    TLS (``Broker.sasl``); readiness is then checked through it.
+    """
+    require_python_deps()
     if port is not None:
         ensure_port_free(port, "Kafka broker")
     port = port or free_port()
     controller_port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
+    listener = None
+    format_args: list[str] = []
+    if sasl is not None:
+        listener = SaslListener(free_port(), sasl, make_broker_tls(data_dir / "tls"))
+        scram = f"{SASL_MECHANISM}=[name={sasl.username},password={sasl.password}]"
+        format_args = ["--add-scram", scram]
     props = data_dir / "server.properties"
-    props.write_text(_server_properties(port, controller_port, data_dir, partitions))
-    log = data_dir / "server.log"
-    cluster_id = run_tool("kafka.tools.StorageTool", "random-uuid").stdout.strip()
-    run_tool("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
-             "--ignore-formatted")  # fmt: skip
-    proc = spawn(java_cmd("kafka.Kafka", str(props), heap=heap), log)
-    broker = Broker(proc, port, log, controller_port, data_dir)
-    wait_until(lambda: _metadata_ready(broker.bootstrap), proc, START_TIMEOUT, "Kafka broker", log)
+    props.write_text(_server_properties(port, controller_port, data_dir, partitions, listener))
+    run_tool("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props),
+             "--ignore-formatted", *format_args)  # fmt: skip
+    return _launch(Broker(_spawn(props, heap), port, data_dir / "server.log", controller_port,
+                          data_dir, listener))  # fmt: skip
+
+
+def resume_broker(data_dir: Path, heap: str = "512m") -> Broker:
+    """Start the broker of an existing ``data_dir`` again: same ports, same data."""
+    require_python_deps()
+    props = data_dir / "server.properties"
+    if not props.exists():
+        raise ServiceError(f"no broker was started in {data_dir}; use start")
+    settings = dict(line.split("=", 1) for line in props.read_text().splitlines() if "=" in line)
+    port = int(settings["advertised.listeners"].split(",")[0].rsplit(":", 1)[1])
+    controller_port = int(settings["controller.quorum.voters"].rsplit(":", 1)[1])
+    ensure_port_free(port, "Kafka broker")
+    ensure_port_free(controller_port, "Kafka controller")
+    return _launch(
+        Broker(_spawn(props, heap), port, data_dir / "server.log", controller_port, data_dir)
+    )
+
+
+def _spawn(props: Path, heap: str) -> subprocess.Popen[bytes]:
+    return spawn(java_cmd("kafka.Kafka", str(props), heap=heap), props.with_name("server.log"))
+
+
+def _launch(broker: Broker) -> Broker:
+    """Wait until ``broker`` serves metadata; whatever goes wrong, stop what was started."""
+    conf = {"bootstrap.servers": broker.bootstrap}
+    if broker.sasl is not None:
+        conf = broker.sasl.client_conf()
+    try:
+        wait_until(lambda: _metadata_ready(conf), broker.proc, START_TIMEOUT, "Kafka broker",
+                   broker.log)  # fmt: skip
+    except BaseException:
+        stop_process(broker.pid)
+        raise
     return broker
 
 
@@ -184,8 +311,21 @@ def _cmd_start(args: argparse.Namespace) -> int:
     if (address := background.running()) is not None:
         print(f"already running: {address}")
         return 0
+    require_python_deps()  # before the data of a previous run is wiped
     shutil.rmtree(STATE_DIR / "data", ignore_errors=True)
     broker = start_broker(STATE_DIR / "data", port=args.port, partitions=args.partitions)
+    return _started(background, broker)
+
+
+def _cmd_restart(_: argparse.Namespace) -> int:
+    background = Background(STATE_DIR)
+    require_python_deps()  # a restart that cannot start must not stop the running broker
+    if background.running() is not None:
+        background.stop()
+    return _started(background, resume_broker(STATE_DIR / "data"))
+
+
+def _started(background: Background, broker: Broker) -> int:
     background.record(broker.pid, f"bootstrap.servers={broker.bootstrap}")
     print(f"bootstrap.servers={broker.bootstrap}")
     print(f"logs: {broker.log}", file=sys.stderr)
@@ -204,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--port", type=int, default=None, help="listener port (default: free)")
     start.add_argument("--partitions", type=int, default=3, help="default partitions per topic")
     start.set_defaults(func=_cmd_start)
+    restart = sub.add_parser("restart", help="restart the background broker, keeping its data")
+    restart.set_defaults(func=_cmd_restart)
     status = sub.add_parser("status", help="is the background broker running")
     status.set_defaults(func=lambda _: Background(STATE_DIR).status())
     stop = sub.add_parser("stop", help="stop the background broker")

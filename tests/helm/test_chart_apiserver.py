@@ -127,3 +127,22 @@ def test_selector_not_matching_labels_is_rejected_by_the_server(
     assert result.returncode != 0
     assert "selector" in result.stderr
     assert "does not match template" in result.stderr
+
+
+def test_alerts_and_dashboard_install_and_uninstall(
+    k8s: Helm, charts: Path, kube_cluster: Cluster
+) -> None:
+    namespace, kubeconfig = "t-monitoring", kube_cluster.kubeconfig
+    common = [str(charts / "cdp-connector"), "-f", str(VALUES / "monitoring.yaml")]
+    k8s.helm("install", "mon", *common, "--namespace", namespace, "--create-namespace",
+             kubeconfig=kubeconfig)  # fmt: skip
+    rule = _get(k8s, kube_cluster, namespace, "prometheusrule", "mon-cdp-connector")
+    alerts = [r["alert"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert "CdpConnectorCircuitOpen" in alerts
+    dashboard = _get(k8s, kube_cluster, namespace, "configmap", "mon-cdp-connector-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["cdp-connector.json"])["uid"] == "cdp-connector"
+    k8s.helm("uninstall", "mon", "--namespace", namespace, "--wait", kubeconfig=kubeconfig)
+    left = _get(k8s, kube_cluster, namespace, "prometheusrules,configmaps",
+                "-l", "app.kubernetes.io/instance=mon")  # fmt: skip
+    assert left["items"] == []

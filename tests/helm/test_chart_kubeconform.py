@@ -15,6 +15,7 @@ VALUE_SETS = {
     "default": ("cdp-connector", "default.yaml"),
     "keda-servicemonitor": ("cdp-connector", "keda-servicemonitor.yaml"),
     "existing-secret": ("cdp-connector", "existing-secret.yaml"),
+    "monitoring": ("cdp-connector", "monitoring.yaml"),
     "sidecar": ("examples/shop-with-connector", "sidecar.yaml"),
 }
 
@@ -35,6 +36,8 @@ def test_every_rendered_document_is_valid(k8s: Helm, charts: Path, name: str) ->
     if name == "keda-servicemonitor":
         kinds = {doc["kind"] for doc in documents(manifests)}
         assert {"ScaledObject", "ServiceMonitor"} <= kinds
+    if name == "monitoring":
+        assert "PrometheusRule" in {doc["kind"] for doc in documents(manifests)}
 
 
 def test_a_misspelt_field_is_caught(k8s: Helm, charts: Path) -> None:

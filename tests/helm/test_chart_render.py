@@ -28,7 +28,8 @@ def example(charts: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    "values", ["default.yaml", "keda-servicemonitor.yaml", "existing-secret.yaml"]
+    "values",
+    ["default.yaml", "keda-servicemonitor.yaml", "existing-secret.yaml", "monitoring.yaml"],
 )
 def test_chart_passes_strict_lint(k8s: Helm, chart: Path, values: str) -> None:
     result = k8s.helm("lint", "--strict", str(chart), "-f", str(VALUES / values))

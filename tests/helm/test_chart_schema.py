@@ -21,6 +21,8 @@ pytestmark = pytest.mark.helm
         ("bad-region.yaml", "at '/config/connector/cdp/region'"),
         ("secret-in-config.yaml", "at '/config/connector/kafka/client/sasl.password'"),
         ("inline-cdp-key.yaml", "additional properties 'client_key' not allowed"),
+        ("alert-duration.yaml", "at '/metrics/prometheusRule/for/circuitOpen'"),
+        ("alert-unknown.yaml", "additional properties 'circuitClosed' not allowed"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(

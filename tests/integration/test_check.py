@@ -135,10 +135,13 @@ def test_check_probes_each_point_of_sale_and_fails_an_unknown_one(
 
     assert result.returncode == 1, result.stdout + result.stderr
     table = rows(result.stdout)
-    assert table["point of sale shop.example.com"][0] == "ok"
+    mark, detail = table["point of sale shop.example.com"]
+    assert mark == "ok"
+    assert "created one anonymous guest" in detail
     mark, detail = table["point of sale nowhere.example.org"]
     assert mark != "ok"
     assert "dropped" in detail
+    assert "created one anonymous guest" in detail
     assert cdp_sitecore_sandbox.stats()["dropped"] >= 1
 
 
