@@ -38,14 +38,14 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from connector.cdp.answer import Answer, Outcome
-from connector.config import BrowserIdSettings
+from connector.config import BrowserIdSettings, KafkaSettings
 from connector.errors import ConfigError, TransientError
 from connector.mapping.fields import BROWSER_ID_PLACEHOLDER
 
@@ -85,8 +85,8 @@ class BrowserIdStore:
     (``asyncio.to_thread``); ``get`` is cheap and thread-safe.
     """
 
-    def __init__(self, kafka_conf: dict[str, Any], settings: BrowserIdSettings) -> None:
-        self._conf = kafka_conf
+    def __init__(self, kafka: KafkaSettings, settings: BrowserIdSettings) -> None:
+        self._kafka = kafka
         self._settings = settings
         self._topic = settings.topic
         self._ids: OrderedDict[str, str] = OrderedDict()
@@ -109,8 +109,8 @@ class BrowserIdStore:
         timeout = self._settings.timeout_seconds
         self._ensure_topic(timeout)
         group = f"cdp-connector-browser-ids-{uuid.uuid4().hex[:8]}"  # never commits
-        consumer_conf = {**self._conf, "group.id": group, "enable.auto.commit": False,
-                         "enable.partition.eof": False}  # fmt: skip
+        consumer_conf = {**self._kafka.consumer_conf(), "group.id": group,
+                         "enable.auto.commit": False, "enable.partition.eof": False}  # fmt: skip
         self._meta = Consumer(consumer_conf)
         self._consumer = Consumer(consumer_conf)
         partitions = self._partitions(timeout)
@@ -118,7 +118,12 @@ class BrowserIdStore:
             [TopicPartition(self._topic, p, -2) for p in partitions]  # -2: OFFSET_BEGINNING
         )
         self._producer = Producer(
-            {**self._conf, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+            {
+                **self._kafka.producer_conf(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+            }
         )
         deadline = time.monotonic() + timeout
         ends = self._ends(partitions, timeout)
@@ -244,7 +249,7 @@ class BrowserIdStore:
         return partitions
 
     def _ensure_topic(self, timeout: float) -> None:
-        admin = AdminClient(self._conf)
+        admin = AdminClient(self._kafka.admin_conf())
         existing = admin.list_topics(timeout=timeout).topics
         if self._topic in existing or not self._settings.create_topic:
             return

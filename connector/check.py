@@ -72,10 +72,9 @@ def _mapping(settings: Settings, _timeout: float) -> str:
 
 
 def _metadata(settings: Settings, timeout: float) -> Any:  # ClusterMetadata (not exported)
-    from connector.pipeline import kafka_conf
-
     # The logger is never polled: librdkafka's connection chatter stays out of the output.
-    conf = {**kafka_conf(settings), "logger": logging.getLogger("connector.check.librdkafka")}
+    logger = logging.getLogger("connector.check.librdkafka")
+    conf = {**settings.kafka.admin_conf(), "logger": logger}
     admin = AdminClient(conf)
     try:
         return admin.list_topics(timeout=timeout)
@@ -91,7 +90,7 @@ def _broker(settings: Settings, timeout: float) -> str:
     return f"{len(md.brokers)} broker(s) answered; cluster {md.cluster_id}"
 
 
-def _topic_check(name: str, *, pattern: bool = False, what: str = "topic") -> Check:
+def _topic_check(name: str, *, pattern: bool = False) -> Check:
     def run(settings: Settings, timeout: float) -> str:
         topics = _metadata(settings, timeout).topics
         if pattern:
@@ -102,13 +101,19 @@ def _topic_check(name: str, *, pattern: bool = False, what: str = "topic") -> Ch
             return f"matches {', '.join(found[:5])}{' ...' if len(found) > 5 else ''}"
         meta = topics.get(name)
         if meta is None:
-            raise CheckFailed(f"{what} {name!r} does not exist")
+            raise CheckFailed(f"topic {name!r} does not exist")
         if meta.error is not None:
-            raise CheckFailed(f"{what} {name!r}: {meta.error.str()}")
+            raise CheckFailed(f"topic {name!r}: {meta.error.str()}")
         return f"{len(meta.partitions)} partition(s)"
 
-    label = f"{what} {name}" if not pattern else f"topics ~ {name}"
+    label = f"topic {name}" if not pattern else f"topics ~ {name}"
     return Check(label, run)
+
+
+def _dead_letter_topic(settings: Settings, timeout: float) -> str:
+    from connector.deadletter import ensure_topic
+
+    return ensure_topic(settings, timeout, validate_only=True)  # what `run` does, dry
 
 
 def _registry(settings: Settings, timeout: float) -> str:
@@ -167,7 +172,7 @@ def default_checks(settings: Settings) -> Iterable[Check]:
             yield _topic_check(spec.pattern, pattern=True)
         else:
             yield _topic_check(str(spec.name))
-    yield _topic_check(settings.dead_letter.topic, what="dead-letter topic")
+    yield Check(f"dead-letter topic {settings.dead_letter.topic}", _dead_letter_topic)
     if settings.schema_registry is not None:
         yield Check("schema registry", _registry)
     yield Check("cdp credentials", _cdp)

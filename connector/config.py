@@ -9,6 +9,7 @@ Relative paths in the file (mapping, schemas) are resolved against the file's fo
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -44,35 +45,146 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
     return None
 
 
+def _names(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Which librdkafka properties belong to one kind of client (librdkafka CONFIGURATION.md,
+# C/P column, v2.15): handed to any other kind, they print a CONFWARN line at every start.
+CONSUMER_ONLY = _names(
+    "auto.commit.enable auto.commit.interval.ms auto.offset.reset check.crcs "
+    "consume.callback.max.messages coordinator.query.interval.ms enable.auto.commit "
+    "enable.auto.offset.store enable.partition.eof fetch.error.backoff.ms fetch.max.bytes "
+    "fetch.message.max.bytes fetch.min.bytes fetch.queue.backoff.ms fetch.wait.max.ms "
+    "group.id group.instance.id group.protocol group.protocol.type group.remote.assignor "
+    "heartbeat.interval.ms isolation.level max.partition.fetch.bytes max.poll.interval.ms "
+    "max.poll.records offset.store.method offset.store.path offset.store.sync.interval.ms "
+    "partition.assignment.strategy queued.max.messages.kbytes queued.min.messages "
+    "session.timeout.ms share.acknowledgement.mode"
+)
+PRODUCER_ONLY = _names(
+    "acks batch.num.messages batch.size compression.codec compression.level "
+    "compression.type delivery.report.only.error delivery.timeout.ms "
+    "enable.gapless.guarantee enable.idempotence linger.ms message.send.max.retries "
+    "message.timeout.ms partitioner produce.offset.report "
+    "queue.buffering.backpressure.threshold queue.buffering.max.kbytes "
+    "queue.buffering.max.messages queue.buffering.max.ms queuing.strategy "
+    "request.required.acks request.timeout.ms retries sticky.partitioning.linger.ms "
+    "transaction.timeout.ms transactional.id"
+)
+# Set by the connector itself (a value from kafka.client would be overridden or break a
+# guarantee): the key, and what to use instead.
+OWNED_KEYS = {
+    "bootstrap.servers": "kafka.bootstrap_servers",
+    "metadata.broker.list": "kafka.bootstrap_servers",
+    "group.id": "kafka.group_id",
+    "group.instance.id": "kafka.group_instance_id_env (static membership)",
+    "enable.auto.commit": "nothing: offsets are committed only after each record's outcome",
+    "enable.auto.offset.store": "nothing: offsets are committed only after each record's outcome",
+    "partition.assignment.strategy": "nothing: the group uses cooperative-sticky",
+    "acks": "nothing: dead letters and browser ids are written with acks=all",
+    "enable.idempotence": "nothing: dead letters and browser ids are written idempotently",
+}
+
+
 class KafkaSettings(_Section):
-    bootstrap_servers: str = Field("127.0.0.1:9092", description="host:port[,host:port...]")
-    group_id: str = Field("cdp-connector", min_length=1, description="consumer group")
+    """The broker connection; ``*_conf()`` build each kind of client's librdkafka settings."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", min_length=1, description="brokers, `host:port[,host:port...]`"
+    )
+    group_id: str = Field(
+        "cdp-connector",
+        min_length=1,
+        description="consumer group; replicas with the same id share the partitions",
+    )
+    group_instance_id_env: str | None = Field(
+        None,
+        description="environment variable holding this replica's `group.instance.id` "
+        "(static membership: a restart within `session.timeout.ms` keeps the partitions, "
+        "no rebalance); each replica needs its own value, so the Helm chart sets it from the "
+        "pod name (`staticMembership.enabled`). Unset: dynamic membership",
+    )
     client: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
-        description="extra librdkafka settings passed through (security.protocol, "
-        "sasl.mechanism, sasl.username, ssl.ca.location, ...); never a password",
+        description="extra librdkafka settings, e.g. `security.protocol: SASL_SSL`, "
+        "`sasl.mechanism: SCRAM-SHA-512`, `sasl.username`, `ssl.ca.location`, "
+        "`session.timeout.ms`. Consumer-only keys go to the consumers only, producer-only "
+        "keys to the producers only (librdkafka's own table), the rest to every client. "
+        "`auto.offset.reset` defaults to `earliest` (a group without committed offsets "
+        "reads from the start; `latest` skips the backlog). Never a password",
     )
-    sasl_password_env: str | None = Field("KAFKA_SASL_PASSWORD", description="env var")
-    sasl_password_file: Path | None = Field(None, description="mounted secret file")
-    commit_interval_seconds: float = Field(1.0, gt=0, le=60, description="async commit period")
-    poll_batch: int = Field(500, ge=1, le=100_000, description="records per consume() call")
+    sasl_password_env: str | None = Field(
+        "KAFKA_SASL_PASSWORD", description="environment variable holding the SASL password"
+    )
+    sasl_password_file: Path | None = Field(
+        None, description="mounted file holding the SASL password (wins over the variable)"
+    )
+    commit_interval_seconds: float = Field(
+        1.0, gt=0, le=60, description="period of the asynchronous commit of finished offsets"
+    )
+    poll_batch: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="records per `consume()` call (never more than the room left under "
+        "`delivery.max_buffered_records`)",
+    )
 
     @model_validator(mode="after")
-    def _no_secrets_inline(self) -> KafkaSettings:
+    def _no_secrets_or_owned_keys_inline(self) -> KafkaSettings:
         for key in self.client:
             if "password" in key or key.endswith(".secret"):
                 raise ValueError(
                     f"client.{key}: secrets are not taken from the file; "
                     "use sasl_password_env or sasl_password_file"
                 )
+            if key in OWNED_KEYS:
+                raise ValueError(
+                    f"client.{key}: set by the connector; use {OWNED_KEYS[key]} instead"
+                )
         return self
 
-    def librdkafka(self) -> dict[str, Any]:
-        """Common librdkafka settings for consumer and producer, secrets included."""
-        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, **self.client}
+    def admin_conf(self) -> dict[str, Any]:
+        """Settings every client understands (AdminClient uses only these), secrets included.
+
+        librdkafka's log lines go through ``logging`` (JSON in containers), not raw stderr.
+        """
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "logger": logging.getLogger("librdkafka"),
+            **{k: v for k, v in self.client.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY},
+        }
         password = read_secret(self.sasl_password_env, self.sasl_password_file, "kafka")
         if password is not None and "sasl.mechanism" in conf:
             conf["sasl.password"] = password.get_secret_value()
+        return conf
+
+    def consumer_conf(self) -> dict[str, Any]:
+        """A consumer's settings: ``admin_conf()`` plus the consumer-only ``client`` keys."""
+        conf = {**self.admin_conf(), "auto.offset.reset": "earliest"}
+        return conf | {k: v for k, v in self.client.items() if k in CONSUMER_ONLY}
+
+    def producer_conf(self) -> dict[str, Any]:
+        """A producer's settings: ``admin_conf()`` plus the producer-only ``client`` keys."""
+        return self.admin_conf() | {k: v for k, v in self.client.items() if k in PRODUCER_ONLY}
+
+    def member_conf(self) -> dict[str, Any]:
+        """``group.id``, and ``group.instance.id`` when static membership is configured.
+
+        Only for the consumer of ``run`` (the one group member per replica); raises
+        ConfigError when the named environment variable is unset or empty.
+        """
+        conf: dict[str, Any] = {"group.id": self.group_id}
+        if self.group_instance_id_env:
+            value = os.environ.get(self.group_instance_id_env, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"kafka.group_instance_id_env: environment variable "
+                    f"{self.group_instance_id_env} is not set (each replica needs its own "
+                    "value, e.g. the pod name); set it or remove group_instance_id_env"
+                )
+            conf["group.instance.id"] = value
         return conf
 
 
@@ -229,7 +341,23 @@ class DeliverySettings(_Section):
 
 
 class DeadLetterSettings(_Section):
-    topic: str = Field("clickstream.dlq", min_length=1)
+    """The dead-letter topic; ``run`` verifies it at start (connector.deadletter.ensure_topic)."""
+
+    topic: str = Field(
+        "clickstream.dlq",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",  # Kafka's rule for topic names
+        description="where failed records go, with headers saying where and why",
+    )
+    create_topic: bool = Field(
+        True,
+        description="`run` creates the topic at start when it is missing (as Kafka Connect "
+        "does); `false`, or a broker that refuses (ACLs, replication factor), stops `run` "
+        "with exit code 2 and says why. `check` asks the broker to validate the creation",
+    )
+    partitions: int = Field(1, ge=1, le=10_000, description="when creating the topic")
+    replication_factor: int = Field(
+        -1, ge=-1, description="when creating the topic; -1: the broker's default"
+    )
 
 
 class ObservabilitySettings(_Section):

@@ -20,13 +20,12 @@ import signal
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
 from connector.config import Settings, TopicSettings
-from connector.deadletter import DeadLetterQueue
+from connector.deadletter import DeadLetterQueue, verify_at_start
 from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
 from connector.dispatch import Dispatcher, Sender
 from connector.errors import DecodeError
@@ -104,12 +103,6 @@ def build_client(settings: Settings) -> CdpClient:
     )
 
 
-def kafka_conf(settings: Settings) -> dict[str, Any]:
-    """librdkafka settings shared by every client; its log lines go through ``logging``
-    (JSON in containers) instead of raw to stderr."""
-    return {**settings.kafka.librdkafka(), "logger": logging.getLogger("librdkafka")}
-
-
 @asynccontextmanager
 async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[Sender]:
     """What the dispatcher posts through: the CDP client, behind the browser-id resolver
@@ -119,7 +112,7 @@ async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[S
         async with client:
             yield client
         return
-    store = BrowserIdStore(kafka_conf(settings), settings.cdp.browser_ids)
+    store = BrowserIdStore(settings.kafka, settings.cdp.browser_ids)
     await asyncio.to_thread(store.start)
     try:
         async with client:
@@ -132,13 +125,17 @@ async def run(settings: Settings) -> int:
     """Run until SIGTERM/SIGINT (drain, commit, leave) or a fatal failure."""
     loop = asyncio.get_running_loop()
     mapper = build_mapper(settings)  # start-up errors before touching Kafka or the CDP
+    await asyncio.to_thread(verify_at_start, settings)  # a DLQ topic it cannot create: exit 2
     tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
     state = RunState()
     instance = instance_name()
     metrics = Metrics(instance)
     tracker = OffsetTracker()
     dlq = DeadLetterQueue(
-        kafka_conf(settings), settings.dead_letter.topic, state, on_written=metrics.dead_lettered
+        settings.kafka.producer_conf(),
+        settings.dead_letter.topic,
+        state,
+        on_written=metrics.dead_lettered,
     )
     async with delivery_sender(settings, mapper) as sender:
         dispatcher = Dispatcher(sender, dlq, tracker, settings.delivery, state, metrics)

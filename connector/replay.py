@@ -40,7 +40,6 @@ from connector.pipeline import (
     build_mapper,
     delivery_sender,
     instance_name,
-    kafka_conf,
 )
 from connector.source import commit_metadata
 from connector.state import RunState
@@ -181,12 +180,15 @@ class Replayer:
         self.mapper = build_mapper(settings)
         self.preparer = Preparer(settings, self.mapper)
         self.dlq = DeadLetterQueue(
-            kafka_conf(settings), self.topic, self.state, on_written=self.metrics.dead_lettered
+            settings.kafka.producer_conf(),
+            self.topic,
+            self.state,
+            on_written=self.metrics.dead_lettered,
         )
         self.sink = _Replayed(self.dlq)
         self.consumer = Consumer(
             {
-                **kafka_conf(settings),
+                **settings.kafka.consumer_conf(),
                 "group.id": self.group,
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,

@@ -83,11 +83,10 @@ class KafkaSource:
             # librdkafka prefetches up to 64 MiB by default, outside max_buffered_records;
             # 16 MiB still keeps a consume(500) loop fed (docs/benchmarks.md). Overridable.
             "queued.max.messages.kbytes": 16384,
-            **settings.kafka.librdkafka(),
-            "group.id": settings.kafka.group_id,
+            **settings.kafka.consumer_conf(),
+            **settings.kafka.member_conf(),
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "error_cb": self._on_error,
             "client.id": f"cdp-connector-{instance}",
