@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from connector.errors import ConfigError
+from connector.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
 
 
 class _Section(BaseModel):
@@ -43,48 +44,6 @@ def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | No
         value = os.environ.get(env)
         return SecretStr(value) if value else None
     return None
-
-
-def _names(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-# Which librdkafka properties belong to one kind of client (librdkafka CONFIGURATION.md,
-# C/P column, v2.15): handed to any other kind, they print a CONFWARN line at every start.
-CONSUMER_ONLY = _names(
-    "auto.commit.enable auto.commit.interval.ms auto.offset.reset check.crcs "
-    "consume.callback.max.messages coordinator.query.interval.ms enable.auto.commit "
-    "enable.auto.offset.store enable.partition.eof fetch.error.backoff.ms fetch.max.bytes "
-    "fetch.message.max.bytes fetch.min.bytes fetch.queue.backoff.ms fetch.wait.max.ms "
-    "group.id group.instance.id group.protocol group.protocol.type group.remote.assignor "
-    "heartbeat.interval.ms isolation.level max.partition.fetch.bytes max.poll.interval.ms "
-    "max.poll.records offset.store.method offset.store.path offset.store.sync.interval.ms "
-    "partition.assignment.strategy queued.max.messages.kbytes queued.min.messages "
-    "session.timeout.ms share.acknowledgement.mode"
-)
-PRODUCER_ONLY = _names(
-    "acks batch.num.messages batch.size compression.codec compression.level "
-    "compression.type delivery.report.only.error delivery.timeout.ms "
-    "enable.gapless.guarantee enable.idempotence linger.ms message.send.max.retries "
-    "message.timeout.ms partitioner produce.offset.report "
-    "queue.buffering.backpressure.threshold queue.buffering.max.kbytes "
-    "queue.buffering.max.messages queue.buffering.max.ms queuing.strategy "
-    "request.required.acks request.timeout.ms retries sticky.partitioning.linger.ms "
-    "transaction.timeout.ms transactional.id"
-)
-# Set by the connector itself (a value from kafka.client would be overridden or break a
-# guarantee): the key, and what to use instead.
-OWNED_KEYS = {
-    "bootstrap.servers": "kafka.bootstrap_servers",
-    "metadata.broker.list": "kafka.bootstrap_servers",
-    "group.id": "kafka.group_id",
-    "group.instance.id": "kafka.group_instance_id_env (static membership)",
-    "enable.auto.commit": "nothing: offsets are committed only after each record's outcome",
-    "enable.auto.offset.store": "nothing: offsets are committed only after each record's outcome",
-    "partition.assignment.strategy": "nothing: the group uses cooperative-sticky",
-    "acks": "nothing: dead letters and browser ids are written with acks=all",
-    "enable.idempotence": "nothing: dead letters and browser ids are written idempotently",
-}
 
 
 class KafkaSettings(_Section):
@@ -189,12 +148,25 @@ class KafkaSettings(_Section):
 
 
 class TopicSettings(_Section):
-    name: str | None = Field(None, description="topic name")
-    pattern: str | None = Field(None, description="regex subscription (librdkafka '^...')")
-    decoder: Literal["confluent", "schemaless"] = "confluent"
-    schema_path: Path | None = Field(None, alias="schema", description="schemaless writer .avsc")
-    reader_schema: Path | None = Field(None, description="reader .avsc for evolution")
-    key: Literal["string", "bytes", "avro"] = "string"
+    name: str | None = Field(None, description="the topic's name (give `name` or `pattern`)")
+    pattern: str | None = Field(
+        None, description="a regex: every matching topic is subscribed (librdkafka `^...`)"
+    )
+    decoder: Literal["confluent", "schemaless"] = Field(
+        "confluent",
+        description="`confluent`: Confluent wire format, schemas from the registry; "
+        "`schemaless`: plain Avro with the writer schema in `schema`",
+    )
+    schema_path: Path | None = Field(
+        None, alias="schema", description="writer schema `.avsc` for `schemaless` topics"
+    )
+    reader_schema: Path | None = Field(
+        None, description="reader schema `.avsc` for schema evolution"
+    )
+    key: Literal["string", "bytes", "avro"] = Field(
+        "string",
+        description="how keys are read (keys are copied untouched to dead letters)",
+    )
 
     @model_validator(mode="after")
     def _one_of_name_or_pattern(self) -> TopicSettings:
@@ -223,10 +195,21 @@ class TopicSettings(_Section):
 
 
 class RegistrySettings(_Section):
-    url: str = Field(..., description="Confluent-compatible schema registry base URL")
-    username_env: str | None = None
-    password_env: str | None = None
-    timeout_seconds: float = Field(5.0, gt=0)
+    url: str = Field(
+        ...,
+        description="Confluent-compatible registry base URL (Confluent, Apicurio "
+        "`/apis/ccompat/v7`, Karapace, Redpanda); the section is required for `confluent` "
+        "topics",
+    )
+    username_env: str | None = Field(
+        None, description="environment variable holding the HTTP Basic user"
+    )
+    password_env: str | None = Field(
+        None, description="environment variable holding the HTTP Basic password"
+    )
+    timeout_seconds: float = Field(
+        5.0, gt=0, description="per request; unreachable or 5xx pauses consumption and retries"
+    )
 
     def basic_auth(self) -> tuple[str, str] | None:
         """(user, password) when both are configured, for HTTP Basic auth."""
@@ -241,39 +224,67 @@ class BrowserIdSettings(_Section):
     """Where browser ids made for ``browser_id_for`` mappings are kept (connector.browser_ids)."""
 
     topic: str = Field(
-        "cdp.browser-ids", min_length=1, description="compacted topic: visitor id → browser id"
+        "cdp.browser-ids",
+        min_length=1,
+        description="compacted topic keeping visitor id → browser id, for mappings using "
+        "`browser_id_for` ([mapping.md](mapping.md))",
     )
-    create_topic: bool = Field(True, description="create it (compacted) if it does not exist")
+    create_topic: bool = Field(True, description="create it (compacted) when it is missing")
     partitions: int = Field(3, ge=1, le=10_000, description="when creating the topic")
-    replication_factor: int = Field(-1, ge=-1, description="when creating; -1: broker default")
+    replication_factor: int = Field(
+        -1, ge=-1, description="when creating the topic; -1: the broker's default"
+    )
     max_entries: int = Field(
         1_000_000, ge=1, description="ids held in memory (LRU); evicted visitors get a new id"
     )
-    timeout_seconds: float = Field(30.0, gt=0, le=600, description="load / produce timeout")
+    timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="loading the topic at start, acknowledging a new id"
+    )
 
 
 class CdpSettings(_Section):
-    dialect: Literal["asyncapi", "sitecore"] = "asyncapi"
+    dialect: Literal["asyncapi", "sitecore"] = Field(
+        "asyncapi",
+        description="payload models: `asyncapi` (the AsyncAPI spec) or `sitecore` (Sitecore "
+        "data model 2.1)",
+    )
     transport: Literal["post-basic", "post-events", "get-query"] | None = Field(
         None,
-        description="how events travel; default per dialect: asyncapi → post-basic, "
-        "sitecore → post-events (connector/cdp/transport.py)",
+        description="`post-basic` (POST `/v1.2/event/create.json`, Basic auth; asyncapi's "
+        "default), `post-events` (POST `/v1.2/events`, `client_key` in the body; sitecore's "
+        "default), `get-query` (GET with `?client_key=…&message=…`; events whose URL would "
+        "pass 8 KiB are dead-lettered). The keyed transports need no API token",
     )
     browser_ids: BrowserIdSettings = BrowserIdSettings()
     points_of_sale: list[str] = Field(
-        default_factory=list, description="pos values `check` probes with one event each"
+        default_factory=list,
+        description="points of sale `cdp-connector check` probes with one event each (an "
+        "unknown pos is accepted and silently dropped by Sitecore)",
     )
-    region: Literal["eu", "us", "ap", "jp"] | None = "eu"
-    base_url: str | None = Field(None, description="overrides region (sandbox, proxy)")
-    client_key_env: str | None = "CDP_CLIENT_KEY"
-    client_key_file: Path | None = None
-    api_token_env: str | None = "CDP_API_TOKEN"  # noqa: S105 - a variable name, not a secret
-    api_token_file: Path | None = None
-    timeout_seconds: float = Field(10.0, gt=0, le=300)
+    region: Literal["eu", "us", "ap", "jp"] | None = Field(
+        "eu", description="the Stream API's regional server (servers from the spec)"
+    )
+    base_url: str | None = Field(
+        None, description="overrides the region: the sandbox, a proxy, a new region"
+    )
+    client_key_env: str | None = Field(
+        "CDP_CLIENT_KEY", description="environment variable holding the client key"
+    )
+    client_key_file: Path | None = Field(
+        None, description="mounted file holding the client key (wins over the variable)"
+    )
+    api_token_env: str | None = Field(
+        "CDP_API_TOKEN",
+        description="environment variable holding the API token (`post-basic` only)",
+    )
+    api_token_file: Path | None = Field(
+        None, description="mounted file holding the API token (wins over the variable)"
+    )
+    timeout_seconds: float = Field(10.0, gt=0, le=300, description="one whole request")
     http_client: Literal["builtin", "aiohttp"] = Field(
         "builtin",
-        description="builtin: the connector's small HTTP/1.1 client (about 6x less CPU per "
-        "event, docs/benchmarks.md); aiohttp: the general-purpose client",
+        description="for `post-basic`: `builtin` (the connector's lean HTTP/1.1 client, about 6x "
+        "less CPU per event; [benchmarks.md](benchmarks.md)) or `aiohttp`",
     )
 
     @model_validator(mode="after")
@@ -313,28 +324,59 @@ class CdpSettings(_Section):
 
 
 class RetrySettings(_Section):
-    max_attempts: int = Field(8, ge=1, le=1000)
-    initial_backoff_seconds: float = Field(0.2, gt=0)
-    max_backoff_seconds: float = Field(30.0, gt=0)
-    max_elapsed_seconds: float = Field(300.0, gt=0)
+    max_attempts: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="attempts for a retryable answer (network, timeout, 408, 429, 5xx) before "
+        "`on_retries_exhausted`",
+    )
+    initial_backoff_seconds: float = Field(
+        0.2, gt=0, description="first wait; exponential backoff with jitter, doubled per attempt"
+    )
+    max_backoff_seconds: float = Field(
+        30.0, gt=0, description="ceiling of one wait, also of an honoured `Retry-After`"
+    )
+    max_elapsed_seconds: float = Field(300.0, gt=0, description="total backoff budget per event")
 
 
 class CircuitSettings(_Section):
     failure_threshold: int = Field(
-        20, ge=1, description="consecutive retryable failures that open the circuit"
+        20,
+        ge=1,
+        description="consecutive retryable failures that open the circuit (all workers wait; "
+        "no retries are spent)",
     )
     open_seconds: float = Field(5.0, gt=0, description="first wait before a probe")
-    max_open_seconds: float = Field(60.0, gt=0)
+    max_open_seconds: float = Field(
+        60.0, gt=0, description="ceiling of the wait, which doubles while probes fail"
+    )
 
 
 class DeliverySettings(_Section):
-    ordering: Literal["key", "partition", "none"] = "key"
-    max_in_flight: int = Field(256, ge=1, le=10_000)
-    max_buffered_records: int = Field(20_000, ge=1, le=10_000_000)
-    rate_limit_per_second: float | None = Field(None, gt=0)
+    ordering: Literal["key", "partition", "none"] = Field(
+        "key",
+        description="`key`: same guest key → one after another, in offset order; "
+        "`partition`: one partition at a time; `none`: no order",
+    )
+    max_in_flight: int = Field(
+        256, ge=1, le=10_000, description="concurrent requests (and HTTP connections)"
+    )
+    max_buffered_records: int = Field(
+        20_000,
+        ge=1,
+        le=10_000_000,
+        description="records held between poll and outcome; reaching it pauses the consumer",
+    )
+    rate_limit_per_second: float | None = Field(
+        None, gt=0, description="optional ceiling on events per second"
+    )
     retry: RetrySettings = RetrySettings()
     circuit: CircuitSettings = CircuitSettings()
-    on_retries_exhausted: Literal["dead_letter", "halt"] = "dead_letter"
+    on_retries_exhausted: Literal["dead_letter", "halt"] = Field(
+        "dead_letter",
+        description="`dead_letter` the record, or `halt` (stop delivering until restarted)",
+    )
     auth_probe_seconds: float = Field(
         30.0, gt=0, description="how often a halted connector re-tries after 401/403"
     )
@@ -361,23 +403,38 @@ class DeadLetterSettings(_Section):
 
 
 class ObservabilitySettings(_Section):
-    host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
-    port: int = Field(9400, ge=0, le=65535, description="0 = any free port")
-    log_format: Literal["auto", "json", "text"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    host: str = Field(
+        "0.0.0.0",  # noqa: S104 - probes and scrapes come from outside the pod
+        description="address of `/healthz`, `/readyz` and `/metrics`",
+    )
+    port: int = Field(9400, ge=0, le=65535, description="their port; 0 picks a free one")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="`json` lines, or `text`; `auto`: json when not on a terminal"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="the lowest level logged"
+    )
 
 
 class ShutdownSettings(_Section):
-    drain_timeout_seconds: float = Field(30.0, ge=0, le=3600)
+    drain_timeout_seconds: float = Field(
+        30.0,
+        ge=0,
+        le=3600,
+        description="on SIGTERM/SIGINT and on revoke: how long in-flight records may finish "
+        "before the final commit (a second signal exits at once)",
+    )
 
 
 class Settings(_Section):
     """The whole connector.yaml."""
 
     kafka: KafkaSettings = KafkaSettings()
-    topics: list[TopicSettings] = Field(..., min_length=1)
+    topics: list[TopicSettings] = Field(
+        ..., min_length=1, description="one entry per topic: `name` **or** `pattern`"
+    )
     schema_registry: RegistrySettings | None = None
-    mapping: Path
+    mapping: Path = Field(description="the mapping rules file ([mapping.md](mapping.md))")
     cdp: CdpSettings = CdpSettings()
     delivery: DeliverySettings = DeliverySettings()
     dead_letter: DeadLetterSettings = DeadLetterSettings()

@@ -173,7 +173,7 @@ def test_dynamic_membership_by_default(tmp_path: Path) -> None:
 
 
 def test_role_tables_do_not_overlap() -> None:
-    from connector.config import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
+    from connector.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
 
     assert CONSUMER_ONLY.isdisjoint(PRODUCER_ONLY)
     assert {"session.timeout.ms", "auto.offset.reset", "max.poll.interval.ms"} <= CONSUMER_ONLY

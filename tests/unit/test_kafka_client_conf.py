@@ -2,7 +2,7 @@
 
 librdkafka prints a CONFWARN line when a client is given a property of the other kind
 (a consumer-only key on a producer); the connector routes ``kafka.client`` keys by the
-tables in connector/config.py. These tests hold those tables against the librdkafka the
+tables in connector/librdkafka_keys.py. These tests hold those tables against the librdkafka the
 connector ships with: a real client is built (no broker needed) and its log is read.
 """
 
@@ -16,7 +16,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from connector.config import CONSUMER_ONLY, PRODUCER_ONLY, KafkaSettings
+from connector.config import KafkaSettings
+from connector.librdkafka_keys import CONSUMER_ONLY, PRODUCER_ONLY
 
 NOWHERE = "127.0.0.1:1"  # clients are only built, never connected
 # Values that at least one property of each kind accepts (librdkafka checks them).
