@@ -33,6 +33,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What Kubernetes accepts as an environment variable name (the chart fills them).
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+
 def read_secret(env: str | None, file: Path | None, what: str) -> SecretStr | None:
     """A secret from a mounted file (preferred when set) or an environment variable."""
     if file is not None:
@@ -59,6 +63,7 @@ class KafkaSettings(_Section):
     )
     group_instance_id_env: str | None = Field(
         None,
+        pattern=ENV_NAME,
         description="environment variable holding this replica's `group.instance.id` "
         "(static membership: a restart within `session.timeout.ms` keeps the partitions, "
         "no rebalance); each replica needs its own value, so the Helm chart sets it from the "
@@ -74,7 +79,9 @@ class KafkaSettings(_Section):
         "reads from the start; `latest` skips the backlog). Never a password",
     )
     sasl_password_env: str | None = Field(
-        "KAFKA_SASL_PASSWORD", description="environment variable holding the SASL password"
+        "KAFKA_SASL_PASSWORD",
+        pattern=ENV_NAME,
+        description="environment variable holding the SASL password",
     )
     sasl_password_file: Path | None = Field(
         None, description="mounted file holding the SASL password (wins over the variable)"
@@ -148,9 +155,13 @@ class KafkaSettings(_Section):
 
 
 class TopicSettings(_Section):
-    name: str | None = Field(None, description="the topic's name (give `name` or `pattern`)")
+    name: str | None = Field(
+        None, min_length=1, description="the topic's name (give `name` or `pattern`)"
+    )
     pattern: str | None = Field(
-        None, description="a regex: every matching topic is subscribed (librdkafka `^...`)"
+        None,
+        min_length=1,
+        description="a regex: every matching topic is subscribed (librdkafka `^...`)",
     )
     decoder: Literal["confluent", "schemaless"] = Field(
         "confluent",
@@ -197,15 +208,16 @@ class TopicSettings(_Section):
 class RegistrySettings(_Section):
     url: str = Field(
         ...,
+        pattern=r"^https?://",
         description="Confluent-compatible registry base URL (Confluent, Apicurio "
         "`/apis/ccompat/v7`, Karapace, Redpanda); the section is required for `confluent` "
         "topics",
     )
     username_env: str | None = Field(
-        None, description="environment variable holding the HTTP Basic user"
+        None, pattern=ENV_NAME, description="environment variable holding the HTTP Basic user"
     )
     password_env: str | None = Field(
-        None, description="environment variable holding the HTTP Basic password"
+        None, pattern=ENV_NAME, description="environment variable holding the HTTP Basic password"
     )
     timeout_seconds: float = Field(
         5.0, gt=0, description="per request; unreachable or 5xx pauses consumption and retries"
@@ -268,13 +280,16 @@ class CdpSettings(_Section):
         None, description="overrides the region: the sandbox, a proxy, a new region"
     )
     client_key_env: str | None = Field(
-        "CDP_CLIENT_KEY", description="environment variable holding the client key"
+        "CDP_CLIENT_KEY",
+        pattern=ENV_NAME,
+        description="environment variable holding the client key",
     )
     client_key_file: Path | None = Field(
         None, description="mounted file holding the client key (wins over the variable)"
     )
     api_token_env: str | None = Field(
         "CDP_API_TOKEN",
+        pattern=ENV_NAME,
         description="environment variable holding the API token (`post-basic` only)",
     )
     api_token_file: Path | None = Field(

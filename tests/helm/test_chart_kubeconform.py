@@ -16,6 +16,7 @@ VALUE_SETS = {
     "keda-servicemonitor": ("cdp-connector", "keda-servicemonitor.yaml"),
     "existing-secret": ("cdp-connector", "existing-secret.yaml"),
     "sidecar": ("examples/shop-with-connector", "sidecar.yaml"),
+    "static-membership": ("cdp-connector", "static-membership.yaml"),
 }
 
 
