@@ -9,11 +9,12 @@ Relative paths in the file (mapping, schemas) are resolved against the file's fo
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -494,21 +495,52 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
                     block[key] = fix(block[key])
 
 
-def format_validation_error(source: str, exc: ValidationError) -> str:
-    """One line per problem: file, dotted field path, what was expected, what was given."""
+def format_validation_error(source: str, exc: ValidationError, text: str | None = None) -> str:
+    """One line per problem: file and line, dotted field path, what was expected, what was
+    given, and for an unknown key the nearest known one. ``text``: the file's YAML, for
+    the line numbers (without it, lines are left out)."""
+    from connector.mapping.source import parse_yaml  # the YAML reader that keeps lines
+
+    root = parse_yaml(text, source) if text else None
     lines = [f"{source}: {exc.error_count()} problem(s)"]
     for err in exc.errors(include_url=False):
-        path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = tuple(err["loc"])
+        where = f"{source}:{root.line_of(loc)}" if root is not None else source
+        path = ".".join(str(p) for p in loc) or "(top level)"
         given = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.80})"
-        lines.append(f"  {source}: {path}: {err['msg']}{given}")
+        hint = _did_you_mean(loc) if err["type"] == "extra_forbidden" else ""
+        lines.append(f"  {where}: {path}: {err['msg']}{given}{hint}")
     return "\n".join(lines)
+
+
+def _did_you_mean(loc: tuple[str | int, ...]) -> str:
+    """`` (did you mean X?)`` for an unknown key close to a field of its section."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an item of a list of sections: same model
+        info = next((i for n, i in model.model_fields.items() if (i.alias or n) == part), None)
+        args = get_args(info.annotation) if info is not None else ()
+        nested = [a for a in (info.annotation if info else None, *args) if _is_model(a)]
+        nested += [b for a in args for b in get_args(a) if _is_model(b)]  # list[X] | None
+        if not nested:
+            return ""
+        model = nested[0]
+    names = [i.alias or n for n, i in model.model_fields.items() if not i.exclude]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _is_model(value: Any) -> bool:
+    return isinstance(value, type) and issubclass(value, BaseModel)
 
 
 def load_config(path: str | Path) -> Settings:
     """Read and validate connector.yaml; raise ConfigError naming file, field and expectation."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        raw = yaml.safe_load(text)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
@@ -519,7 +551,7 @@ def load_config(path: str | Path) -> Settings:
     try:
         settings = Settings.model_validate({**raw, "source": path})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(str(path), exc)) from exc
+        raise ConfigError(format_validation_error(str(path), exc, text)) from exc
     if not settings.mapping.is_file():
         raise ConfigError(f"{path}: mapping: file not found: {settings.mapping}")
     return settings

@@ -179,3 +179,23 @@ def test_role_tables_do_not_overlap() -> None:
     assert {"session.timeout.ms", "auto.offset.reset", "max.poll.interval.ms"} <= CONSUMER_ONLY
     assert {"linger.ms", "acks", "compression.type"} <= PRODUCER_ONLY
     assert "group.instance.id" in OWNED_KEYS
+
+
+def test_each_problem_names_its_line_and_an_unknown_key_gets_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "delivery:\n  ordering: key\n  max_inflight: 3\n"
+                 "cdp:\n  region: mars\n")  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"{path}:6: delivery.max_inflight: Extra inputs are not permitted" in message
+    assert "(did you mean max_in_flight?)" in message
+    assert f"{path}:8: cdp.region: Input should be 'eu', 'us', 'ap' or 'jp'" in message
+
+
+def test_a_problem_inside_a_list_of_sections_names_the_item_line(tmp_path: Path) -> None:
+    text = ("topics:\n  - name: a\n    decoder: schemaless\n    schema: a.avsc\n"
+            "  - name: b\n    decodr: confluent\nmapping: mappings.yaml\n")  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert ":6: topics.1.decodr: Extra inputs are not permitted" in str(info.value)
+    assert "(did you mean decoder?)" in str(info.value)
