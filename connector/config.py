@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -98,19 +99,18 @@ class KafkaSettings(_Section):
         "`delivery.max_buffered_records`)",
     )
 
-    @model_validator(mode="after")
-    def _no_secrets_or_owned_keys_inline(self) -> KafkaSettings:
-        for key in self.client:
+    @field_validator("client")
+    @classmethod
+    def _no_secrets_or_owned_keys(cls, client: dict[str, Any]) -> dict[str, Any]:
+        for key in client:
             if "password" in key or key.endswith(".secret"):
                 raise ValueError(
-                    f"client.{key}: secrets are not taken from the file; "
+                    f"{key}: secrets are not taken from the file; "
                     "use sasl_password_env or sasl_password_file"
                 )
             if key in OWNED_KEYS:
-                raise ValueError(
-                    f"client.{key}: set by the connector; use {OWNED_KEYS[key]} instead"
-                )
-        return self
+                raise ValueError(f"{key}: set by the connector; use {OWNED_KEYS[key]} instead")
+        return client
 
     def admin_conf(self) -> dict[str, Any]:
         """Settings every client understands (AdminClient uses only these), secrets included.

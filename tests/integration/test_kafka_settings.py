@@ -129,3 +129,34 @@ def test_check_validates_the_creation_without_creating(
     line = next(row for row in result.stdout.splitlines() if row.startswith("dead-letter topic"))
     assert "FAIL" in line and "cannot be created" in line, result.stdout
     assert result.returncode == 1
+
+
+def group_instance_ids(bootstrap: str, group: str) -> list[str | None]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    [described] = admin.describe_consumer_groups([group]).values()
+    return [member.group_instance_id for member in described.result(10).members]
+
+
+def test_run_joins_as_a_static_member_named_by_the_environment(
+    config: dict[str, Any], connector_factory: ConnectorFactory, bootstrap: str
+) -> None:
+    config["kafka"]["group_instance_id_env"] = "TEST_POD_NAME"
+    connector_factory.env["TEST_POD_NAME"] = "cdp-connector-0"
+    connector = connector_factory.start(config)
+    wait_for(lambda: connector.readyz()[1]["assigned_partitions"] == 2, 30, "partitions assigned")
+
+    assert group_instance_ids(bootstrap, config["kafka"]["group_id"]) == ["cdp-connector-0"]
+    assert connector.terminate() == 0
+
+
+def test_run_without_the_named_variable_exits_2(
+    tmp_path: Path, config: dict[str, Any], connector_factory: ConnectorFactory
+) -> None:
+    config["kafka"]["group_instance_id_env"] = "TEST_POD_NAME_UNSET"
+
+    result = run(tmp_path, config, connector_factory.env)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "kafka.group_instance_id_env: environment variable TEST_POD_NAME_UNSET is not set" in (
+        result.stderr
+    )

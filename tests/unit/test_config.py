@@ -55,11 +55,19 @@ def test_defaults_are_the_documented_ones(tmp_path: Path) -> None:
         ("kafka: {client: {sasl.password: x}}", "kafka", "secrets are not taken from the file"),
         (
             "kafka: {client: {group.id: x}}",
-            "kafka",
-            "client.group.id: set by the connector; use kafka.group_id instead",
+            "kafka.client",
+            "group.id: set by the connector; use kafka.group_id instead",
         ),
-        ("kafka: {client: {group.instance.id: x}}", "kafka", "use kafka.group_instance_id_env"),
-        ("kafka: {client: {enable.auto.commit: true}}", "kafka", "committed only after each"),
+        (
+            "kafka: {client: {group.instance.id: x}}",
+            "kafka.client",
+            "use kafka.group_instance_id_env",
+        ),
+        (
+            "kafka: {client: {enable.auto.commit: true}}",
+            "kafka.client",
+            "committed only after each",
+        ),
         ("dead_letter: {topic: 'bad topic'}", "dead_letter.topic", "should match pattern"),
     ],
 )
