@@ -41,15 +41,18 @@ from collections import OrderedDict
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from connector.cdp.answer import Answer, Outcome
 from connector.config import BrowserIdSettings, KafkaSettings
 from connector.errors import ConfigError, TransientError
 from connector.mapping.fields import BROWSER_ID_PLACEHOLDER
+from connector.topics import ensure_topic
 
 __all__ = ["BrowserIdResolver", "BrowserIdStore", "find_placeholder"]
+
+# What a freshly created topic answers for a moment (librdkafka calls them not retriable).
+_NO_LEADER_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
 
 log = logging.getLogger(__name__)
 
@@ -225,16 +228,21 @@ class BrowserIdStore:
 
     def _ends(self, partitions: list[int], timeout: float) -> dict[int, int]:
         assert self._meta is not None  # noqa: S101 - started
+        deadline = time.monotonic() + timeout
         with self._meta_lock:
-            try:
-                return {
-                    p: self._meta.get_watermark_offsets(
-                        TopicPartition(self._topic, p), timeout=timeout, cached=False
-                    )[1]
-                    for p in partitions
-                }
-            except KafkaException as exc:
-                raise TransientError(f"browser ids: {self._topic}: {exc}") from exc
+            while True:
+                try:
+                    return {
+                        p: self._meta.get_watermark_offsets(
+                            TopicPartition(self._topic, p), timeout=timeout, cached=False
+                        )[1]
+                        for p in partitions
+                    }
+                except KafkaException as exc:
+                    # A topic created a moment ago answers NOT_LEADER until its leaders are up.
+                    if exc.args[0].code() not in _NO_LEADER_YET or time.monotonic() > deadline:
+                        raise TransientError(f"browser ids: {self._topic}: {exc}") from exc
+                time.sleep(0.1)
 
     def _partitions(self, timeout: float) -> list[int]:
         assert self._meta is not None  # noqa: S101 - started
@@ -249,22 +257,14 @@ class BrowserIdStore:
         return partitions
 
     def _ensure_topic(self, timeout: float) -> None:
-        admin = AdminClient(self._kafka.admin_conf())
-        existing = admin.list_topics(timeout=timeout).topics
-        if self._topic in existing or not self._settings.create_topic:
-            return
         new = NewTopic(
             self._topic,
             num_partitions=self._settings.partitions,
             replication_factor=self._settings.replication_factor,
             config={"cleanup.policy": "compact"},
         )
-        try:
-            admin.create_topics([new])[self._topic].result(timeout)
-            log.info("browser ids: created compacted topic %s", self._topic)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another replica won
-                raise ConfigError(f"cannot create {self._topic}: {exc}") from exc
+        ensure_topic(self._kafka, new, create=self._settings.create_topic,
+                     section="cdp.browser_ids", timeout=timeout)  # fmt: skip
 
 
 class IdSource(Protocol):

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.cimpl import NewTopic
 
+from connector import topics
 from connector.config import Settings
 from connector.dispatch import Failure, Headers, Work
-from connector.errors import ConfigError, TransientError
+from connector.errors import TransientError
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
@@ -178,42 +177,18 @@ def ensure_topic(settings: Settings, timeout: float, *, validate_only: bool = Fa
     """The dead-letter topic exists, or is created as ``dead_letter`` says; a one-line detail.
 
     ``run`` calls it at start (through ``verify_at_start``), ``check`` with
-    ``validate_only`` (the broker validates the creation without doing it). Raises
-    ConfigError when the topic is missing and may not or cannot be created, and
-    TransientError when the broker does not answer within ``timeout``. Lists every topic
-    instead of asking for this one, so a broker that auto-creates topics does not.
+    ``validate_only``; the rules and errors are ``connector.topics.ensure_topic``'s.
     """
     dl = settings.dead_letter
-    admin = AdminClient(settings.kafka.admin_conf())
-    try:
-        meta = admin.list_topics(timeout=timeout).topics.get(dl.topic)
-    except KafkaException as exc:
-        raise TransientError(
-            f"no metadata from {settings.kafka.bootstrap_servers} in {timeout:g}s: {_reason(exc)}"
-        ) from exc
-    if meta is not None:
-        return f"{len(meta.partitions)} partition(s)"
-    if not dl.create_topic:
-        raise ConfigError(
-            f"dead_letter.topic {dl.topic!r} does not exist and dead_letter.create_topic is "
-            "false: create the topic, or set create_topic: true"
-        )
     new = NewTopic(dl.topic, num_partitions=dl.partitions, replication_factor=dl.replication_factor)
-    future = admin.create_topics([new], validate_only=validate_only, request_timeout=timeout)
-    try:
-        future[dl.topic].result(timeout)
-    except FutureTimeout as exc:
-        raise TransientError(f"creating {dl.topic!r}: no answer in {timeout:g}s") from exc
-    except KafkaException as exc:
-        if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-            return "created meanwhile by another client"
-        raise ConfigError(
-            f"dead_letter.topic {dl.topic!r} does not exist and cannot be created: {_reason(exc)}"
-        ) from exc
-    if validate_only:
-        return f"does not exist yet; run creates it ({dl.partitions} partition(s))"
-    log.info("created dead-letter topic %s (%d partition(s))", dl.topic, dl.partitions)
-    return f"created ({dl.partitions} partition(s))"
+    return topics.ensure_topic(
+        settings.kafka,
+        new,
+        create=dl.create_topic,
+        section="dead_letter",
+        timeout=timeout,
+        validate_only=validate_only,
+    )
 
 
 def verify_at_start(settings: Settings) -> None:
@@ -226,8 +201,3 @@ def verify_at_start(settings: Settings) -> None:
         log.warning("dead-letter topic %s not verified: %s", settings.dead_letter.topic, exc)
         return
     log.info("dead-letter topic %s: %s", settings.dead_letter.topic, detail)
-
-
-def _reason(exc: KafkaException) -> str:
-    error = exc.args[0] if exc.args else None
-    return error.str() if isinstance(error, KafkaError) else str(exc)

@@ -64,7 +64,7 @@ def test_run_creates_a_missing_dead_letter_topic(
 
     connector = connector_factory.start(config)
     assert dlq in topics(bootstrap)
-    assert "created dead-letter topic" in connector.output()
+    assert f"created topic {dlq}" in connector.output()
     assert connector.terminate() == 0
 
 
