@@ -372,8 +372,9 @@ class CircuitSettings(_Section):
 class DeliverySettings(_Section):
     ordering: Literal["key", "partition", "none"] = Field(
         "key",
-        description="`key`: same guest key → one after another, in offset order; "
-        "`partition`: one partition at a time; `none`: no order",
+        description="what is posted one after another, in offset order: `key` (records with "
+        "the same guest key), `partition` (records of one partition), `none` (nothing: all "
+        "concurrently)",
     )
     max_in_flight: int = Field(
         256, ge=1, le=10_000, description="concurrent requests (and HTTP connections)"
