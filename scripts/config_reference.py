@@ -31,7 +31,7 @@ END = "<!-- end of generated table -->"
 
 
 @dataclass(frozen=True)
-class Field:
+class ConfigField:
     """One leaf field of connector.yaml: its dotted path, pydantic info and JSON schema."""
 
     path: str
@@ -49,7 +49,7 @@ def section_model(info: FieldInfo) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
-def fields(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[Field]:
+def fields(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[ConfigField]:
     """Every settable leaf field, in the models' order; a list of sections is ``name[]``."""
     properties = model.model_json_schema(by_alias=True)["properties"]
     for name, info in model.model_fields.items():
@@ -58,9 +58,9 @@ def fields(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator[Fiel
         key = info.alias or name
         sub, is_list = section_model(info)
         if sub is None:
-            yield Field(prefix + key, info, _plain(properties[key]))
+            yield ConfigField(prefix + key, info, _plain(properties[key]))
         elif is_list:
-            yield Field(f"{prefix}{key}[]", info, {"type": "array"})
+            yield ConfigField(f"{prefix}{key}[]", info, {"type": "array"})
             yield from fields(sub, f"{prefix}{key}[].")
         else:
             yield from fields(sub, f"{prefix}{key}.")

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from connector.config import Settings
 from connector.librdkafka_keys import OWNED_KEYS
-from scripts.config_reference import Field, fields
+from scripts.config_reference import ConfigField, fields
 
 pytestmark = pytest.mark.helm
 
@@ -108,14 +108,14 @@ def _chart_node(path: str) -> dict[str, Any]:
     return node
 
 
-def _in_chart(field: Field) -> bool:
+def _in_chart(field: ConfigField) -> bool:
     parts = field.path.split(".")
     section, name = parts[0], parts[-1]
     return field.path not in CHART_DIFFERS and name not in CHART_MANAGED.get(section, set())
 
 
 @pytest.mark.parametrize("field", [f for f in fields() if _in_chart(f)], ids=lambda f: f.path)
-def test_values_schema_accepts_what_the_config_model_accepts(field: Field) -> None:
+def test_values_schema_accepts_what_the_config_model_accepts(field: ConfigField) -> None:
     model = _constraints(field.schema)
     if field.schema.get("format") == "path":
         model["type"] = "string"
