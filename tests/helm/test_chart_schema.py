@@ -21,6 +21,7 @@ pytestmark = pytest.mark.helm
         ("bad-region.yaml", "at '/config/connector/cdp/region'"),
         ("secret-in-config.yaml", "at '/config/connector/kafka/client/sasl.password'"),
         ("inline-cdp-key.yaml", "additional properties 'client_key' not allowed"),
+        ("owned-kafka-key.yaml", "at '/config/connector/kafka/client/group.id'"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(
