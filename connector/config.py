@@ -5,6 +5,9 @@ names the file, the dotted field path and what was expected. Secrets are never
 in the file: they are read from environment variables or mounted files named by
 ``*_env`` / ``*_file`` fields, and held as ``SecretStr`` so they never print.
 Relative paths in the file (mapping, schemas) are resolved against the file's folder.
+Every field's ``description`` is its documentation: docs/configuration.md's field table
+is generated from these models (scripts/config-reference). ``KafkaSettings`` builds
+the librdkafka settings of each kind of client, so none is handed a key it ignores.
 """
 
 from __future__ import annotations
