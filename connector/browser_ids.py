@@ -38,18 +38,21 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from connector.cdp.answer import Answer, Outcome
-from connector.config import BrowserIdSettings
+from connector.config import BrowserIdSettings, KafkaSettings
 from connector.errors import ConfigError, TransientError
 from connector.mapping.fields import BROWSER_ID_PLACEHOLDER
+from connector.topics import ensure_topic
 
 __all__ = ["BrowserIdResolver", "BrowserIdStore", "find_placeholder"]
+
+# What a freshly created topic answers for a moment (librdkafka calls them not retriable).
+_NO_LEADER_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +88,8 @@ class BrowserIdStore:
     (``asyncio.to_thread``); ``get`` is cheap and thread-safe.
     """
 
-    def __init__(self, kafka_conf: dict[str, Any], settings: BrowserIdSettings) -> None:
-        self._conf = kafka_conf
+    def __init__(self, kafka: KafkaSettings, settings: BrowserIdSettings) -> None:
+        self._kafka = kafka
         self._settings = settings
         self._topic = settings.topic
         self._ids: OrderedDict[str, str] = OrderedDict()
@@ -109,8 +112,8 @@ class BrowserIdStore:
         timeout = self._settings.timeout_seconds
         self._ensure_topic(timeout)
         group = f"cdp-connector-browser-ids-{uuid.uuid4().hex[:8]}"  # never commits
-        consumer_conf = {**self._conf, "group.id": group, "enable.auto.commit": False,
-                         "enable.partition.eof": False}  # fmt: skip
+        consumer_conf = {**self._kafka.consumer_conf(), "group.id": group,
+                         "enable.auto.commit": False, "enable.partition.eof": False}  # fmt: skip
         self._meta = Consumer(consumer_conf)
         self._consumer = Consumer(consumer_conf)
         partitions = self._partitions(timeout)
@@ -118,7 +121,12 @@ class BrowserIdStore:
             [TopicPartition(self._topic, p, -2) for p in partitions]  # -2: OFFSET_BEGINNING
         )
         self._producer = Producer(
-            {**self._conf, "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+            {
+                **self._kafka.producer_conf(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+            }
         )
         deadline = time.monotonic() + timeout
         ends = self._ends(partitions, timeout)
@@ -220,16 +228,21 @@ class BrowserIdStore:
 
     def _ends(self, partitions: list[int], timeout: float) -> dict[int, int]:
         assert self._meta is not None  # noqa: S101 - started
+        deadline = time.monotonic() + timeout
         with self._meta_lock:
-            try:
-                return {
-                    p: self._meta.get_watermark_offsets(
-                        TopicPartition(self._topic, p), timeout=timeout, cached=False
-                    )[1]
-                    for p in partitions
-                }
-            except KafkaException as exc:
-                raise TransientError(f"browser ids: {self._topic}: {exc}") from exc
+            while True:
+                try:
+                    return {
+                        p: self._meta.get_watermark_offsets(
+                            TopicPartition(self._topic, p), timeout=timeout, cached=False
+                        )[1]
+                        for p in partitions
+                    }
+                except KafkaException as exc:
+                    # A topic created a moment ago answers NOT_LEADER until its leaders are up.
+                    if exc.args[0].code() not in _NO_LEADER_YET or time.monotonic() > deadline:
+                        raise TransientError(f"browser ids: {self._topic}: {exc}") from exc
+                time.sleep(0.1)
 
     def _partitions(self, timeout: float) -> list[int]:
         assert self._meta is not None  # noqa: S101 - started
@@ -244,22 +257,14 @@ class BrowserIdStore:
         return partitions
 
     def _ensure_topic(self, timeout: float) -> None:
-        admin = AdminClient(self._conf)
-        existing = admin.list_topics(timeout=timeout).topics
-        if self._topic in existing or not self._settings.create_topic:
-            return
         new = NewTopic(
             self._topic,
             num_partitions=self._settings.partitions,
             replication_factor=self._settings.replication_factor,
             config={"cleanup.policy": "compact"},
         )
-        try:
-            admin.create_topics([new])[self._topic].result(timeout)
-            log.info("browser ids: created compacted topic %s", self._topic)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # another replica won
-                raise ConfigError(f"cannot create {self._topic}: {exc}") from exc
+        ensure_topic(self._kafka, new, create=self._settings.create_topic,
+                     section="cdp.browser_ids", timeout=timeout)  # fmt: skip
 
 
 class IdSource(Protocol):

@@ -81,8 +81,6 @@ def _record_paths(settings: Settings, _timeout: float) -> str:
 
 
 def _metadata(settings: Settings, timeout: float) -> Any:  # ClusterMetadata (not exported)
-    from connector.pipeline import kafka_conf
-
     refused: list[str] = []  # a refused SASL login, which librdkafka would retry forever
 
     def on_error(err: KafkaError) -> None:
@@ -91,7 +89,7 @@ def _metadata(settings: Settings, timeout: float) -> Any:  # ClusterMetadata (no
 
     # The logger is never polled: librdkafka's connection chatter stays out of the output.
     conf: dict[str, Any] = {
-        **kafka_conf(settings),
+        **settings.kafka.admin_conf(),
         "logger": logging.getLogger("connector.check.librdkafka"),
         "error_cb": on_error,
     }
@@ -116,7 +114,7 @@ def _broker(settings: Settings, timeout: float) -> str:
     return f"{len(md.brokers)} broker(s) answered; cluster {md.cluster_id}"
 
 
-def _topic_check(name: str, *, pattern: bool = False, what: str = "topic") -> Check:
+def _topic_check(name: str, *, pattern: bool = False) -> Check:
     def run(settings: Settings, timeout: float) -> str:
         topics = _metadata(settings, timeout).topics
         if pattern:
@@ -127,13 +125,19 @@ def _topic_check(name: str, *, pattern: bool = False, what: str = "topic") -> Ch
             return f"matches {', '.join(found[:5])}{' ...' if len(found) > 5 else ''}"
         meta = topics.get(name)
         if meta is None:
-            raise CheckFailed(f"{what} {name!r} does not exist")
+            raise CheckFailed(f"topic {name!r} does not exist")
         if meta.error is not None:
-            raise CheckFailed(f"{what} {name!r}: {meta.error.str()}")
+            raise CheckFailed(f"topic {name!r}: {meta.error.str()}")
         return f"{len(meta.partitions)} partition(s)"
 
-    label = f"{what} {name}" if not pattern else f"topics ~ {name}"
+    label = f"topic {name}" if not pattern else f"topics ~ {name}"
     return Check(label, run)
+
+
+def _dead_letter_topic(settings: Settings, timeout: float) -> str:
+    from connector.deadletter import ensure_topic
+
+    return ensure_topic(settings, timeout, validate_only=True)  # what `run` does, dry
 
 
 def _registry(settings: Settings, timeout: float) -> str:
@@ -192,7 +196,7 @@ def default_checks(settings: Settings) -> Iterable[Check]:
             yield _topic_check(spec.pattern, pattern=True)
         else:
             yield _topic_check(str(spec.name))
-    yield _topic_check(settings.dead_letter.topic, what="dead-letter topic")
+    yield Check(f"dead-letter topic {settings.dead_letter.topic}", _dead_letter_topic)
     if settings.schema_registry is not None:
         yield Check("schema registry", _registry)
     yield Check("cdp credentials", _cdp)

@@ -25,13 +25,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.cimpl import NewTopic
 
+from connector import topics
+from connector.config import Settings
+from connector.errors import TransientError
 from connector.mapping import MappedEvent
 from connector.offsets import TopicPartition
 from connector.records import Failure, Headers, Work
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
+
+# How long `run` waits for the broker's metadata at start before going on without it.
+START_CHECK_SECONDS = 10.0
 
 # Kafka Connect's stage names (org.apache.kafka.connect.runtime.errors.Stage).
 CONNECT_STAGES = {"decode": "VALUE_CONVERTER", "map": "TRANSFORMATION", "deliver": "TASK_PUT"}
@@ -293,3 +300,33 @@ class DeadLetterQueue:
     def flush(self, timeout: float) -> int:
         """Wait for outstanding writes; returns how many are still unacknowledged."""
         return int(self._producer.flush(timeout))
+
+
+def ensure_topic(settings: Settings, timeout: float, *, validate_only: bool = False) -> str:
+    """The dead-letter topic exists, or is created as ``dead_letter`` says; a one-line detail.
+
+    ``run`` calls it at start (through ``verify_at_start``), ``check`` with
+    ``validate_only``; the rules and errors are ``connector.topics.ensure_topic``'s.
+    """
+    dl = settings.dead_letter
+    new = NewTopic(dl.topic, num_partitions=dl.partitions, replication_factor=dl.replication_factor)
+    return topics.ensure_topic(
+        settings.kafka,
+        new,
+        create=dl.create_topic,
+        section="dead_letter",
+        timeout=timeout,
+        validate_only=validate_only,
+    )
+
+
+def verify_at_start(settings: Settings) -> None:
+    """``run``'s start-up check: ConfigError (exit 2) when the dead-letter topic is missing
+    and cannot be created. A broker that does not answer is only a warning: the consumer
+    waits for the broker as it always does, and the topic is checked at the next start."""
+    try:
+        detail = ensure_topic(settings, START_CHECK_SECONDS)
+    except TransientError as exc:
+        log.warning("dead-letter topic %s not verified: %s", settings.dead_letter.topic, exc)
+        return
+    log.info("dead-letter topic %s: %s", settings.dead_letter.topic, detail)

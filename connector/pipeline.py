@@ -32,7 +32,14 @@ from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
 from connector.config import Settings
-from connector.deadletter import DeadLetterQueue, Origin, OriginOf, producer_conf, replayed_origin
+from connector.deadletter import (
+    DeadLetterQueue,
+    Origin,
+    OriginOf,
+    producer_conf,
+    replayed_origin,
+    verify_at_start,
+)
 from connector.dispatch import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
 from connector.mapping import Mapper, compile_mapping
@@ -69,20 +76,14 @@ def build_client(settings: Settings) -> CdpClient:
     )
 
 
-def kafka_conf(settings: Settings) -> dict[str, Any]:
-    """librdkafka settings shared by every client; its log lines go through ``logging``
-    (JSON in containers) instead of raw to stderr."""
-    return {**settings.kafka.librdkafka(), "logger": logging.getLogger("librdkafka")}
-
-
-def consumer_conf(settings: Settings, group: str, client_id: str) -> dict[str, Any]:
-    """A consumer that commits only what it is told to (explicit offsets, no auto-commit)."""
+def consumer_conf(settings: Settings, group: dict[str, Any], client_id: str) -> dict[str, Any]:
+    """A consumer that commits only what it is told to (explicit offsets, no auto-commit);
+    ``group`` is its ``group.id`` (and, for ``run``, ``group.instance.id``)."""
     return {
-        **kafka_conf(settings),
-        "group.id": group,
+        **settings.kafka.consumer_conf(),
+        **group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
-        "auto.offset.reset": "earliest",
         "client.id": client_id,
     }
 
@@ -98,7 +99,7 @@ class _Stages:
         self.metrics = Metrics(instance)
         self.tracker = OffsetTracker()
         self.dlq = DeadLetterQueue(
-            Producer(producer_conf(kafka_conf(settings))),
+            Producer(producer_conf(settings.kafka.producer_conf())),
             settings.dead_letter.topic,
             self.state,
             on_written=self.metrics.dead_lettered,
@@ -135,7 +136,7 @@ async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[S
         async with client:
             yield client
         return
-    store = BrowserIdStore(kafka_conf(settings), settings.cdp.browser_ids)
+    store = BrowserIdStore(settings.kafka, settings.cdp.browser_ids)
     await asyncio.to_thread(store.start)
     try:
         async with client:
@@ -150,6 +151,7 @@ async def run(settings: Settings) -> int:
     instance = instance_name()
     stages = _Stages(settings, instance, Origin.read_at, commit_as=instance)
     await asyncio.to_thread(check_record_paths, settings, stages.mapper)  # errors stop the start
+    await asyncio.to_thread(verify_at_start, settings)  # a DLQ topic it cannot create: exit 2
     problems = stages.metrics.mapping_path_problems
     watch = SchemaWatch(stages.mapper, lambda topic, n: problems.labels(topic).inc(n))
     tune_gc()  # after the big start-up allocations (rules, models); docs/benchmarks.md
@@ -158,7 +160,7 @@ async def run(settings: Settings) -> int:
         # librdkafka prefetches up to 64 MiB by default, outside max_buffered_records;
         # 16 MiB still keeps a consume(500) loop fed (docs/benchmarks.md). Overridable.
         "queued.max.messages.kbytes": 16384,
-        **consumer_conf(settings, settings.kafka.group_id, f"cdp-connector-{instance}"),
+        **consumer_conf(settings, settings.kafka.member_conf(), f"cdp-connector-{instance}"),
         "partition.assignment.strategy": "cooperative-sticky",
         # Served inside consume(): the broker's answer to every commit, sync or async.
         "on_commit": stages.committer.on_committed,
@@ -223,7 +225,11 @@ async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
     group = options.group or f"{settings.kafka.group_id}.dlq-replay"
     consumer = Consumer(
         {
-            **consumer_conf(settings, group, f"cdp-connector-replay-{instance}"),
+            **consumer_conf(
+                settings,
+                {"group.id": group, "auto.offset.reset": "earliest"},  # every dead letter
+                f"cdp-connector-replay-{instance}",
+            ),
             "on_commit": stages.committer.on_committed,
         }
     )

@@ -49,6 +49,20 @@ class YNode:
     def items(self) -> list[tuple[str, YNode]]:
         return list(self.value.items()) if self.kind == "map" else []
 
+    def line_of(self, path: tuple[str | int, ...]) -> int:
+        """The line of the value at ``path`` (keys and list indices), or of its nearest
+        parent that exists: a missing key is reported where its mapping is."""
+        node, line = self, self.line
+        for part in path:
+            if node.kind == "map" and isinstance(part, str) and part in node.value:
+                node, line = node.value[part], node.key_lines[part]
+            elif node.kind == "seq" and isinstance(part, int) and 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.line
+            else:
+                break
+        return line
+
     def to_python(self) -> Any:
         """The plain Python value (dicts, lists, scalars), line numbers dropped."""
         if self.kind == "map":

@@ -17,6 +17,7 @@ VALUE_SETS = {
     "existing-secret": ("cdp-connector", "existing-secret.yaml"),
     "monitoring": ("cdp-connector", "monitoring.yaml"),
     "sidecar": ("examples/shop-with-connector", "sidecar.yaml"),
+    "static-membership": ("cdp-connector", "static-membership.yaml"),
 }
 
 

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.helm
         ("inline-cdp-key.yaml", "additional properties 'client_key' not allowed"),
         ("alert-duration.yaml", "at '/metrics/prometheusRule/for/circuitOpen'"),
         ("alert-unknown.yaml", "additional properties 'circuitClosed' not allowed"),
+        ("owned-kafka-key.yaml", "at '/config/connector/kafka/client/group.id'"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(

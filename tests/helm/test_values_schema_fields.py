@@ -1,4 +1,5 @@
-"""The chart's closed values schema knows every connector.yaml field, and no other.
+"""The chart's closed values schema knows every connector.yaml field, and no other,
+and accepts the same types, choices and bounds as the config models.
 
 `values.schema.json` has `additionalProperties: false` everywhere, so a config field
 added to `connector/config.py` but not to the schema could not be set through the
@@ -9,6 +10,7 @@ connector.yaml the connector refuses. This compares the two, section by section.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,16 @@ import pytest
 from pydantic import BaseModel
 
 from connector.config import Settings
+from connector.librdkafka_keys import OWNED_KEYS
+from scripts.config_reference import ConfigField, fields
 
 pytestmark = pytest.mark.helm
 
 SCHEMA = Path(__file__).resolve().parents[2] / "helm" / "cdp-connector" / "values.schema.json"
-# Set by the chart itself: where secrets come from (env vars filled from the Secret).
+# Set by the chart itself: where secrets come from (env vars filled from the Secret), and
+# the static member id (the pod name, staticMembership.enabled).
 CHART_MANAGED = {
-    "kafka": {"sasl_password_env", "sasl_password_file"},
+    "kafka": {"sasl_password_env", "sasl_password_file", "group_instance_id_env"},
     "cdp": {"client_key_env", "client_key_file", "api_token_env", "api_token_file"},
 }
 
@@ -72,3 +77,59 @@ def test_values_schema_matches_the_config_model(
         if isinstance(sub, type) and issubclass(sub, BaseModel):  # nested sections
             nested = _object_schema(schema["properties"][name])
             assert set(nested["properties"]) == _fields(sub), f"{section}.{name}"
+
+
+CONSTRAINTS = ("type", "enum", "minimum", "maximum", "exclusiveMinimum", "pattern", "minLength")
+# Where the chart means to differ from the model, and why.
+CHART_DIFFERS = {
+    "mapping": "set by the chart (mapping: mappings.yaml), not a value",
+    "cdp.base_url": "the model checks the URL in a validator with a friendlier message",
+    "observability.port": "a pod's probes need a known port: no 0 (any free port)",
+}
+
+
+def _constraints(node: dict[str, Any]) -> dict[str, Any]:
+    """What a JSON-schema node accepts, the same whichever way null is allowed."""
+    branches = [b for b in node.get("anyOf", node.get("oneOf", [])) if b.get("type") != "null"]
+    if len(branches) == 1:
+        node = {**node, **branches[0]}
+    found = {key: node[key] for key in CONSTRAINTS if key in node}
+    if isinstance(found.get("type"), list):  # ["number", "null"]
+        [found["type"]] = [kind for kind in found["type"] if kind != "null"]
+    if "enum" in found:
+        found["enum"] = [value for value in found["enum"] if value is not None]
+    return found
+
+
+def _chart_node(path: str) -> dict[str, Any]:
+    node = json.loads(SCHEMA.read_text())["properties"]["config"]["properties"]["connector"]
+    for part in path.split("."):
+        node = _object_schema(node)["properties"][part.removesuffix("[]")]
+    return node
+
+
+def _in_chart(field: ConfigField) -> bool:
+    parts = field.path.split(".")
+    section, name = parts[0], parts[-1]
+    return field.path not in CHART_DIFFERS and name not in CHART_MANAGED.get(section, set())
+
+
+@pytest.mark.parametrize("field", [f for f in fields() if _in_chart(f)], ids=lambda f: f.path)
+def test_values_schema_accepts_what_the_config_model_accepts(field: ConfigField) -> None:
+    model = _constraints(field.schema)
+    if field.schema.get("format") == "path":
+        model["type"] = "string"
+    assert _constraints(_chart_node(field.path)) == model
+
+
+def test_values_schema_refuses_the_kafka_keys_the_connector_owns() -> None:
+    client = _chart_node("kafka.client")
+    rules = client["patternProperties"].items()
+    refused = [re.compile(p) for p, rule in rules if rule.get("not") == {}]  # "not {}": never
+
+    def is_refused(key: str) -> bool:
+        return any(p.search(key) for p in refused)
+
+    assert all(is_refused(key) for key in OWNED_KEYS)
+    allowed = ("session.timeout.ms", "linger.ms", "security.protocol", "sasl.username")
+    assert not any(is_refused(key) for key in allowed)

@@ -31,7 +31,7 @@ def test_run_with_a_bad_config_exits_2_naming_file_and_field(
 
     assert main(["run", "--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert f"{config}: delivery.max_in_flight: Input should be greater than or equal to 1" in err
+    assert f"{config}:3: delivery.max_in_flight: Input should be greater than or equal to 1" in err
     assert "Traceback" not in err
 
 

@@ -75,6 +75,9 @@ owns (where the mapping file is and which env vars hold the secrets).
 {{- $conf := deepCopy .Values.config.connector -}}
 {{- $kafka := get $conf "kafka" | default dict -}}
 {{- $_ := set $kafka "sasl_password_env" "KAFKA_SASL_PASSWORD" -}}
+{{- if .Values.staticMembership.enabled -}}
+{{- $_ = set $kafka "group_instance_id_env" "KAFKA_GROUP_INSTANCE_ID" -}}
+{{- end -}}
 {{- $_ = set $conf "kafka" $kafka -}}
 {{- $cdp := get $conf "cdp" | default dict -}}
 {{- $_ = set $cdp "client_key_env" "CDP_CLIENT_KEY" -}}

@@ -63,6 +63,13 @@ The standalone Deployment uses the same templates. See helm/examples/shop-with-c
           key: {{ $keys.kafkaSaslPassword }}
           # Brokers without SASL have no password.
           optional: true
+    {{- if .Values.staticMembership.enabled }}
+    # Static group membership: one group.instance.id per pod, its name.
+    - name: KAFKA_GROUP_INSTANCE_ID
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    {{- end }}
     {{- with .Values.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
