@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
@@ -47,27 +47,41 @@ class FakeMessage:
 
 
 class FakeConsumer:
-    """Records pauses and commits; ``batches`` are what consume() returns, in turn."""
+    """Records pauses and commits; ``batches`` are what consume() returns, in turn.
+
+    ``committed()`` answers from what was committed (offsets and metadata), as the
+    group coordinator would; ``close()`` revokes what is assigned, as librdkafka does;
+    ``fatal`` is raised by consume() as confluent-kafka raises a fatal error."""
 
     def __init__(self, conf: dict[str, Any]) -> None:
         self.conf = conf
         self.batches: deque[list[FakeMessage]] = deque()
         self.paused: set[TopicPartition] = set()
+        self.pause_calls: list[set[TopicPartition]] = []
         self.commits: list[tuple[dict[TopicPartition, int], bool]] = []
+        self.group: dict[TopicPartition, tuple[int, str]] = {}  # committed offset, metadata
         self.fail_commits = False
+        self.fatal: KafkaError | None = None
         self.closed = False
         self.callbacks: dict[str, Callable[..., None]] = {}
         self.asked: list[int] = []  # num_messages of each consume()
+        self.assignment: set[TopicPartition] = set()
+        self.on_consume: Callable[[], None] = lambda: None
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.callbacks = callbacks
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         self.asked.append(num_messages)
+        self.on_consume()
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
         return self.batches.popleft() if self.batches else []
 
     def pause(self, partitions: list[KafkaTP]) -> None:
-        self.paused |= {(p.topic, p.partition) for p in partitions}
+        tps = {(p.topic, p.partition) for p in partitions}
+        self.pause_calls.append(tps)
+        self.paused |= tps
 
     def resume(self, partitions: list[KafkaTP]) -> None:
         self.paused -= {(p.topic, p.partition) for p in partitions}
@@ -76,16 +90,35 @@ class FakeConsumer:
         if self.fail_commits:
             raise KafkaException("commit failed")
         self.commits.append(({(p.topic, p.partition): p.offset for p in offsets}, asynchronous))
+        for p in offsets:
+            self.group[(p.topic, p.partition)] = (p.offset, p.metadata)
+
+    def committed(self, partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+        answer = []
+        for p in partitions:
+            offset, metadata = self.group.get((p.topic, p.partition), (OFFSET_INVALID, ""))
+            answer.append(KafkaTP(p.topic, p.partition, offset, metadata=metadata))
+        return answer
 
     def close(self) -> None:
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
+        if self.assignment:
+            self.revoke(*sorted(self.assignment))
         self.closed = True
 
     # rebalances, as librdkafka would run them inside consume()
     def assign(self, *tps: TopicPartition) -> None:
+        self.assignment |= set(tps)
         self.callbacks["on_assign"](self, [KafkaTP(t, p) for t, p in tps])
 
     def revoke(self, *tps: TopicPartition) -> None:
+        self.assignment -= set(tps)
         self.callbacks["on_revoke"](self, [KafkaTP(t, p) for t, p in tps])
+
+    def lose(self, *tps: TopicPartition) -> None:
+        self.assignment -= set(tps)
+        self.callbacks["on_lost"](self, [KafkaTP(t, p) for t, p in tps])
 
 
 class FakeHandoff:
@@ -94,14 +127,23 @@ class FakeHandoff:
     def __init__(self) -> None:
         self.works: list[Work] = []
         self.released: list[set[TopicPartition]] = []
+        self.timeouts: list[float] = []
         self.on_release: Callable[[set[TopicPartition]], None] = lambda _tps: None
+        self.stopped = False
 
     def submit(self, works: list[Work]) -> None:
         self.works.extend(works)
 
-    def release(self, tps: set[TopicPartition], timeout: float) -> None:
+    def release(
+        self, tps: set[TopicPartition], timeout: float, poll: Callable[[], bool] | None = None
+    ) -> bool:
         self.released.append(tps)
+        self.timeouts.append(timeout)
         self.on_release(tps)
+        return True
+
+    def stop(self, timeout: float) -> None:
+        self.stopped = True
 
 
 class FakeDeadLetters:

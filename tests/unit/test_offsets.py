@@ -7,9 +7,9 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.commits import commit_metadata
 from connector.offset_metadata import decode, encode, run_ahead_limit
 from connector.offsets import ALREADY_FINISHED, OffsetTracker
-from connector.source import commit_metadata
 
 TP = ("clicks", 0)
 

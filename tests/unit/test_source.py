@@ -9,9 +9,10 @@ import pytest
 from confluent_kafka import KafkaError
 from confluent_kafka import TopicPartition as KafkaTP
 
+from connector.commits import Committer
 from connector.offsets import OffsetTracker
 from connector.settle import Settle
-from connector.source import Committer, KafkaSource
+from connector.source import KafkaSource
 from connector.state import RunState
 from tests.unit.fake_kafka import (
     FakeConsumer,
