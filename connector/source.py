@@ -336,7 +336,7 @@ class KafkaSource:
         tps = set(self._assigned)
         fatal = self._state.fatal_exit is not None
         done = self._handoff.release(tps, 0 if fatal else self._drain_left(), self._poll_group)
-        if not done:
+        if not done or self._state.fatal_exit is not None:
             self._handoff.stop(FLUSH_GRACE)
             log.warning("stopped posting with requests in flight (%s); their records will be "
                         "read again", self._state.fatal_exit or "drain timeout")  # fmt: skip

@@ -17,9 +17,17 @@ from connector.records import Failure, Headers, Work
 
 
 class FakeMessage:
-    def __init__(self, topic: str, partition: int, offset: int, value: bytes | None = b"v") -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        value: bytes | None = b"v",
+        headers: Headers = None,
+    ) -> None:
         self._coords = (topic, partition, offset)
         self._value = value
+        self._headers = headers if headers is not None else [("trace", b"t")]
 
     def error(self) -> None:
         return None
@@ -40,7 +48,7 @@ class FakeMessage:
         return self._value
 
     def headers(self) -> Headers:
-        return [("trace", b"t")]
+        return self._headers
 
     def timestamp(self) -> tuple[int, int]:
         return (1, 0)
@@ -172,14 +180,14 @@ class FakeDeadLetters:
         return 0
 
 
-def settings(**delivery: Any) -> Settings:
+def settings(drain: float = 0.2, **delivery: Any) -> Settings:
     return Settings.model_validate(
         {
             "topics": [{"name": "clicks", "decoder": "schemaless", "schema": "clicks.avsc"}],
             "mapping": "mappings.yaml",
             "delivery": delivery,
             "kafka": {"commit_interval_seconds": 60, "poll_batch": 500},
-            "shutdown": {"drain_timeout_seconds": 0.2},
+            "shutdown": {"drain_timeout_seconds": drain},
         }
     )
 
