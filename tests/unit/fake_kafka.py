@@ -12,7 +12,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
 from connector.mapping import MappedEvent, MapResult
-from connector.offsets import TopicPartition
+from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Failure, Headers, Work
 
 
@@ -195,3 +195,8 @@ def settings(drain: float = 0.2, **delivery: Any) -> Settings:
 def one_event(topic: str, value: bytes | None) -> MapResult:
     """A prepare that maps every record to one VIEW event of guest ``g``."""
     return MapResult((MappedEvent("rule", "VIEW", "g", b"{}"),), None)
+
+
+def commit_points(tracker: OffsetTracker) -> dict[TopicPartition, int]:
+    """The offsets ``to_commit`` offers now, per partition."""
+    return {tp: state.offset for tp, state in tracker.to_commit().items()}
