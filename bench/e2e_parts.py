@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connector.cdp.transport import EVENT_PATH
 from connector.sample import encode_confluent, sample_records
 from connector.schemas import load_schema
 from scripts.services.common import REPO_ROOT, free_port
@@ -29,7 +31,7 @@ from scripts.services.common import REPO_ROOT, free_port
 SCHEMA_V1 = REPO_ROOT / "avro" / "clickstream-v1.avsc"
 CLIENT_KEY = "bench-client-key"
 API_TOKEN = "bench-api-token"  # noqa: S105 - a made-up credential for local sinks
-EVENT_PATH = "/v1.2/event/create.json"
+
 
 NGINX_CONF = """\
 daemon off;
@@ -108,15 +110,23 @@ def nginx_binary(install: bool) -> str | None:
     return shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/usr/bin")
 
 
-def _start_sink(name: str, tmp: Path, argv: Callable[[int], list[str]], **popen: Any) -> Sink:
+def _start_sink(
+    name: str,
+    tmp: Path,
+    argv: Callable[[int], list[str]],
+    *,
+    scheme_host: str = "http://127.0.0.1",
+    cafile: Path | None = None,
+    **popen: Any,
+) -> Sink:
     """Start a sink process on a free port (``argv`` builds its command line from the
-    port), its output in ``tmp``, and wait until it answers."""
+    port), its output in ``tmp``, and wait until it answers (trusting ``cafile``)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with (tmp / "sink.out").open("wb") as log:
         proc = subprocess.Popen(argv(port), stdout=log, stderr=subprocess.STDOUT, **popen)
-    sink = Sink(name, f"http://127.0.0.1:{port}", proc)
-    _wait_answers(sink)
+    sink = Sink(name, f"{scheme_host}:{port}", proc)
+    _wait_answers(sink, ssl.create_default_context(cafile=str(cafile)) if cafile else None)
     return sink
 
 
@@ -142,28 +152,47 @@ def start_sandbox(tmp: Path, latency_ms: float) -> Sink:
     )  # fmt: skip
 
 
-def start_latency_sink(tmp: Path, latency_ms: float) -> Sink:
-    """bench/latency_sink.py: 201 after a fixed delay, ~20 µs of CPU per request."""
+def start_latency_sink(
+    tmp: Path, latency_ms: float, *, certificate: tuple[Path, Path] | None = None
+) -> Sink:
+    """bench/latency_sink.py: 201 after a fixed delay, ~20 µs of CPU per request;
+    over HTTPS at ``https://localhost:<port>`` with ``certificate`` (cert, key)."""
+    tls = ["--cert", str(certificate[0]), "--key", str(certificate[1])] if certificate else []
     return _start_sink(
-        f"latency sink {latency_ms:g} ms",
+        f"latency sink {latency_ms:g} ms{' https' if certificate else ''}",
         tmp,
         lambda port: [
             sys.executable, "-m", "bench.latency_sink", "--port", str(port),
-            "--latency-ms", f"{latency_ms:g}",
+            "--latency-ms", f"{latency_ms:g}", *tls,
         ],
+        scheme_host="https://localhost" if certificate else "http://127.0.0.1",
+        cafile=certificate[0] if certificate else None,
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
 
 
-def _wait_answers(sink: Sink, timeout: float = 20) -> None:
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` (openssl): ``(cert.pem, key.pem)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _wait_answers(sink: Sink, context: ssl.SSLContext | None, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if sink.proc.poll() is not None:
             raise RuntimeError(f"{sink.name} exited with {sink.proc.returncode}")
         req = urllib.request.Request(sink.url + EVENT_PATH, data=b"{}", method="POST")  # noqa: S310
         try:
-            with urllib.request.urlopen(req, timeout=2):  # noqa: S310 - loopback
+            with urllib.request.urlopen(req, timeout=2, context=context):  # noqa: S310 - loopback
                 return
         except urllib.error.HTTPError:
             return  # any HTTP answer means it listens

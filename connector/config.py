@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from connector.cdp.transport import default_transport
 from connector.errors import ConfigError
 
 
@@ -178,9 +179,7 @@ class CdpSettings(_Section):
     @property
     def effective_transport(self) -> Literal["post-basic", "post-events", "get-query"]:
         """``transport``, or the dialect's default."""
-        if self.transport is not None:
-            return self.transport
-        return "post-events" if self.dialect == "sitecore" else "post-basic"
+        return self.transport or default_transport(self.dialect)
 
     def api_token_if_needed(self) -> str:
         """The API token for post-basic; the other transports send none (empty string)."""
