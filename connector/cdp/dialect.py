@@ -21,7 +21,7 @@ from connector.cdp import sitecore_models
 from connector.cdp.transport import DEFAULT_TRANSPORT, TransportName
 from connector.errors import ConfigError
 
-__all__ = ["ASYNCAPI", "SITECORE", "Dialect", "available_dialects", "get_dialect"]
+__all__ = ["ASYNCAPI", "SITECORE", "Dialect", "get_dialect"]
 
 _CUSTOM = "CUSTOM"
 
@@ -97,10 +97,5 @@ def get_dialect(name: str) -> Dialect:
         return _DIALECTS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown CDP dialect {name!r} (known: {', '.join(available_dialects())})"
+            f"unknown CDP dialect {name!r} (known: {', '.join(sorted(_DIALECTS))})"
         ) from None
-
-
-def available_dialects() -> list[str]:
-    """Names of the dialects."""
-    return sorted(_DIALECTS)

@@ -36,12 +36,12 @@ __all__ = [
     "EVENT_PATH",
     "MAX_GET_URL_BYTES",
     "TRANSPORTS",
+    "TRANSPORT_CLASSES",
     "Pool",
     "Transport",
     "TransportName",
-    "browser_create_url",
+    "browser_target",
     "default_transport",
-    "event_url",
     "query_url",
     "splice_client_key",
 ]
@@ -78,11 +78,6 @@ def default_transport(dialect: str) -> TransportName:
     return DEFAULT_TRANSPORT[dialect]
 
 
-def event_url(base_url: str, transport: TransportName) -> str:
-    """Where events go (for get-query: without the query)."""
-    return base_url.rstrip("/") + (EVENTS_PATH if transport == "post-events" else EVENT_PATH)
-
-
 def splice_client_key(body: bytes, key_json: bytes) -> bytes:
     """``{"client_key":<key>,...body}``: the key put into a serialized JSON object.
 
@@ -99,10 +94,9 @@ def query_url(event_url: str, client_key: str, body: bytes) -> str:
     return f"{event_url}?client_key={quote(client_key, safe='')}&message={_quote(body)}"
 
 
-def browser_create_url(base_url: str, client_key: str) -> str:
-    """The URL that asks for a new browser id (already percent-encoded)."""
-    key = quote(client_key, safe="")
-    return f"{base_url.rstrip('/')}{BROWSER_PATH}?client_key={key}&message=%7B%7D"
+def browser_target(client_key: str) -> bytes:
+    """The path and query that ask for a new browser id (already percent-encoded)."""
+    return f"{BROWSER_PATH}?client_key={quote(client_key, safe='')}&message=%7B%7D".encode()
 
 
 class Pool(Protocol):
@@ -128,7 +122,7 @@ class Transport:
 
     def __init__(self, pool: Pool, base_url: str, client_key: str) -> None:
         self.pool = pool
-        self._browser_target = browser_create_url("", client_key).encode("ascii")
+        self._browser_target = browser_target(client_key)
 
     async def send(self, body: bytes) -> Answer:
         """Send one serialized event and classify the answer."""
