@@ -60,10 +60,13 @@ async def test_the_client_holds_the_transport_it_was_given(
     assert set(TRANSPORT_CLASSES) == set(TRANSPORTS)
 
 
-def test_query_url_percent_encodes_like_urllib() -> None:
+@pytest.mark.parametrize("alphabet", [range(256), range(0x20, 0x7F)], ids=["bytes", "ascii"])
+def test_query_url_percent_encodes_like_urllib(alphabet: range) -> None:
     rng = random.Random(5)
-    for _ in range(300):
-        body = bytes(rng.randrange(256) for _ in range(rng.randrange(60))) + os.urandom(4)
+    for _ in range(1000):
+        body = bytes(rng.choice(alphabet) for _ in range(rng.randrange(80)))
+        if alphabet.stop == 256:
+            body += os.urandom(2)
         url = query_url("/e", "k&y", body)
         assert url == f"/e?client_key=k%26y&message={quote(body, safe=':,')}"
 
