@@ -111,37 +111,42 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_result(answer)
 
     def _parse(self, eof: bool) -> tuple[int, list[tuple[str, str]], bytes] | None:
-        """A whole answer from the buffer, or None while more bytes are needed."""
+        """A whole answer from the buffer, or None while more bytes are needed.
+
+        Header lines are only decoded into the returned list for answers of 300 and
+        above (what ``Http1Pool`` hands on); framing headers are read from every one."""
         buf = self.buffer
         end = buf.find(b"\r\n\r\n")
         if end < 0:
             if len(buf) > MAX_HEAD:
                 raise Http1Error("answer headers too large")
             return None
-        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        lines = bytes(buf[:end]).split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
             raise Http1Error(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
         status = int(parts[1])
+        keep = status >= 300
         headers: list[tuple[str, str]] = []
         length: int | None = None
         chunked = False
         for line in lines[1:]:
-            name, sep, value = line.partition(":")
+            name, sep, raw = line.partition(b":")
             if not sep:
                 raise Http1Error(f"malformed header line: {line[:80]!r}")
-            value = value.strip()
-            headers.append((name, value))
-            lower = name.lower()
-            if lower == "content-length":
+            if keep:
+                headers.append((name.decode("latin-1"), raw.strip().decode("latin-1")))
+            size = len(name)  # only three names matter for framing; test the length first
+            if size == 14 and name.lower() == b"content-length":
+                value = raw.strip()
                 if not value.isdigit():
                     raise Http1Error(f"bad Content-Length: {value[:40]!r}")
                 length = int(value)
-            elif lower == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif lower == "connection" and "close" in value.lower():
+            elif size == 17 and name.lower() == b"transfer-encoding":
+                chunked = b"chunked" in raw.lower()
+            elif size == 10 and name.lower() == b"connection" and b"close" in raw.lower():
                 self.keep_alive = False
-        if parts[0] == "HTTP/1.0":
+        if parts[0] == b"HTTP/1.0":
             self.keep_alive = False
         start = end + 4
         if 100 <= status < 200:  # an interim answer (no Expect sent, but legal): skip it
