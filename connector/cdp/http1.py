@@ -21,8 +21,8 @@ import asyncio
 import collections
 import ssl
 import time
-from collections.abc import Mapping
-from typing import cast
+from collections.abc import Coroutine, Mapping
+from typing import Any, cast
 
 from multidict import CIMultiDict
 from yarl import URL
@@ -246,18 +246,19 @@ class Http1Pool:
         )
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def post(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
+    # post and get hand back exchange's coroutine instead of awaiting it in one of their
+    # own: one coroutine frame less per request.
+
+    def post(self, body: bytes) -> Coroutine[Any, Any, tuple[int, Mapping[str, str], bytes]]:
         """POST ``body``; raises OSError or TimeoutError when no answer came.
 
         The headers come back only for answers of 300 and above (what the caller
         classifies with: Retry-After, Location); a 2xx answer's are not built."""
-        return await self.exchange(
-            b"".join((self._prefix, str(len(body)).encode(), b"\r\n\r\n", body))
-        )
+        return self.exchange(b"".join((self._prefix, str(len(body)).encode(), b"\r\n\r\n", body)))
 
-    async def get(self, target: bytes) -> tuple[int, Mapping[str, str], bytes]:
+    def get(self, target: bytes) -> Coroutine[Any, Any, tuple[int, Mapping[str, str], bytes]]:
         """GET ``target`` (path and query, already percent-encoded); as ``post``."""
-        return await self.exchange(b"GET " + target + self._get_suffix)
+        return self.exchange(b"GET " + target + self._get_suffix)
 
     async def exchange(self, data: bytes) -> tuple[int, Mapping[str, str], bytes]:
         """Send one whole request (head and body) and read its answer; as ``post``."""
