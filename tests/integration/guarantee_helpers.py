@@ -277,6 +277,8 @@ class TcpProxy:
         """Close the listener and every open connection: nothing answers any more."""
         listener, self._listener = self._listener, None
         if listener is not None:
+            with contextlib.suppress(OSError):  # wakes the thread blocked in accept()
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             conns, self._conns = self._conns, []
