@@ -180,6 +180,7 @@ def test_new_owner_reposts_at_most_what_was_in_flight_at_revoke(
     counts = delivery_counts(cdp_sandbox)
     assert set(counts) == {r["event_id"] for r in records}
     duplicates = sum(n - 1 for n in counts.values())
+    print("measured: duplicates =", duplicates)  # shown with -s
     assert duplicates <= 8, f"{duplicates} records posted twice (max_in_flight is 8)"
 
 
@@ -230,7 +231,7 @@ def test_guest_order_holds_across_a_restart(
 
 
 CEILING = 200
-RSS_BOUND_KIB = 200 * 1024  # the whole connector process, Python and librdkafka included
+RSS_BOUND_KIB = 128 * 1024  # the whole connector process (measured: ~74 MiB peak here)
 
 
 def test_pauses_at_the_ceiling_with_a_healthy_slow_api_and_resumes_only_at_half(
@@ -255,6 +256,8 @@ def test_pauses_at_the_ceiling_with_a_healthy_slow_api_and_resumes_only_at_half(
 
         wait_for(lambda: cycles() >= 2, 40, "two pause/resume cycles")
         status = read_status(connector.proc.pid)
+        print("measured: VmRSS_kib =", status["VmRSS"])  # shown with -s
+        print("measured: VmHWM_kib =", status["VmHWM"])  # shown with -s
     finally:
         samples = sampler.stop()
 
