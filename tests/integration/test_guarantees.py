@@ -98,7 +98,11 @@ def test_sigterm_commits_exactly_what_finished(
 
 
 def _hand_over(
-    stream: Stream, factory: ConnectorFactory, sandbox: Any, records: list[dict[str, Any]]
+    stream: Stream,
+    factory: ConnectorFactory,
+    sandbox: Any,
+    records: list[dict[str, Any]],
+    buffered: int = 200,
 ) -> dict[str, Any]:
     """A second replica joins mid-stream (no periodic commits); both run to the end."""
     stream.produce(records)
@@ -106,7 +110,7 @@ def _hand_over(
     config = stream.config(
         factory, sandbox.url,
         kafka={"group_id": stream.group, "commit_interval_seconds": NO_PERIODIC_COMMIT},
-        delivery={"max_in_flight": 8, "max_buffered_records": 200},
+        delivery={"max_in_flight": 8, "max_buffered_records": buffered},
     )  # fmt: skip
     first = factory.start(config, name="first")
 
@@ -174,8 +178,10 @@ def test_new_owner_reposts_at_most_what_was_in_flight_at_revoke(
     four_partitions: Stream, connector_factory: ConnectorFactory, cdp_sandbox: Any
 ) -> None:
     stream = four_partitions
-    records = sample_records(2500, guests=200, seed=1803)
-    _hand_over(stream, connector_factory, cdp_sandbox, records)
+    records = sample_records(2500, guests=400, seed=1803)
+    # Many guests and a deep buffer: many records of a moved partition are finished
+    # above its first unfinished one when the revoke comes.
+    _hand_over(stream, connector_factory, cdp_sandbox, records, buffered=1000)
 
     counts = delivery_counts(cdp_sandbox)
     assert set(counts) == {r["event_id"] for r in records}
