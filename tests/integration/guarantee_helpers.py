@@ -26,6 +26,7 @@ from tests.integration.connector_proc import (
     ConnectorProcess,
     avro_serializer,
     committed,
+    end_offsets,
 )
 from tests.integration.kafka_helpers import create_topic
 
@@ -127,6 +128,9 @@ class Stream:
 
     def committed(self) -> dict[int, int]:
         return committed(self.bootstrap, self.group, self.topic, self.partitions)
+
+    def end_offsets(self) -> dict[int, int]:
+        return end_offsets(self.bootstrap, self.topic, self.partitions)
 
     def dead_letters(self, expected: int, timeout: float = 15) -> list[Message]:
         """Every dead letter (at least ``expected``; waits a little longer for late ones)."""

@@ -280,3 +280,39 @@ def test_pauses_at_the_ceiling_with_a_healthy_slow_api_and_resumes_only_at_half(
     assert "paused consumption" in connector.output()
     assert status["VmHWM"] < RSS_BOUND_KIB, status
     assert status["VmRSS"] < RSS_BOUND_KIB, status
+
+
+def test_a_partition_handed_back_while_paused_leaves_no_partition_paused_for_good(
+    bootstrap: str, schema_registry: Any, unique: str, connector_factory: ConnectorFactory,
+    cdp_sandbox: Any,
+) -> None:  # fmt: skip
+    stream = Stream(bootstrap, schema_registry.url, unique, partitions=2)
+    records = sample_records(600, guests=60, seed=1807)
+    stream.produce(records)
+    cdp_sandbox.set_faults(latency_ms=200)
+    slow = stream.config(
+        connector_factory, cdp_sandbox.url,
+        kafka={"group_id": stream.group, "poll_batch": 10},
+        delivery={"max_in_flight": 1, "max_buffered_records": 20},
+    )  # fmt: skip
+    first = connector_factory.start(slow, name="slow")
+    wait_for(lambda: first.metric("cdp_connector_paused") == 1, 30, "paused at its ceiling")
+    fast = stream.config(connector_factory, cdp_sandbox.url, delivery={"max_in_flight": 50})
+    second = connector_factory.start(fast, name="fast")
+    wait_for(lambda: second.readyz()[1]["assigned_partitions"] == 1, 30, "the hand-over")
+    ends = stream.end_offsets()
+
+    def one_partition_done() -> bool:
+        done = stream.committed()
+        return any(done.get(p, 0) >= end for p, end in ends.items())
+
+    wait_for(one_partition_done, 30, "the fast replica to finish its partition")
+    # Hand the (now empty) partition back while the slow replica is paused at its ceiling.
+    wait_for(lambda: first.metric("cdp_connector_paused") == 1, 10, "paused again")
+    assert second.terminate(timeout=30) == 0
+    wait_for(lambda: first.readyz()[1]["assigned_partitions"] == 2, 30, "both partitions back")
+    cdp_sandbox.clear_faults()  # fast from here: only a partition left paused can stop it
+
+    wait_caught_up(bootstrap, stream.group, stream.topic, 2, 30)
+    assert set(delivery_counts(cdp_sandbox)) == {r["event_id"] for r in records}
+    stream.close()
