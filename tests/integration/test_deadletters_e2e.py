@@ -138,3 +138,40 @@ def test_dead_letter_write_refused_by_the_broker_stops_at_exactly_that_record(
     assert stream.committed() == {0: 10}  # exactly up to the record whose outcome is nowhere
     assert stream.dead_letters(0, timeout=2) == []
     stream.close()
+
+
+def test_events_the_api_refuses_with_400_are_dead_lettered_once_with_the_status(
+    bootstrap: str, schema_registry: Any, unique: str, connector_factory: ConnectorFactory,
+    cdp_sitecore_sandbox: SandboxProcess,
+) -> None:  # fmt: skip
+    # An API that validates another dialect: every asyncapi event is a 400 there
+    # (session_id is not a sitecore field; page and language are required).
+    stream = Stream(bootstrap, schema_registry.url, unique, partitions=1)
+    records = sample_records(8, guests=3, seed=1813)
+    stream.produce(records, headers=ORIGINAL_HEADERS)
+    connector = connector_factory.start(stream.config(connector_factory, cdp_sitecore_sandbox.url))
+    wait_caught_up(bootstrap, stream.group, stream.topic, 1, 60)
+
+    letters = stream.dead_letters(len(records))  # in the order they failed: lanes run at once
+    letters.sort(key=lambda m: int(header_dict(m)["__connect.errors.offset"]))
+    assert [int(header_dict(m)["__connect.errors.offset"]) for m in letters] == list(range(8))
+    for offset, msg in enumerate(letters):
+        headers = header_dict(msg)
+        message = headers.pop("__connect.errors.exception.message")
+        assert headers == {
+            "__connect.errors.topic": stream.topic, "__connect.errors.partition": "0",
+            "__connect.errors.offset": str(offset), "__connect.errors.connector.name":
+            "cdp-connector", "__connect.errors.task.id": "0",
+            "__connect.errors.stage": "TASK_PUT", "__connect.errors.class.name":
+            "DeliveryRejected", "cdp.errors.stage": "deliver",
+            "cdp.errors.rule": "everything-as-view", "cdp.errors.http.status": "400",
+            "cdp.errors.attempts": "1",
+        }  # fmt: skip
+        assert any(field in message for field in ("session_id", "language", "page")), message
+        assert msg.value() == stream.serialize(records[offset], stream.topic)
+        assert msg.key() == records[offset]["anonymous_id"].encode()
+        assert (msg.headers() or [])[: len(ORIGINAL_HEADERS)] == ORIGINAL_HEADERS
+    assert cdp_sitecore_sandbox.stats()["by_status"] == {"400": len(records)}  # never retried
+    assert connector.metric("cdp_connector_records_dead_lettered_total", stage="deliver") == 8
+    assert connector.terminate() == 0
+    stream.close()
