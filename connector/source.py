@@ -365,7 +365,13 @@ class KafkaSource:
         except KafkaException as exc:  # a fatal error raised again: nothing to leave
             log.warning("consumer closed after a fatal error: %s", exc)
             return
-        log.info("consumer closed; left the group")
+        if self._state.fatal_exit is not None:
+            log.info("consumer closed")
+        elif self._settings.kafka.group_instance_id_env:
+            log.info("consumer closed; a static member stays in the group: its partitions "
+                     "wait session.timeout.ms for a member with its group.instance.id")  # fmt: skip
+        else:
+            log.info("consumer closed; left the group")
 
 
 def client_error(state: RunState, err: KafkaError) -> None:
@@ -375,14 +381,8 @@ def client_error(state: RunState, err: KafkaError) -> None:
         if state.broker_down_since is None:
             state.broker_down_since = time.monotonic()
         log.error("all Kafka brokers are down: %s", err.str())
-    elif err.code() == KafkaError.FENCED_INSTANCE_ID:
-        state.fail(
-            "fenced: another consumer joined the group with this group.instance.id "
-            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
-            f"at once, nothing more is committed ({err.str()})"
-        )
-    elif err.fatal():
-        state.fail(f"Kafka client fatal error: {err.str()}")
+    elif _fatal(err):
+        state.fail(_fatal_reason(err, "Kafka client fatal error"))
     elif err.code() == KafkaError._AUTHENTICATION:
         # librdkafka retries a refused SASL login forever; no retry can fix a password.
         state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
@@ -394,10 +394,26 @@ def message_error(state: RunState, err: KafkaError) -> None:
     """An error ``consume`` handed over in place of a message."""
     if err.code() == KafkaError._PARTITION_EOF:
         return
-    if err.fatal():
-        state.fail(f"Kafka consumer fatal error: {err.str()}")
+    if _fatal(err):
+        state.fail(_fatal_reason(err, "Kafka consumer fatal error"))
     else:
         log.warning("Kafka consumer error: %s", err.str())
+
+
+def _fatal(err: KafkaError) -> bool:
+    # A fatal error reaches consume() as a message error coded _FATAL, not flagged fatal.
+    return bool(err.fatal()) or err.code() in (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID)
+
+
+def _fatal_reason(err: KafkaError, what: str) -> str:
+    # Under _FATAL only the text names the cause (librdkafka's FENCED_INSTANCE_ID text).
+    if err.code() == KafkaError.FENCED_INSTANCE_ID or "group.instance.id" in err.str():
+        return (
+            "fenced: another consumer joined the group with this group.instance.id "
+            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
+            f"at once, nothing more is committed ({err.str()})"
+        )
+    return f"{what}: {err.str()}"
 
 
 def headers(msg: Message) -> Headers:

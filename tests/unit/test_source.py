@@ -13,7 +13,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from connector.commits import Committer, commit_metadata
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.settle import Settle
-from connector.source import KafkaSource
+from connector.source import KafkaSource, message_error
 from connector.state import RunState
 from tests.unit.fake_kafka import (
     FakeConsumer,
@@ -331,3 +331,14 @@ def test_a_fenced_member_stops_posting_everything_at_once_and_fails() -> None:
     assert rig.handoff.timeouts == [0]  # not waited for: the new owner is posting already
     assert rig.handoff.stopped  # requests still open are cancelled
     assert rig.kafka.commits == []
+
+
+def test_a_fence_handed_over_as_a_message_error_fails_the_run_too() -> None:
+    # librdkafka's fatal error reaches consume() as a message error coded _FATAL.
+    state = RunState()
+    why = (
+        "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
+    )
+    message_error(state, KafkaError(KafkaError._FATAL, why))
+    assert state.fatal_exit is not None
+    assert state.fatal_exit.startswith("fenced: another consumer joined the group")
