@@ -149,6 +149,7 @@ class KafkaSource:
         self._stop = threading.Event()
         self._on_records = on_records or (lambda _topic, _n: None)
         self._paused = False
+        self._pause_assigned = False  # partitions arrived while paused: pause them next round
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
@@ -237,6 +238,11 @@ class KafkaSource:
     # -- back-pressure ----------------------------------------------------------
 
     def _apply_backpressure(self) -> None:
+        if self._pause_assigned:
+            # Assigned inside consume() while paused, they arrived resumed: pause them with
+            # the rest, so one resume (below) later lets every partition go again.
+            self._pause_assigned = False
+            self._consumer.pause([KafkaTP(t, p) for t, p in self._assigned])
         ceiling = self._settings.delivery.max_buffered_records
         held = self._tracker.pending
         if not self._paused and (held >= ceiling or self._state.should_pause):
@@ -272,8 +278,7 @@ class KafkaSource:
         self._state.broker_down_since = None
         log.info("assigned %s", _names(partitions))
         if self._paused and partitions:
-            # New partitions arrive resumed; the next round pauses them with the rest.
-            self._paused = False
+            self._pause_assigned = True  # they arrive resumed; the next round pauses them
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
