@@ -171,6 +171,23 @@ def test_assignment_while_paused_keeps_new_partitions_in_step() -> None:
     assert rig.kafka.paused == {P0, P1}
 
 
+def test_a_partition_handed_back_while_paused_leaves_no_partition_paused_for_good() -> None:
+    rig = Rig(ceiling=4)
+    rig.kafka.assign(P0)
+    rig.kafka.assign(P1)
+    rig.read(P0, range(3))
+    rig.read(P1, range(1))
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}  # at the ceiling
+    rig.kafka.revoke(P1)  # its held record is forgotten: 3 held, still above half
+    rig.kafka.assign(P1)
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}  # still above half: everything stays paused
+    rig.finish(P0, 0, 1)
+    rig.source.step()
+    assert rig.kafka.paused == set()  # at half: every partition resumes, P0 included
+
+
 def test_shutdown_commits_what_finished_and_leaves() -> None:
     rig = Rig()
     rig.kafka.assign(P0)
