@@ -41,8 +41,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector import offset_metadata
-from connector.commits import Committer
+from connector.commits import Committer, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
 from connector.handoff import Handoff
@@ -244,7 +243,9 @@ class KafkaSource:
     # -- rebalance callbacks (run inside consume(), on this thread) ---------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
-        committed = self._committed(partitions)
+        # While stopping nothing is posted any more: no lookup to hold the drain up.
+        stopping = self._drain_deadline is not None
+        committed = {} if stopping else read_back(self._consumer, partitions, COMMITTED_TIMEOUT)
         restored = 0
         for p in partitions:
             tp = (p.topic, p.partition)
@@ -257,28 +258,6 @@ class KafkaSource:
         self._state.broker_down_since = None
         log.info("assigned %s (%d offsets above the commit points finished before)",
                  _names(partitions), restored)  # fmt: skip
-
-    def _committed(
-        self, partitions: list[KafkaTP]
-    ) -> dict[TopicPartition, tuple[int, tuple[int, ...]]]:
-        """The group's committed offset of each partition and the finished offsets its
-        metadata names. Blocks (inside the rebalance callback) up to COMMITTED_TIMEOUT;
-        what cannot be read is a warning, and those records are posted again."""
-        asked = [KafkaTP(p.topic, p.partition) for p in partitions]
-        try:
-            answer = self._consumer.committed(asked, timeout=COMMITTED_TIMEOUT)
-        except KafkaException as exc:
-            log.warning("could not read the committed offsets of %s (%s); records finished "
-                        "before may be posted again", _names(partitions), exc)  # fmt: skip
-            return {}
-        found: dict[TopicPartition, tuple[int, tuple[int, ...]]] = {}
-        for p in answer:
-            tp = (str(p.topic), int(p.partition))
-            if p.error is not None:
-                log.warning("could not read the committed offset of %s[%d]: %s", *tp, p.error)
-            elif p.offset >= 0:  # else no committed offset (OFFSET_INVALID)
-                found[tp] = (p.offset, offset_metadata.decode(p.metadata, p.offset))
-        return found
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
@@ -337,7 +316,8 @@ class KafkaSource:
         fatal = self._state.fatal_exit is not None
         done = self._handoff.release(tps, 0 if fatal else self._drain_left(), self._poll_group)
         if not done or self._state.fatal_exit is not None:
-            self._handoff.stop(FLUSH_GRACE)
+            self._handoff.stop(FLUSH_GRACE)  # cancel what is still open
+        if not done:
             log.warning("stopped posting with requests in flight (%s); their records will be "
                         "read again", self._state.fatal_exit or "drain timeout")  # fmt: skip
         if self._dlq.flush(max(FLUSH_GRACE, self._drain_left())):
