@@ -11,12 +11,18 @@ from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
 from connector.dispatch import Dispatcher, Failure, Work, lane_for
 from connector.mapping import MappedEvent
-from connector.offsets import OffsetTracker
+from connector.offsets import OffsetTracker, TopicPartition
 from connector.state import RunState
 from tests.unit.fake_kafka import commit_points
 
 TP = ("clicks", 0)
 OK = Answer(Outcome.DELIVERED, 201, "OK")
+
+
+async def released(dispatcher: Dispatcher, tps: set[TopicPartition]) -> None:
+    """What the source's revoke does on the loop: release, then wait for in-flight."""
+    dispatcher.release(tps)
+    await dispatcher.wait_in_flight(tps)
 
 
 class FakeSender:
@@ -222,7 +228,7 @@ async def test_released_partition_records_are_not_posted() -> None:
     h.dispatcher.start()
     try:
         await asyncio.sleep(0.01)  # first record in flight, two queued
-        release = asyncio.create_task(h.dispatcher.release_partitions({TP}))
+        release = asyncio.create_task(released(h.dispatcher, {TP}))
         await asyncio.sleep(0.01)
         assert not release.done()  # waits for the in-flight one
         gate.set()
