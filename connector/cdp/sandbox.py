@@ -13,14 +13,20 @@ auth (it is a loopback test tool):
 
     GET    /_sandbox/events?type=T&offset=N&limit=N   accepted events, oldest first
     DELETE /_sandbox/events                           forget them
-    GET    /_sandbox/stats                            counts by status and by type
+    GET    /_sandbox/stats                            counts by status and type, guest overlaps
+    GET    /_sandbox/requests?browser_id=B            event requests: start, end, guest, status
     GET    /_sandbox/faults                           current faults
     PUT    /_sandbox/faults  {...}                    replace faults (missing = none)
     POST   /_sandbox/faults  {...}                    change only the given fields
     DELETE /_sandbox/faults                           no faults
-    POST   /_sandbox/reset                            events, stats, faults as at start
+    POST   /_sandbox/reset   {"seed": N}              events, stats, faults as at start;
+                                                      random faults reseeded (N or --seed)
 
 Faults JSON also takes ``outage_seconds`` (outage from now for that long).
+
+Bodies are validated with the dialect's payload models, or — ``spec`` given
+(``--spec FILE``, asyncapi only) — with the AsyncAPI document's own JSON
+schemas (``sandbox_spec``), so a bug in our models shows up in a test.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,11 +53,22 @@ from pydantic import ValidationError
 
 from connector.cdp.dialect import Dialect, get_dialect
 from connector.cdp.sandbox_faults import FaultInjector, Faults
+from connector.cdp.sandbox_requests import RequestLog, RequestNote
+from connector.cdp.sandbox_spec import SpecValidator
+from connector.errors import ConfigError
 
 __all__ = ["Sandbox", "add_arguments", "build_app", "run"]
 
 API_VERSION = "1.2"
 DEFAULT_MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why a request carries no event object (answered after faults and credentials)."""
+
+    status: int
+    message: str
 
 
 class Sandbox:
@@ -67,11 +85,15 @@ class Sandbox:
         record_file: Path | None = None,
         max_records: int = 1_000_000,
         known_pos: frozenset[str] | None = None,
+        spec: SpecValidator | None = None,
     ) -> None:
         self.client_key = client_key
         self._expected = f"{client_key}:{api_token}".encode()
         self._expected_header = "Basic " + base64.b64encode(self._expected).decode()
         self.dialect = dialect
+        self.spec = spec
+        self.seed = seed
+        self.requests = RequestLog(max_records)
         self.initial_faults = faults or Faults()
         self.injector = FaultInjector(self.initial_faults, seed=seed)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_records)
@@ -98,13 +120,21 @@ class Sandbox:
         # posts concurrently (reported as max_concurrent in the stats).
         self.concurrent += 1
         self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        note = self.requests.open(time.time())
         try:
-            return await self._create_event(request)
+            response = await self._create_event(request, note)
+            note.status = str(response.status)
+            return response
         finally:
             self.concurrent -= 1
+            self.requests.close(note, time.time())
 
-    async def _create_event(self, request: web.Request) -> web.StreamResponse:
+    async def _create_event(self, request: web.Request, note: RequestNote) -> web.StreamResponse:
         decision = self.injector.decide()
+        parsed = await self._read_event(request)
+        if isinstance(parsed, dict):
+            # Faulted requests count too: a retry is a request of the same guest.
+            self.requests.identify(note, parsed.get("browser_id"), parsed.get("type"))
         if decision.delay:
             await asyncio.sleep(decision.delay)
         if decision.drop:
@@ -112,10 +142,17 @@ class Sandbox:
         if decision.status is not None:
             headers = {"Retry-After": decision.retry_after} if decision.retry_after else None
             return self._error(decision.status, "injected fault", headers=headers)
-        payload = await self._read_event(request)
-        if isinstance(payload, web.Response):
-            return payload
-        if self.dialect is not None:
+        denied = self._authenticate(request, parsed)
+        if denied is not None:
+            return denied
+        if isinstance(parsed, _Refusal):
+            return self._error(parsed.status, parsed.message, field="body")
+        payload = parsed
+        if self.spec is not None:
+            errors = self.spec.errors(payload)
+            if errors:
+                return self._refuse(errors)
+        elif self.dialect is not None:
             try:
                 self.dialect.validate(payload)
             except ValidationError as exc:
@@ -131,6 +168,7 @@ class Sandbox:
             self.dropped_by_pos[str(pos)] += 1
         else:
             self._record_event(ref, event_type, payload)
+        note.ref = ref
         return self._ok(ref)
 
     async def create_browser(self, request: web.Request) -> web.StreamResponse:
@@ -155,33 +193,44 @@ class Sandbox:
             content_type="application/json",
         )
 
-    async def _read_event(self, request: web.Request) -> dict[str, Any] | web.Response:
-        """The event of a request on any transport, authenticated; or the error answer."""
+    async def _read_event(self, request: web.Request) -> dict[str, Any] | _Refusal:
+        """The event object of a request on any transport, or why there is none.
+
+        Read before faults and credentials are looked at, so every request is
+        attributed to its guest; the answer keeps the order faults, credentials, body.
+        """
         if request.method == "GET":  # get-query: the event is the message parameter
-            if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
-                return self._error(401, "unknown client_key", field="client_key")
             body = request.query.get("message", "").encode()
         else:
-            by_key = request.path == "/v1.2/events"  # post-events: the key is in the body
-            if not by_key and not self._authorized(request.headers.get("Authorization")):
-                return self._error(
-                    401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
-                )
             try:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                return self._error(413, "body too large", field="body")
+                return _Refusal(413, "body too large")
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:
-            return self._error(400, f"body is not valid JSON: {str(exc)[:200]}", field="body")
+            return _Refusal(400, f"body is not valid JSON: {str(exc)[:200]}")
         if not isinstance(payload, dict):
-            return self._error(400, "body must be a JSON object (one event)", field="body")
-        if request.method == "POST" and request.path == "/v1.2/events":
-            key = payload.pop("client_key", None)
+            return _Refusal(400, "body must be a JSON object (one event)")
+        return payload
+
+    def _authenticate(
+        self, request: web.Request, parsed: dict[str, Any] | _Refusal
+    ) -> web.Response | None:
+        """The 401 answer for a request without the right credentials; None if allowed."""
+        if request.method == "GET":
+            if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
+                return self._error(401, "unknown client_key", field="client_key")
+        elif request.path != "/v1.2/events":
+            if not self._authorized(request.headers.get("Authorization")):
+                return self._error(
+                    401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
+                )
+        elif isinstance(parsed, dict):  # post-events: the key is in the body
+            key = parsed.pop("client_key", None)
             if not isinstance(key, str) or not hmac.compare_digest(key, self.client_key):
                 return self._error(401, "unknown client_key", field="client_key")
-        return payload
+        return None
 
     def _authorized(self, header: str | None) -> bool:
         if header is None:
@@ -236,6 +285,10 @@ class Sandbox:
             by_field.setdefault(_field_name(err["loc"]), []).append(err["msg"])
         # One entry per field: an ext value refused by every union member reads as one error.
         errors = [{"field": f, "message": " or ".join(msgs)} for f, msgs in by_field.items()]
+        return self._refuse(errors)
+
+    def _refuse(self, errors: list[dict[str, str]]) -> web.Response:
+        """400 naming the first offending field, with every error listed."""
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         return self._error(
             400, f"{first['field']}: {first['message']}", field=first["field"], errors=errors
@@ -271,6 +324,7 @@ class Sandbox:
                 "dropped": sum(self.dropped_by_pos.values()),
                 "dropped_by_pos": dict(self.dropped_by_pos),
                 "browsers_created": self.browsers_created,
+                **self.requests.stats(),
             }
         )
 
@@ -296,7 +350,23 @@ class Sandbox:
         self.injector.faults = Faults()
         return await self.get_faults(request)
 
+    async def get_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"requests": self.requests.entries(request.query.get("browser_id"))}
+        )
+
     async def reset(self, request: web.Request) -> web.Response:
+        seed = self.seed
+        if request.can_read_body:
+            try:
+                body = await request.json()
+                if not isinstance(body, dict) or not isinstance(body.get("seed", 0), int):
+                    raise ValueError('expected {"seed": <int>}')
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            seed = body.get("seed", seed)
+        self.injector.reseed(seed)
+        self.requests.clear()
         self.events.clear()
         self.recorded = 0
         self.by_status.clear()
@@ -340,6 +410,7 @@ def build_app(sandbox: Sandbox, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> we
     app.router.add_get("/_sandbox/events", sandbox.get_events)
     app.router.add_delete("/_sandbox/events", sandbox.delete_events)
     app.router.add_get("/_sandbox/stats", sandbox.get_stats)
+    app.router.add_get("/_sandbox/requests", sandbox.get_requests)
     app.router.add_get("/_sandbox/faults", sandbox.get_faults)
     app.router.add_put("/_sandbox/faults", sandbox.set_faults)
     app.router.add_post("/_sandbox/faults", sandbox.set_faults)
@@ -362,6 +433,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated points of sale; events for any other are answered 201 and dropped",
     )
     parser.add_argument("--no-validate", action="store_true", help="only check JSON object")
+    parser.add_argument(
+        "--spec",
+        type=Path,
+        help="validate with this AsyncAPI document's JSON schemas instead of the models "
+        "(asyncapi dialect; needs jsonschema, a dev extra)",
+    )
     parser.add_argument("--record-file", type=Path, help="append accepted events as JSONL")
     parser.add_argument("--max-records", type=int, default=1_000_000, help="kept in memory")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
@@ -401,6 +478,11 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; prints ``cdp-sandbox listening on <url>`` when ready."""
+    spec = None
+    if args.spec is not None:
+        if args.no_validate or args.dialect != "asyncapi":
+            raise ConfigError("--spec validates the asyncapi dialect; not with --no-validate")
+        spec = SpecValidator(args.spec)
     sandbox = Sandbox(
         args.client_key,
         args.api_token,
@@ -412,6 +494,7 @@ def run(args: argparse.Namespace) -> int:
         known_pos=frozenset(p.strip() for p in args.known_pos.split(",") if p.strip())
         if args.known_pos
         else None,
+        spec=spec,
     )
     uvloop.run(_serve(sandbox, args.host, args.port, args.max_body_bytes))
     return 0
