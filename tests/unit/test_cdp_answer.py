@@ -155,7 +155,11 @@ def test_client_repr_shows_no_secret() -> None:
 def test_every_status_class_boundary_gets_its_answer(
     status: int, outcome: Outcome, reason: str
 ) -> None:
-    assert classify(status, {}, b"") == Answer(outcome, status, reason)
+    # Retry-After counts only where the status says "try again later" (408, 429, 5xx).
+    retry_after = 3.0 if status in (408, 429) or 500 <= status < 600 else None
+    assert classify(status, {"Retry-After": "3"}, b"") == Answer(
+        outcome, status, reason, retry_after
+    )
 
 
 def test_redirect_reason_caps_the_location() -> None:
