@@ -4,9 +4,13 @@ stale epochs, the halt policy on exhausted retries, the elapsed-time bound on re
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+
+import pytest
 
 from connector.cdp.client import Answer, Outcome
-from connector.config import CircuitSettings, RetrySettings
+from connector.config import CircuitSettings, DeliverySettings, RetrySettings
+from connector.dispatch import Dispatcher, Failure
 from tests.unit.test_dispatch import OK, TP, FakeSender, Harness
 
 DOWN = Answer(Outcome.RETRYABLE, 503, "unavailable")
@@ -87,3 +91,69 @@ async def test_retries_stop_when_their_backoff_reaches_max_elapsed_seconds() -> 
     assert 3 <= failure.attempts <= 6  # far below max_attempts
     waits = h.sleeps[: failure.attempts - 1]
     assert sum(waits) >= 2.5 > sum(waits[:-1])  # stopped at the first attempt past the bound
+
+
+async def test_dead_letters_carry_the_rule_the_status_and_the_attempts() -> None:
+    bad = Answer(Outcome.PERMANENT, 400, "email: invalid")
+    sender = FakeSender(lambda body, n: bad if body.startswith(b"b:") else DOWN)
+    h = Harness(sender, retry=RetrySettings(max_attempts=3), circuit=CLOSED)
+    h.submit(["b", "x"])
+
+    await h.run_until_finished()
+
+    assert dict(h.dlq.failures) == {
+        0: Failure("email: invalid", "rule", 400, 1),
+        1: Failure("retries exhausted after 3 attempts: unavailable", "rule", 503, 3,
+                   exception="RetriesExhausted"),
+    }  # fmt: skip
+
+
+async def test_the_rate_limit_spaces_requests_through_the_injected_sleep() -> None:
+    h = Harness(FakeSender(lambda body, n: OK), max_in_flight=1, rate_limit_per_second=2)
+    h.submit(["a", "b", "c", "d", "e"])
+
+    await h.run_until_finished()
+
+    # A burst of two, then one every half second (the fake sleep lets no time pass).
+    assert h.sleeps == [pytest.approx(s, abs=0.05) for s in (0.5, 1.0, 1.5)]
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.answers: list[tuple[str, int | None, float]] = []
+        self.done: Counter[tuple[str, str]] = Counter()
+        self.delivered = 0
+
+    def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
+        self.answers.append((event_type, answer.status, seconds))
+
+    def event_done(self, event_type: str, outcome: str) -> None:
+        self.done[(event_type, outcome)] += 1
+
+    def record_delivered(self) -> None:
+        self.delivered += 1
+
+
+async def test_the_observer_hears_every_answer_and_every_outcome() -> None:
+    bad = Answer(Outcome.PERMANENT, 400, "email: invalid")
+
+    def script(body: bytes, n: int) -> Answer:
+        if body.startswith(b"b:"):
+            return bad
+        return DOWN if body.startswith(b"c:") and n == 1 else OK
+
+    sender = FakeSender(script)
+    h = Harness(sender, circuit=CLOSED)
+    observer = RecordingObserver()
+    h.dispatcher = Dispatcher(sender, h.dlq, h.tracker, DeliverySettings(circuit=CLOSED),
+                              h.state, observer=observer, sleep=h.dispatcher._sleep)  # fmt: skip
+    h.submit(["a", "b", "c"])
+
+    await h.run_until_finished()
+
+    assert observer.done == {("VIEW", "delivered"): 2, ("VIEW", "dead_lettered"): 1,
+                             ("VIEW", "retried"): 1}  # fmt: skip
+    assert sorted(status for _, status, _ in observer.answers) == [201, 201, 400, 503]
+    assert all(t == "VIEW" and 0 <= s < 5 for t, _, s in observer.answers)
+    assert observer.delivered == 2
+    assert h.dispatcher.requests_in_flight == 0
