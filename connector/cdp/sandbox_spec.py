@@ -52,17 +52,25 @@ class SpecValidator:
             raise ConfigError(f"{document}: no {_CUSTOM} message")
 
     def errors(self, payload: dict[str, Any]) -> list[dict[str, str]]:
-        """``[{"field", "message"}]`` for every schema error of ``payload``; [] when valid."""
+        """``[{"field", "message"}]`` for every schema error of ``payload`` in the document's
+        order (base fields first); [] when valid. A missing field is named as the field."""
         event_type = payload.get("type")
         name = event_type if isinstance(event_type, str) else _CUSTOM
         validator = self._validators.get(name, self._validators[_CUSTOM])
-        found = []
+        found: list[dict[str, str]] = []
+        required_seen: set[tuple[object, ...]] = set()
         for error in validator.iter_errors(payload):
             path = [str(p) for p in error.absolute_path]
             required = error.validator_value if error.validator == "required" else None
             if isinstance(required, list) and isinstance(error.instance, dict):
-                missing = [n for n in required if n not in error.instance]
-                path.append(str(missing[0]) if missing else "")
-            field = ".".join(p for p in path if p) or "body"
-            found.append({"field": field, "message": error.message})
-        return sorted(found, key=lambda e: e["field"])
+                # jsonschema reports each missing name of one "required" list separately.
+                where = (*path, "@", *error.absolute_schema_path)
+                if where in required_seen:
+                    continue
+                required_seen.add(where)
+                for missing in (n for n in required if n not in error.instance):
+                    field = ".".join([*path, str(missing)])
+                    found.append({"field": field, "message": f"{missing!r} is a required property"})
+                continue
+            found.append({"field": ".".join(path) or "body", "message": error.message})
+        return found

@@ -162,3 +162,9 @@ async def test_reset_refuses_a_seed_that_is_no_integer(start: Start) -> None:
     _, client = await start()
     async with client.post("/_sandbox/reset", json={"seed": "x"}) as response:
         assert response.status == 400
+
+
+def test_spec_errors_name_each_missing_field_base_fields_first() -> None:
+    errors = SpecValidator(SPEC).errors({"channel": "WEB", "type": "IDENTITY", "browser_id": "b"})
+    assert [e["field"] for e in errors] == ["session_id", "pos", "currency", "email"]
+    assert errors[0]["message"] == "'session_id' is a required property"

@@ -138,3 +138,32 @@ def test_a_failing_condition_names_its_rule_and_its_text() -> None:
     with pytest.raises(MappingError) as info:
         m.map(record("PAGE_VIEW"), "t")
     assert str(info.value).startswith("rule 'odd': condition 'abs(site) > `1`' failed: ")
+
+
+def test_a_when_map_compares_numbers_and_booleans_the_jmespath_way() -> None:
+    m = mapper(
+        """
+        - name: big
+          when: {payload.total_minor: 28890}
+          emit: {type: VIEW}
+        - name: flagged
+          when: {payload.flag: true}
+          emit: {type: VIEW}
+        """
+    )
+    assert rule_of(m, "ORDER_COMPLETED") == "big"
+    assert rule_of(m, "ORDER_COMPLETED", payload={"total_minor": 1, "flag": True}) == "flagged"
+    assert rule_of(m, "ORDER_COMPLETED", payload={"total_minor": 1, "flag": 1}) is None
+
+
+def test_a_skip_rule_keeps_its_topic_pattern_and_its_condition_text() -> None:
+    m = compiled(
+        """
+        - {name: quiet, topic_pattern: "test\\\\..*", skip: true}
+        - {name: odd, when: "abs(site) > `1`", skip: true}
+        """
+    )
+    assert m.map(record("PAGE_VIEW"), "test.a").skipped_by == "quiet"
+    with pytest.raises(MappingError) as info:
+        m.map(record("PAGE_VIEW"), "live")
+    assert str(info.value).startswith("rule 'odd': condition 'abs(site) > `1`' failed: ")
