@@ -157,3 +157,16 @@ async def test_the_observer_hears_every_answer_and_every_outcome() -> None:
     assert all(t == "VIEW" and 0 <= s < 5 for t, _, s in observer.answers)
     assert observer.delivered == 2
     assert h.dispatcher.requests_in_flight == 0
+
+
+async def test_every_event_of_a_record_is_delivered_before_it_is_finished() -> None:
+    sender = FakeSender(lambda body, n: OK)
+    h = Harness(sender)
+    h.submit(["a", "b"], events_per_record=3)
+
+    await h.run_until_finished()
+
+    assert sorted(sender.calls) == sorted(
+        f"{k}:{o}:{i}".encode() for k, o in (("a", 0), ("b", 1)) for i in range(3)
+    )
+    assert h.tracker.committable() == {TP: 2}
