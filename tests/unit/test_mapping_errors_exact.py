@@ -69,6 +69,18 @@ CASES = {
         "m.yaml:3: field 'sesion_id': no test-flat event has a field 'sesion_id' "
         "(did you mean 'session_id'?)",
     ),
+    "object as default guest_key": (
+        "defaults:\n  guest_key: {object: {a: x}}\nrules:\n- {name: a, skip: true}\n",
+        "m.yaml:2: field 'guest_key': an object is given but the field is a value",
+    ),
+    "list as rule guest_key": (
+        R + "- {name: a, guest_key: {list: [x]}, emit: {type: VIEW}}\n",
+        "m.yaml:9: rule 'a', field 'guest_key': a list is built but the field is a value",
+    ),
+    "object as custom type": (
+        R + "- {name: a, emit: {custom: {object: {a: x}}}}\n",
+        "m.yaml:9: rule 'a', field 'custom': an object is given but the field is a value",
+    ),
     "rule not a mapping": (
         R + "- just text\n",
         "m.yaml:9: each rule is a mapping with name, when, emit (or skip)",
