@@ -236,3 +236,14 @@ def test_a_bad_default_is_reported_once_not_once_per_rule() -> None:
         "1 problem in mapping rules:\n"
         f"  m.yaml:6: rule 'a', VIEW, field 'pos': unknown key(s) ['nope']: {COMPUTED}"
     )
+
+
+def test_two_problems_are_counted_in_the_plural() -> None:
+    message = error_of(
+        "defaults:\n  fields:\n    sesion_id: x\n    chanel: y\nrules:\n- {name: a, skip: true}\n"
+    )
+    assert message.splitlines()[0] == "2 problems in mapping rules:"
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line() -> None:
+    assert error_of("rules: [\n").startswith("m.yaml:2: invalid YAML: ")
