@@ -33,10 +33,11 @@ class RecordingProducer:
 
 
 @pytest.fixture
-def queue(monkeypatch: pytest.MonkeyPatch) -> tuple[DeadLetterQueue, RunState]:
-    monkeypatch.setattr(deadletter, "Producer", RecordingProducer)
+def queue() -> tuple[DeadLetterQueue, RunState]:
+    # The settings the wiring place (pipeline) builds the dead-letter producer with.
+    producer = RecordingProducer(deadletter.producer_conf({"bootstrap.servers": "127.0.0.1:1"}))
     state = RunState()
-    return DeadLetterQueue({"bootstrap.servers": "127.0.0.1:1"}, "dlq", state), state
+    return DeadLetterQueue(producer, "dlq", state), state  # type: ignore[arg-type]
 
 
 def test_a_deliver_stage_dead_letter_carries_every_header_and_the_original_record(

@@ -219,8 +219,10 @@ async def test_401_halts_everything_without_dead_letters_and_recovers() -> None:
 async def test_released_partition_records_are_not_posted() -> None:
     gate = asyncio.Event()
     sending = asyncio.Event()
+    posted: list[bytes] = []
 
     async def blocked_send(body: bytes) -> Answer:
+        posted.append(body)
         sending.set()
         await gate.wait()
         return OK
@@ -231,11 +233,8 @@ async def test_released_partition_records_are_not_posted() -> None:
     h.submit(["a", "a", "a"])
     h.dispatcher.start()
     try:
-        await asyncio.sleep(0.01)  # first record in flight, two queued
-        release = asyncio.create_task(released(h.dispatcher, {TP}))
-        await asyncio.sleep(0.01)
         await asyncio.wait_for(sending.wait(), 1)  # first record in flight, two queued
-        release = asyncio.create_task(h.dispatcher.release_partitions({TP}))
+        release = asyncio.create_task(released(h.dispatcher, {TP}))
         async with asyncio.timeout(1):  # until it dropped the queued two
             while h.dispatcher.queued:
                 await asyncio.sleep(0.001)
@@ -244,6 +243,7 @@ async def test_released_partition_records_are_not_posted() -> None:
         await asyncio.wait_for(release, 1)
         assert h.dispatcher.queued == 0
         assert commit_points(h.tracker) == {TP: 1}
+        assert posted == [b"a:0:0"]  # the two dropped ones never reached the CDP
     finally:
         await h.dispatcher.stop()
 

@@ -11,6 +11,7 @@ import pytest
 from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
 from connector.dispatch import Dispatcher, Failure
+from tests.unit.fake_kafka import commit_points
 from tests.unit.test_dispatch import OK, TP, FakeSender, Harness
 
 DOWN = Answer(Outcome.RETRYABLE, 503, "unavailable")
@@ -28,7 +29,7 @@ async def test_records_read_under_an_older_assignment_are_not_posted() -> None:
     await h.run_until_finished()
 
     assert sender.calls == [b"a:2:0"]  # the stale two were skipped, the new owner re-reads them
-    assert h.tracker.committable() == {TP: 3}
+    assert commit_points(h.tracker) == {TP: 3}
 
 
 async def test_exhausted_retries_halt_instead_of_dead_lettering_under_the_halt_policy() -> None:
@@ -45,7 +46,7 @@ async def test_exhausted_retries_halt_instead_of_dead_lettering_under_the_halt_p
         assert "on_retries_exhausted: halt" in h.state.halted_reason
         assert sender.attempts[b"x:0:0"] == 2
         assert h.dlq.failures == []
-        assert h.tracker.committable() == {}  # the record stays without an outcome
+        assert h.tracker.to_commit() == {}  # the record stays without an outcome
     finally:
         await h.dispatcher.stop()
 
@@ -169,4 +170,4 @@ async def test_every_event_of_a_record_is_delivered_before_it_is_finished() -> N
     assert sorted(sender.calls) == sorted(
         f"{k}:{o}:{i}".encode() for k, o in (("a", 0), ("b", 1)) for i in range(3)
     )
-    assert h.tracker.committable() == {TP: 2}
+    assert commit_points(h.tracker) == {TP: 2}

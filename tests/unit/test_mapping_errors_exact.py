@@ -123,19 +123,19 @@ CASES = {
     ),
     "topic not a name": (
         R + "- {name: a, topics: [1], skip: true}\n",
-        "m.yaml:9: rule 'a': topics is a topic name or a list of topic names",
+        "m.yaml:9: rule 'a', field 'topics': topics is a topic name or a list of topic names",
     ),
     "empty topic name": (
         R + "- {name: a, topics: [clicks, ''], skip: true}\n",
-        "m.yaml:9: rule 'a': topics is a topic name or a list of topic names",
+        "m.yaml:9: rule 'a', field 'topics': topics is a topic name or a list of topic names",
     ),
     "no topics": (
         R + "- {name: a, topics: [], skip: true}\n",
-        "m.yaml:9: rule 'a': topics is a topic name or a list of topic names",
+        "m.yaml:9: rule 'a', field 'topics': topics is a topic name or a list of topic names",
     ),
     "topic_pattern not a string": (
         R + "- {name: a, topic_pattern: [x], skip: true}\n",
-        "m.yaml:9: rule 'a': topic_pattern is a regular expression string",
+        "m.yaml:9: rule 'a', field 'topic_pattern': topic_pattern is a regular expression string",
     ),
     "when neither expression nor mapping": (
         R + "- {name: a, when: 5, skip: true}\n",
@@ -205,7 +205,8 @@ def test_a_document_that_is_not_a_mapping_is_refused_at_once() -> None:
     ("rule", "start"),
     [
         ("{name: a, topic_pattern: '(', skip: true}",
-         "m.yaml:9: rule 'a': topic_pattern is not a valid regular expression: missing )"),
+         "m.yaml:9: rule 'a', field 'topic_pattern': topic_pattern is not a valid regular "
+         "expression: missing )"),
         ("{name: a, when: 'a ==', skip: true}",
          "m.yaml:9: rule 'a': when: invalid expression 'a ==': "),
         ("{name: a, when: {'a..b': 1}, skip: true}",
@@ -232,9 +233,8 @@ def test_a_bad_default_is_reported_once_not_once_per_rule() -> None:
         "rules:\n- {name: a, emit: {type: VIEW}}\n"
         "- {name: b, emit: {type: SEARCH, fields: {search_term: q}}}\n"
     )
-    assert error_of(text) == (
-        "1 problem in mapping rules:\n"
-        f"  m.yaml:6: rule 'a', VIEW, field 'pos': unknown key(s) ['nope']: {COMPUTED}"
+    assert error_of(text) == (  # as the defaults', not as the first rule's
+        f"1 problem in mapping rules:\n  m.yaml:6: field 'pos': unknown key(s) ['nope']: {COMPUTED}"
     )
 
 
