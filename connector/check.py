@@ -30,13 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
-
 from connector.cdp.client import Outcome
 from connector.config import Settings, load_config, read_secret
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import ConfigError, ConnectorError, TransientError
 from connector.http_auth import basic_auth_header
+from connector.topics import CredentialsRefused, cluster_metadata
 
 __all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "run_checks"]
 
@@ -81,32 +79,12 @@ def _record_paths(settings: Settings, _timeout: float) -> str:
 
 
 def _metadata(settings: Settings, timeout: float) -> Any:  # ClusterMetadata (not exported)
-    refused: list[str] = []  # a refused SASL login, which librdkafka would retry forever
-
-    def on_error(err: KafkaError) -> None:
-        if err.code() == KafkaError._AUTHENTICATION:
-            refused.append(err.str())
-
     # The logger is never polled: librdkafka's connection chatter stays out of the output.
-    conf: dict[str, Any] = {
-        **settings.kafka.admin_conf(),
-        "logger": logging.getLogger("connector.check.librdkafka"),
-        "error_cb": on_error,
-    }
-    admin = AdminClient(conf)
-    deadline = time.monotonic() + timeout
-    while True:  # short attempts, so a refused login is reported within a second or two
-        try:
-            return admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
-        except KafkaException as exc:
-            admin.poll(0)  # serves error_cb
-            if refused:
-                raise CheckFailed(f"Kafka refused the credentials: {refused[0]}") from exc
-            if time.monotonic() >= deadline:
-                raise CheckFailed(
-                    f"no metadata from {settings.kafka.bootstrap_servers} in {timeout:g}s: "
-                    f"{exc.args[0].str() if exc.args else exc}"
-                ) from exc
+    logger = logging.getLogger("connector.check.librdkafka")
+    try:
+        return cluster_metadata(settings.kafka, timeout, logger)
+    except (CredentialsRefused, TransientError) as exc:
+        raise CheckFailed(str(exc)) from exc
 
 
 def _broker(settings: Settings, timeout: float) -> str:

@@ -8,7 +8,9 @@ allows it, and otherwise, or when the broker refuses, it is a ConfigError (exit 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -17,9 +19,47 @@ from confluent_kafka.cimpl import NewTopic
 from connector.config import KafkaSettings
 from connector.errors import ConfigError, TransientError
 
-__all__ = ["ensure_topic"]
+__all__ = ["CredentialsRefused", "cluster_metadata", "ensure_topic"]
 
 log = logging.getLogger(__name__)
+
+
+class CredentialsRefused(ConfigError):
+    """The broker refused the SASL login: librdkafka would retry it forever, unanswered."""
+
+
+def cluster_metadata(
+    kafka: KafkaSettings, timeout: float, logger: logging.Logger | None = None
+) -> Any:  # ClusterMetadata (not exported by confluent-kafka)
+    """The cluster's metadata, asked in one-second attempts so that a refused login is
+    reported within a second or two (CredentialsRefused) instead of after ``timeout``;
+    TransientError when the brokers do not answer in ``timeout``. ``logger`` takes
+    librdkafka's own lines (``check`` passes one that is never shown)."""
+    refused: list[str] = []
+
+    def on_error(err: KafkaError) -> None:
+        if err.code() == KafkaError._AUTHENTICATION:
+            refused.append(err.str())
+
+    conf = {**kafka.admin_conf(), "error_cb": on_error}
+    if logger is not None:
+        conf["logger"] = logger
+    admin = AdminClient(conf)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+        except KafkaException as exc:
+            admin.poll(0)  # serves error_cb
+            if refused:
+                raise CredentialsRefused(
+                    f"Kafka refused the credentials (kafka.client sasl.*, the SASL password): "
+                    f"{refused[0]}"
+                ) from exc
+            if time.monotonic() >= deadline:
+                raise TransientError(
+                    f"no metadata from {kafka.bootstrap_servers} in {timeout:g}s: {_reason(exc)}"
+                ) from exc
 
 
 def ensure_topic(
@@ -36,18 +76,13 @@ def ensure_topic(
     ``section`` is the config section that names the topic (``dead_letter``), for the
     messages. With ``validate_only`` (``check``) the broker validates the creation
     without doing it. Returns a one-line detail; raises ConfigError when the topic is
-    missing and may not or cannot be created, TransientError when the broker does not
-    answer within ``timeout``. Lists every topic instead of asking for this one, so a
-    broker that auto-creates topics on a metadata request does not.
+    missing and may not or cannot be created (CredentialsRefused when it refuses the
+    login), TransientError when the broker does not answer within ``timeout``. Lists
+    every topic instead of asking for this one, so a broker that auto-creates topics on
+    a metadata request does not.
     """
     name = new.topic
-    admin = AdminClient(kafka.admin_conf())
-    try:
-        meta = admin.list_topics(timeout=timeout).topics.get(name)
-    except KafkaException as exc:
-        raise TransientError(
-            f"no metadata from {kafka.bootstrap_servers} in {timeout:g}s: {_reason(exc)}"
-        ) from exc
+    meta = cluster_metadata(kafka, timeout).topics.get(name)
     if meta is not None:
         return f"{len(meta.partitions)} partition(s)"
     if not create:
@@ -55,6 +90,7 @@ def ensure_topic(
             f"{section}.topic {name!r} does not exist and {section}.create_topic is false: "
             "create the topic, or set create_topic: true"
         )
+    admin = AdminClient(kafka.admin_conf())
     futures = admin.create_topics([new], validate_only=validate_only, request_timeout=timeout)
     try:
         futures[name].result(timeout)

@@ -192,12 +192,14 @@ class ConnectorFactory:
         config: dict[str, Any],
         name: str = "connector",
         *,
+        wait_listening: bool = True,
         wait_assigned: bool = True,
         expect_errors: Iterable[str] = (),
     ) -> ConnectorProcess:
-        """Start ``cdp-connector run``; returns when it listens and (``wait_assigned``)
-        owns a partition. ``expect_errors``: ERROR log lines (regular expressions) this
-        test expects; any other ERROR line or traceback fails the test at teardown."""
+        """Start ``cdp-connector run``; returns when it listens (``wait_listening``; not
+        for a process that is to stop at start) and owns a partition (``wait_assigned``).
+        ``expect_errors``: ERROR log lines (regular expressions) this test expects; any
+        other ERROR line or traceback fails the test at teardown."""
         port = free_port()
         config = {**config, "observability": {**config["observability"], "port": port}}
         path = self.tmp / f"{name}-{len(self.started)}.yaml"
@@ -214,6 +216,8 @@ class ConnectorFactory:
         running = ConnectorProcess(proc, path, port, log)
         running.expect_errors(*expect_errors)
         self.started.append(running)
+        if not wait_listening:
+            return running
         running.wait_listening()
         if wait_assigned:
             running.wait_assigned()

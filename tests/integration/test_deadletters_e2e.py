@@ -124,7 +124,11 @@ def test_dead_letter_write_refused_by_the_broker_stops_at_exactly_that_record(
     )  # fmt: skip
     records = sample_records(20, guests=4, seed=1812)
     stream.produce(records[:10])
-    connector = connector_factory.start(stream.config(connector_factory, cdp_sandbox.url))
+    connector = connector_factory.start(
+        stream.config(connector_factory, cdp_sandbox.url),
+        expect_errors=[r"dead-letter write failed", r"stopping: dead-letter write",
+                       r"stopped because: dead-letter write"],
+    )  # fmt: skip
     wait_for(lambda: stream.committed() == {0: 10}, 30, "the first ten records committed")
 
     bad = b"\x07" + b"not avro " * 500  # a decode failure whose dead letter is ~4.5 KiB

@@ -189,7 +189,8 @@ def test_no_secret_in_the_logs_of_a_401_run(
     with_secret_env(connector_factory, CDP_API_TOKEN=WRONG_TOKEN)
     connector = connector_factory.start(
         secret_config(stream, connector_factory, cdp_sandbox.url,
-                      delivery={"auth_probe_seconds": 0.5})
+                      delivery={"auth_probe_seconds": 0.5}),
+        expect_errors=[r"delivery halted: CDP refused the credentials"],
     )  # fmt: skip
     wait_for(lambda: cdp_sandbox.stats()["by_status"].get("401", 0) >= 2, 30, "401 answers")
     wait_for(lambda: "refused the credentials" in connector.output(), 10, "the 401 logged")
