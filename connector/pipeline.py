@@ -181,6 +181,8 @@ async def run(settings: Settings) -> int:
             on_records=metrics.consumed,
         )
 
+        named_topics = [t.name for t in settings.topics if t.name is not None]
+
         def refresh() -> None:
             metrics.requests_in_flight.set(dispatcher.requests_in_flight)
             metrics.records_buffered.set(tracker.pending)
@@ -189,6 +191,7 @@ async def run(settings: Settings) -> int:
             metrics.halted.set(1 if state.halted_reason else 0)
             metrics.assigned_partitions.set(state.assigned)
             metrics.ready.set(1 if state.readiness()[0] else 0)
+            metrics.topics_checked(named_topics, state.missing_topics)
 
         app = build_app(state, metrics, refresh, lambda: source.thread)
         obs = settings.observability

@@ -9,7 +9,14 @@ unit-tested without a broker.
 
 Back-pressure: all partitions pause while the records held (read, no outcome yet)
 reach ``max_buffered_records`` or delivery cannot make progress (halted, circuit
-open), and resume once held records fall to half the ceiling and that cleared.
+open, a dependency down: ``RunState.pause_reason``), and resume once held records
+fall to half the ceiling and that cleared. Pausing and resuming are logged with the
+reason: at warning when delivery is blocked, at info for the buffer ceiling (normal
+back-pressure under load).
+
+Subscribed topic names are looked up at subscribe and at every assignment; those the
+cluster does not have are ``RunState.missing_topics`` (not ready) until a later
+assignment finds them.
 
 Commits, in order of the guarantee they keep:
 1. the tracker says which offsets have every earlier record finished;
@@ -35,14 +42,18 @@ from connector import __version__
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
 from connector.dispatch import Dispatcher
+from connector.logs import KAFKA_LOGGER
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Headers, Work
 from connector.settle import Settle
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
+kafka_log = logging.getLogger(KAFKA_LOGGER)  # repeats are collapsed (connector.logs)
 
 RESUME_FRACTION = 0.5  # resume once held records fall to half the ceiling
+CEILING = "delivery.max_buffered_records reached"  # the pause reason of plain back-pressure
+METADATA_TIMEOUT = 5.0  # seconds for the topic lookup at subscribe and assignment
 # Builds the consumer from the source's own callbacks (error_cb), added to the config.
 ConsumerFactory = Callable[[dict[str, Any]], Consumer]
 
@@ -150,6 +161,8 @@ class KafkaSource:
         self._on_records = on_records or (lambda _topic, _n: None)
         self._paused = False
         self._pause_assigned = False  # partitions arrived while paused: pause them next round
+        self._paused_for: str | None = None  # the reason the last pause line gave
+        self._paused_at = 0.0
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
@@ -171,7 +184,7 @@ class KafkaSource:
     def wait_out(self, delay: float) -> bool:
         """Settle's ``wait`` while a dependency is down: consumption pauses (and stays
         paused while ``degraded_reason`` is set); True when the source is stopping."""
-        self._pause()
+        self._pause(self._state.pause_reason or "a dependency is down")
         return self._stop.wait(delay)
 
     # -- the thread -----------------------------------------------------------
@@ -194,6 +207,7 @@ class KafkaSource:
             on_lost=self._on_lost,
         )  # fmt: skip
         self._state.subscribed = True
+        self._check_topics()
         self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
 
     def step(self) -> None:
@@ -245,27 +259,56 @@ class KafkaSource:
             self._consumer.pause([KafkaTP(t, p) for t, p in self._assigned])
         ceiling = self._settings.delivery.max_buffered_records
         held = self._tracker.pending
-        if not self._paused and (held >= ceiling or self._state.should_pause):
-            self._pause()
-        elif (
-            self._paused
-            and held <= ceiling * RESUME_FRACTION
-            and not self._state.should_pause
-            and self._state.degraded_reason is None
-        ):
+        blocked = self._state.pause_reason
+        if not self._paused and (held >= ceiling or blocked is not None):
+            self._pause(blocked or CEILING)
+        elif self._paused and held <= ceiling * RESUME_FRACTION and blocked is None:
             self._resume()
 
-    def _pause(self) -> None:
+    def _pause(self, why: str) -> None:
+        """Pause every assigned partition; one line per reason, not per re-pause."""
         if not self._paused and self._assigned:
             self._consumer.pause([KafkaTP(t, p) for t, p in self._assigned])
-            log.info("paused consumption (%d records held)", self._tracker.pending)
+            if why != self._paused_for:
+                level = logging.INFO if why == CEILING else logging.WARNING
+                log.log(level, "paused consumption: %s (%d records held)", why,
+                        self._tracker.pending)  # fmt: skip
+                self._paused_for, self._paused_at = why, time.monotonic()
         self._paused = True
 
     def _resume(self) -> None:
         if self._assigned:
             self._consumer.resume([KafkaTP(t, p) for t, p in self._assigned])
-            log.info("resumed consumption (%d records held)", self._tracker.pending)
+        if self._paused_for is not None:
+            level = logging.INFO if self._paused_for == CEILING else logging.WARNING
+            log.log(level, "resumed consumption after %.1fs paused (%s; %d records held)",
+                    time.monotonic() - self._paused_at, self._paused_for,
+                    self._tracker.pending)  # fmt: skip
+            self._paused_for = None
         self._paused = False
+
+    def _check_topics(self) -> None:
+        """Which subscribed topic names the cluster lacks (``RunState.missing_topics``).
+
+        Patterns are not looked up: matching nothing yet is what a pattern may do. A
+        broker that does not answer leaves the last finding (brokers down is its own
+        reason)."""
+        names = [t.name for t in self._settings.topics if t.name is not None]
+        if not names:
+            return
+        try:
+            found = self._consumer.list_topics(timeout=METADATA_TIMEOUT).topics
+        except KafkaException as exc:
+            log.warning("could not look up the subscribed topics: %s", exc)
+            return
+        missing = tuple(n for n in names if n not in found or found[n].error is not None)
+        if missing != self._state.missing_topics:
+            if missing:
+                log.warning("subscribed topics missing, not read until created: %s",
+                            ", ".join(missing))  # fmt: skip
+            else:
+                log.warning("subscribed topics found: %s", ", ".join(self._state.missing_topics))
+        self._state.missing_topics = missing
 
     # -- rebalance callbacks (run inside consume(), on this thread) ---------------
 
@@ -277,6 +320,7 @@ class KafkaSource:
         self._state.assigned = len(self._assigned)
         self._state.broker_down_since = None
         log.info("assigned %s", _names(partitions))
+        self._check_topics()  # a rebalance follows a topic's creation
         if self._paused and partitions:
             self._pause_assigned = True  # they arrive resumed; the next round pauses them
 
@@ -331,18 +375,21 @@ class KafkaSource:
 
 
 def client_error(state: RunState, err: KafkaError) -> None:
-    """The consumer's ``error_cb``: brokers down → not ready; fatal → stop."""
+    """The consumer's ``error_cb``: brokers down → not ready; fatal → stop.
+
+    Logged through ``kafka_log``, whose repeats (and librdkafka's own line for the same
+    error) collapse into one line per interval."""
     if err.code() == KafkaError._ALL_BROKERS_DOWN:
         if state.broker_down_since is None:
             state.broker_down_since = time.monotonic()
-        log.error("all Kafka brokers are down: %s", err.str())
+        kafka_log.error("all Kafka brokers are down: %s", err.str())
     elif err.fatal():
         state.fail(f"Kafka client fatal error: {err.str()}")
     elif err.code() == KafkaError._AUTHENTICATION:
         # librdkafka retries a refused SASL login forever; no retry can fix a password.
         state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
     else:
-        log.warning("Kafka client error: %s", err.str())
+        kafka_log.warning("Kafka client error: %s", err.str())
 
 
 def message_error(state: RunState, err: KafkaError) -> None:
@@ -352,7 +399,7 @@ def message_error(state: RunState, err: KafkaError) -> None:
     if err.fatal():
         state.fail(f"Kafka consumer fatal error: {err.str()}")
     else:
-        log.warning("Kafka consumer error: %s", err.str())
+        kafka_log.warning("Kafka consumer error: %s", err.str())
 
 
 def headers(msg: Message) -> Headers:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -58,13 +59,21 @@ class FakeConsumer:
         self.closed = False
         self.callbacks: dict[str, Callable[..., None]] = {}
         self.asked: list[int] = []  # num_messages of each consume()
+        self.topics: set[str] | None = None  # what list_topics() finds (None: the subscribed)
+        self.subscribed: list[str] = []
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.callbacks = callbacks
+        self.subscribed = topics
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         self.asked.append(num_messages)
         return self.batches.popleft() if self.batches else []
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        """Cluster metadata as confluent-kafka shapes it: ``.topics`` name → TopicMetadata."""
+        names = self.subscribed if self.topics is None else self.topics
+        return SimpleNamespace(topics={n: SimpleNamespace(error=None) for n in names})
 
     def pause(self, partitions: list[KafkaTP]) -> None:
         self.paused |= {(p.topic, p.partition) for p in partitions}

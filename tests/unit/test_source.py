@@ -3,6 +3,7 @@ commits, shutdown. The thread itself is not started; each test drives ``step``."
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -211,3 +212,61 @@ def test_pauses_while_delivery_cannot_progress(halt: str) -> None:
     rig.state.circuit_open = False
     rig.source.step()
     assert rig.kafka.paused == set()
+
+
+def pause_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "connector.source" and "consumption" in r.getMessage()
+    ]
+
+
+def test_pause_and_resume_say_why_at_warning_when_delivery_is_blocked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = Rig()
+    rig.kafka.assign(P0)
+    rig.read(P0, range(3))
+    rig.state.open_circuit("5 consecutive retryable failures, the last HTTP 503: outage")
+    rig.source.step()
+    rig.source.step()  # still paused: no second line
+    rig.state.close_circuit()
+    rig.source.step()
+    [(level, paused), (level2, resumed)] = pause_lines(caplog)
+    assert (level, level2) == ("WARNING", "WARNING")
+    assert paused == (
+        "paused consumption: CDP circuit open: 5 consecutive retryable failures, "
+        "the last HTTP 503: outage (3 records held)"
+    )
+    assert resumed.startswith("resumed consumption after ")
+    assert "paused (CDP circuit open: 5 consecutive" in resumed
+
+
+def test_pause_at_the_buffer_ceiling_is_back_pressure_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = Rig(ceiling=4)
+    rig.kafka.assign(P0)
+    rig.read(P0, range(4))
+    rig.source.step()
+    rig.finish(P0, 0, 1, 2)
+    rig.source.step()
+    [(level, paused), (level2, resumed)] = pause_lines(caplog)
+    assert (level, level2) == ("INFO", "INFO")
+    assert paused == "paused consumption: delivery.max_buffered_records reached (4 records held)"
+    assert resumed.endswith("paused (delivery.max_buffered_records reached; 1 records held)")
+
+
+def test_a_missing_topic_is_not_ready_until_an_assignment_finds_it() -> None:
+    rig = Rig()
+    rig.kafka.topics = set()  # the cluster has no such topic
+    rig.source._subscribe()
+    assert rig.state.missing_topics == ("clicks",)
+    assert not rig.state.readiness()[0]
+    rig.kafka.topics = None  # created: the rebalance that follows assigns it
+    rig.kafka.assign(P0)
+    assert rig.state.missing_topics == ()
+    assert rig.state.readiness()[0]
