@@ -34,10 +34,14 @@ _SUPPRESSED = re.compile(r", \d+ identical error\(s\) suppressed")
 _MILLISECONDS = re.compile(r"\d+ ?ms\b")
 
 
-def error_key(record: logging.LogRecord) -> str:
+def error_key(message: str) -> str:
     """The same Kafka error, whichever client and path logged it, and however often."""
-    text = _SUPPRESSED.sub("", _PREFIX.sub("", record.getMessage()))
+    text = _SUPPRESSED.sub("", _PREFIX.sub("", message))
     return _MILLISECONDS.sub("#ms", text)
+
+
+def _record_key(record: logging.LogRecord) -> str:
+    return error_key(record.getMessage())
 
 
 class RepeatFilter(logging.Filter):
@@ -50,7 +54,7 @@ class RepeatFilter(logging.Filter):
     def __init__(
         self,
         interval: float = REPEAT_INTERVAL,
-        key: Callable[[logging.LogRecord], str] = error_key,
+        key: Callable[[logging.LogRecord], str] = _record_key,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()

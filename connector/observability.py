@@ -224,6 +224,13 @@ class Metrics:
         self._stats_series = seen
 
 
+def brokers_up(stats_json: str) -> bool:
+    """Whether a librdkafka statistics report shows a broker connection up: what ends a
+    "brokers unreachable" (librdkafka reports going down as an error, not coming back)."""
+    brokers = json.loads(stats_json).get("brokers", {})
+    return any(b.get("state") == "UP" for b in brokers.values())
+
+
 def _lag_from_log_start(pdata: dict[str, Any]) -> int:
     """End minus log start of a never-committed partition; -1 while either is unknown."""
     start = pdata.get("lo_offset", -1)

@@ -43,7 +43,7 @@ from connector.deadletter import (
 from connector.dispatch import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
 from connector.mapping import Mapper, compile_mapping
-from connector.observability import Metrics, build_app, start_server
+from connector.observability import Metrics, brokers_up, build_app, start_server
 from connector.offsets import OffsetTracker
 from connector.record_paths import SchemaWatch, check_record_paths
 from connector.replay import DlqReader, ReplayError, ReplayOptions
@@ -164,7 +164,7 @@ async def run(settings: Settings) -> int:
         "partition.assignment.strategy": "cooperative-sticky",
         # Served inside consume(): the broker's answer to every commit, sync or async.
         "on_commit": stages.committer.on_committed,
-        "stats_cb": metrics.update_from_stats,
+        "stats_cb": lambda stats: on_stats(stats, metrics, state),
     }
     conf.setdefault("statistics.interval.ms", 5000)  # kafka.client may set it
     async with delivery_sender(settings, stages.mapper) as sender:
@@ -219,6 +219,13 @@ async def run(settings: Settings) -> int:
         return 1
     log.info("stopped cleanly; committed offsets cover every finished record")
     return 0
+
+
+def on_stats(stats_json: str, metrics: Metrics, state: RunState) -> None:
+    """The consumer's ``stats_cb``: lag gauges; brokers back after "all brokers down"."""
+    metrics.update_from_stats(stats_json)
+    if state.broker_down_since is not None and brokers_up(stats_json):
+        state.broker_down_since = None
 
 
 async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:

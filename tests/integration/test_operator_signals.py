@@ -8,11 +8,14 @@ import json
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connector.logs import error_key
 from connector.sample import sample_records
+from scripts.services import kafka
 from tests.integration.connector_proc import ConnectorFactory, ConnectorProcess, wait_for
 from tests.integration.kafka_helpers import create_topic, describe_group
 from tests.integration.test_pipeline import VIEW_ALL, Scenario
@@ -55,12 +58,8 @@ def test_cdp_outage_warns_and_delivery_resumes_within_seconds(
     connector_factory: ConnectorFactory,
 ) -> None:  # fmt: skip
     scenario = Scenario(bootstrap, schema_registry.url, unique)
-    # Default circuit settings; a short retry back-off, so what is measured is how soon
-    # the circuit lets requests through again, not one record's own Retry-After wait.
-    config = scenario.config(
-        connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
-        delivery={"retry": {"max_attempts": 1000, "max_backoff_seconds": 1.0}},
-    )  # fmt: skip
+    # Default delivery settings: what is measured is what an operator gets.
+    config = scenario.config(connector_factory, cdp_sandbox.url, mapping=VIEW_ALL)
     connector = connector_factory.start(config)
     scenario.produce(sample_records(30, guests=10, seed=41))
     scenario.caught_up()
@@ -256,3 +255,42 @@ def test_lag_series_exist_from_assignment_and_match_kafkas_tool(
     assert set(gauges().values()) == {0}
     assert connector.terminate() == 0
     scenario.registry_client.close()
+
+
+def test_a_broker_restart_logs_each_kafka_error_once_per_interval(
+    tmp_path: Path, schema_registry: Any, unique: str, cdp_sandbox: Any,
+    connector_factory: ConnectorFactory,
+) -> None:  # fmt: skip
+    """Every client fails every reconnect while the broker is away; each failure used to
+    be logged twice (librdkafka's line and "Kafka client error")."""
+    broker = kafka.start_broker(tmp_path / "kafka", partitions=1)
+    try:
+        scenario = Scenario(broker.bootstrap, schema_registry.url, unique, partitions=1)
+        config = scenario.config(
+            connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
+            kafka={"bootstrap_servers": broker.bootstrap},
+        )  # fmt: skip
+        connector = connector_factory.start(config)
+        scenario.produce(sample_records(10, guests=5, seed=46))
+        scenario.caught_up()
+        before = len(connector.output().splitlines())
+
+        broker.stop()
+        wait_for(lambda: not_ready_because(connector) == ["Kafka brokers unreachable"], 30,
+                 "brokers unreachable")  # fmt: skip
+        time.sleep(OUTAGE_SECONDS)  # the outage itself: reconnects keep failing
+        broker = kafka.resume_broker(tmp_path / "kafka")
+        wait_for(lambda: not_ready_because(connector) is None, 60, "ready after the restart")
+
+        outage = connector.output().splitlines()[before:]
+        refused = [line for line in outage if "Connection refused" in line]
+        keys = [error_key(json.loads(line)["msg"]) for line in refused]
+        print(f"{len(outage)} log lines in the outage, {len(refused)} about refused connects")
+        assert refused, outage
+        assert len(keys) == len(set(keys)), refused  # each once: the outage < the interval
+        scenario.produce(sample_records(10, guests=5, seed=47))
+        scenario.caught_up()
+        assert connector.terminate() == 0
+        scenario.registry_client.close()
+    finally:
+        broker.stop()

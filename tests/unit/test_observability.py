@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from aiohttp.test_utils import TestClient, TestServer
 
 from connector.deadletter import error_headers
-from connector.observability import Metrics, build_app
+from connector.observability import Metrics, brokers_up, build_app
+from connector.pipeline import on_stats
 from connector.replay import REPLAY_ATTEMPTS, Origin, RecordFilter, ReplayOptions, parse_time
 from connector.state import RunState
 
@@ -115,3 +116,22 @@ def test_readyz_shows_why_not_ready_and_what_is_degraded() -> None:
     assert status == 503
     assert body["reasons"] == ["subscribed topics missing: orders"]
     assert body["degraded"] == ["schema registry http://r unreachable: refused"]
+
+
+def test_brokers_up_reads_the_connection_states_of_a_statistics_report() -> None:
+    def report(*states: str) -> str:
+        brokers = {f"b{i}": {"nodeid": i, "state": s} for i, s in enumerate(states)}
+        return json.dumps({"brokers": brokers, "topics": {}})
+
+    assert not brokers_up(report("DOWN", "CONNECT"))
+    assert brokers_up(report("DOWN", "UP"))
+    assert not brokers_up(json.dumps({"topics": {}}))
+
+
+def test_a_statistics_report_with_a_broker_up_ends_brokers_unreachable() -> None:
+    state = RunState(subscribed=True, broker_down_since=1.0)
+    down = json.dumps({"brokers": {"b1": {"state": "DOWN"}}, "topics": {}})
+    on_stats(down, Metrics("test"), state)
+    assert state.readiness() == (False, ["Kafka brokers unreachable"])
+    on_stats(down.replace("DOWN", "UP"), Metrics("test"), state)
+    assert state.readiness() == (True, [])
