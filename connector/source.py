@@ -260,21 +260,23 @@ class KafkaSource:
         ceiling = self._settings.delivery.max_buffered_records
         held = self._tracker.pending
         blocked = self._state.pause_reason
-        if not self._paused and (held >= ceiling or blocked is not None):
+        if blocked is not None or (not self._paused and held >= ceiling):
             self._pause(blocked or CEILING)
-        elif self._paused and held <= ceiling * RESUME_FRACTION and blocked is None:
+        elif self._paused and held <= ceiling * RESUME_FRACTION:
             self._resume()
 
     def _pause(self, why: str) -> None:
-        """Pause every assigned partition; one line per reason, not per re-pause."""
+        """Pause every assigned partition (if not paused yet); one line per reason, so a
+        pause at the buffer ceiling that becomes an outage says so."""
         if not self._paused and self._assigned:
             self._consumer.pause([KafkaTP(t, p) for t, p in self._assigned])
-            if why != self._paused_for:
-                level = logging.INFO if why == CEILING else logging.WARNING
-                log.log(level, "paused consumption: %s (%d records held)", why,
-                        self._tracker.pending)  # fmt: skip
-                self._paused_for, self._paused_at = why, time.monotonic()
         self._paused = True
+        if why != self._paused_for and self._assigned:
+            level = logging.INFO if why == CEILING else logging.WARNING
+            log.log(level, "paused consumption: %s (%d records held)", why, self._tracker.pending)
+            if self._paused_for is None:
+                self._paused_at = time.monotonic()
+            self._paused_for = why
 
     def _resume(self) -> None:
         if self._assigned:

@@ -270,3 +270,27 @@ def test_a_missing_topic_is_not_ready_until_an_assignment_finds_it() -> None:
     rig.kafka.assign(P0)
     assert rig.state.missing_topics == ()
     assert rig.state.readiness()[0]
+
+
+def test_a_pause_at_the_ceiling_that_becomes_an_outage_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = Rig(ceiling=4)
+    rig.kafka.assign(P0)
+    rig.read(P0, range(4))
+    rig.source.step()  # paused at the ceiling
+    rig.state.halt("CDP refused the credentials")
+    rig.source.step()
+    rig.source.step()
+    rig.state.resume()
+    rig.finish(P0, 0, 1, 2, 3)
+    rig.source.step()
+    lines = [message for _, message in pause_lines(caplog)]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("paused consumption: delivery.max_buffered_records reached")
+    assert lines[1] == (
+        "paused consumption: delivery halted: CDP refused the credentials (4 records held)"
+    )
+    assert lines[2].endswith("(delivery halted: CDP refused the credentials; 0 records held)")
+    assert rig.kafka.paused == set()
