@@ -14,8 +14,8 @@ fall to half the ceiling and that cleared. Pausing and resuming are logged with 
 reason: at warning when delivery is blocked, at info for the buffer ceiling (normal
 back-pressure under load).
 
-Subscribed topic names are looked up at subscribe and at every assignment; those the
-cluster does not have are ``RunState.missing_topics`` (not ready) until a later
+Subscribed topic names are looked up at subscribe and after every assignment; those
+the cluster does not have are ``RunState.missing_topics`` (not ready) until a later
 assignment finds them.
 
 Commits, in order of the guarantee they keep:
@@ -162,6 +162,7 @@ class KafkaSource:
         self._paused = False
         self._pause_assigned = False  # partitions arrived while paused: pause them next round
         self._paused_for: str | None = None  # the reason the last pause line gave
+        self._topics_due = False  # an assignment happened: look the topics up again
         self._paused_at = 0.0
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
@@ -221,6 +222,9 @@ class KafkaSource:
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
         messages = self._consumer.consume(num_messages=room, timeout=0.1)
         self._dlq.poll(0)
+        if self._topics_due:
+            self._topics_due = False
+            self._check_topics()
         if messages:
             self._state.broker_down_since = None
             self._handle(messages)
@@ -322,7 +326,9 @@ class KafkaSource:
         self._state.assigned = len(self._assigned)
         self._state.broker_down_since = None
         log.info("assigned %s", _names(partitions))
-        self._check_topics()  # a rebalance follows a topic's creation
+        # A rebalance follows a topic's creation. Looked up after consume() returns:
+        # confluent-kafka aborts on a blocking call (and its log callbacks) in here.
+        self._topics_due = True
         if self._paused and partitions:
             self._pause_assigned = True  # they arrive resumed; the next round pauses them
 

@@ -61,6 +61,7 @@ class FakeConsumer:
         self.asked: list[int] = []  # num_messages of each consume()
         self.topics: set[str] | None = None  # what list_topics() finds (None: the subscribed)
         self.subscribed: list[str] = []
+        self.in_callback = False
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.callbacks = callbacks
@@ -71,7 +72,11 @@ class FakeConsumer:
         return self.batches.popleft() if self.batches else []
 
     def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
-        """Cluster metadata as confluent-kafka shapes it: ``.topics`` name → TopicMetadata."""
+        """Cluster metadata as confluent-kafka shapes it: ``.topics`` name → TopicMetadata.
+
+        Refused inside a rebalance callback: the real client aborts the process there
+        when a log callback fires during the call."""
+        assert not self.in_callback, "list_topics inside a rebalance callback"
         names = self.subscribed if self.topics is None else self.topics
         return SimpleNamespace(topics={n: SimpleNamespace(error=None) for n in names})
 
@@ -91,7 +96,11 @@ class FakeConsumer:
 
     # rebalances, as librdkafka would run them inside consume()
     def assign(self, *tps: TopicPartition) -> None:
-        self.callbacks["on_assign"](self, [KafkaTP(t, p) for t, p in tps])
+        self.in_callback = True
+        try:
+            self.callbacks["on_assign"](self, [KafkaTP(t, p) for t, p in tps])
+        finally:
+            self.in_callback = False
 
     def revoke(self, *tps: TopicPartition) -> None:
         self.callbacks["on_revoke"](self, [KafkaTP(t, p) for t, p in tps])

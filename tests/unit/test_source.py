@@ -267,7 +267,9 @@ def test_a_missing_topic_is_not_ready_until_an_assignment_finds_it() -> None:
     assert rig.state.missing_topics == ("clicks",)
     assert not rig.state.readiness()[0]
     rig.kafka.topics = None  # created: the rebalance that follows assigns it
-    rig.kafka.assign(P0)
+    rig.kafka.assign(P0)  # inside consume(): no lookup from in there
+    assert rig.state.missing_topics == ("clicks",)
+    rig.source.step()
     assert rig.state.missing_topics == ()
     assert rig.state.readiness()[0]
 
