@@ -162,8 +162,8 @@ class KafkaSource:
         self._paused = False
         self._pause_assigned = False  # partitions arrived while paused: pause them next round
         self._paused_for: str | None = None  # the reason the last pause line gave
-        self._topics_due = False  # an assignment happened: look the topics up again
         self._paused_at = 0.0
+        self._topics_due = False  # an assignment happened: look the topics up again
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
