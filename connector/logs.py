@@ -46,7 +46,8 @@ def _record_key(record: logging.LogRecord) -> str:
 
 class RepeatFilter(logging.Filter):
     """Lets the first record of each key through per ``interval``; holds back the rest
-    and appends "(N more in the last Xs)" to the next one it lets through.
+    and appends "(N more in the last Xs)" to the next one it lets through. Records below
+    warning pass untouched: librdkafka's ``debug`` output is asked for whole.
 
     Thread-safe (librdkafka logs from whichever thread polls its client). Held-back
     repeats are reported with the next occurrence, not by a timer."""
@@ -65,6 +66,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[str, tuple[float, int]] = {}  # key → (let through at, held back)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
         key = self._key(record)
         with self._lock:
             now = self._clock()

@@ -79,3 +79,11 @@ def test_setup_logging_puts_one_filter_on_both_kafka_loggers(
         root.setLevel(saved[1])
         for name in (LIBRDKAFKA_LOGGER, KAFKA_LOGGER):
             logging.getLogger(name).filters.clear()
+
+
+def test_debug_output_is_never_held_back() -> None:
+    repeats = RepeatFilter(interval=10.0, clock=Clock())
+    debug = logging.LogRecord(
+        LIBRDKAFKA_LOGGER, logging.DEBUG, "", 0, "%s [%s] %s", ("FETCH", "c", "same"), None
+    )
+    assert all(repeats.filter(debug) for _ in range(5))
