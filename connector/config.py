@@ -453,8 +453,10 @@ class ShutdownSettings(_Section):
         30.0,
         ge=0,
         le=3600,
-        description="on SIGTERM/SIGINT and on revoke: how long in-flight records may finish "
-        "before the final commit (a second signal exits at once)",
+        description="on SIGTERM/SIGINT and on revoke: how long the requests in flight may "
+        "take to answer before the commit; records not posted yet are not waited for (the "
+        "next owner reads them). SIGTERM → exit takes at most this plus a few seconds; a "
+        "second signal exits at once",
     )
 
 

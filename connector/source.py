@@ -10,8 +10,10 @@ unit-tested without a broker.
 Back-pressure: all partitions pause while the records held (read, no outcome yet)
 reach ``max_buffered_records`` or delivery cannot make progress (halted, circuit
 open, a dependency down: ``RunState.pause_reason``), and resume once held records
-fall to half the ceiling and that cleared. Pausing and resuming are logged with the
-reason: at warning when delivery is blocked, at info for the buffer ceiling (normal
+fall to half the ceiling and that cleared. A partition run too far ahead of its
+commit point (``OffsetTracker.accepts``) pauses on its own until its commit point
+moves. Each pause and resume is logged with its reason: at warning when delivery is
+blocked or a partition is held back, at info for the buffer ceiling (normal
 back-pressure under load).
 
 Subscribed topic names are looked up at subscribe and after every assignment; those
@@ -19,16 +21,24 @@ the cluster does not have are ``RunState.missing_topics`` (not ready) until a la
 assignment finds them.
 
 Commits, in order of the guarantee they keep:
-1. the tracker says which offsets have every earlier record finished;
-2. periodically those are committed asynchronously;
-3. on revoke, after dispatch released the partitions, synchronously;
-4. on shutdown, after a bounded drain, synchronously, then the consumer leaves the group.
+1. the tracker says which offsets have every earlier record finished, and which
+   above them are finished too; the latter travel in the commit metadata
+   (``connector.offset_metadata``) and are read back on assignment, so records
+   finished before are counted, not posted;
+2. when something moved, at most every ``commit_interval_seconds``, asynchronously;
+3. on revoke, after dispatch released the partitions and their requests in flight
+   answered (bounded by ``drain_timeout_seconds``), synchronously;
+4. on shutdown the same for every partition, once, within the drain timeout, with the
+   consumer polled meanwhile (a fenced or expired member learns it and stops at
+   once); then the consumer closes without waiting again.
 A failed commit is offered again with the next one (``Committer.on_committed``).
+After a fatal error (a fenced static member, a failed dead-letter write) no request
+starts any more and nothing is committed.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -38,12 +48,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector import __version__
+from connector.commits import Committer, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
-from connector.dispatch import Dispatcher
+from connector.handoff import Handoff
 from connector.logs import KAFKA_LOGGER
-from connector.offsets import OffsetTracker, TopicPartition
+from connector.offsets import ALREADY_FINISHED, OffsetTracker, TopicPartition
 from connector.records import Headers, Work
 from connector.settle import Settle
 from connector.state import RunState
@@ -53,90 +63,20 @@ kafka_log = logging.getLogger(KAFKA_LOGGER)  # repeats are collapsed (connector.
 
 RESUME_FRACTION = 0.5  # resume once held records fall to half the ceiling
 CEILING = "delivery.max_buffered_records reached"  # the pause reason of plain back-pressure
-METADATA_TIMEOUT = 5.0  # seconds for the topic lookup at subscribe and assignment
+METADATA_TIMEOUT = 5.0  # seconds for the topic lookup at subscribe and after assignment
 # Builds the consumer from the source's own callbacks (error_cb), added to the config.
 ConsumerFactory = Callable[[dict[str, Any]], Consumer]
-
-
-def commit_metadata(instance: str) -> str:
-    """What Kafka's consumer-groups tool shows beside each committed offset."""
-    return f"cdp-connector/{__version__} {instance}"
-
-
-class Committer:
-    """Commits the tracker's finished offsets; the one commit path of ``run`` and
-    ``replay-dlq``. ``on_committed`` is the consumer's ``on_commit`` callback."""
-
-    def __init__(
-        self,
-        tracker: OffsetTracker,
-        state: RunState,
-        metadata: str,
-        on_commit: Callable[[bool], None] | None = None,
-    ) -> None:
-        self._tracker = tracker
-        self._state = state
-        self._metadata = metadata
-        self._on_commit = on_commit or (lambda _ok: None)
-        self.last: dict[TopicPartition, int] = {}  # what was handed to Kafka, for summaries
-
-    def commit(
-        self, consumer: Consumer, *, asynchronous: bool, tps: list[TopicPartition] | None = None
-    ) -> None:
-        """Commit what moved (of ``tps``, all if None); nothing after a fatal failure."""
-        offsets = self._tracker.committable(tps)
-        if not offsets or self._state.fatal_exit is not None:
-            return  # a fatal failure (DLQ write failed): nothing past it may be committed
-        kafka_offsets = [
-            KafkaTP(t, p, off, metadata=self._metadata) for (t, p), off in offsets.items()
-        ]
-        try:
-            if asynchronous:  # two calls: the stubs type each form on its own
-                consumer.commit(offsets=kafka_offsets, asynchronous=True)
-            else:
-                consumer.commit(offsets=kafka_offsets, asynchronous=False)
-        except KafkaException:
-            # on_committed counts and logs it (librdkafka reports sync commits there too);
-            # not marked committed, so these offsets are offered again.
-            return
-        self._tracker.mark_committed(offsets)
-        self.last.update(offsets)
-
-    def on_committed(self, err: KafkaError | None, partitions: list[KafkaTP]) -> None:
-        """The broker's answer to a commit, sync or async (served inside ``consume``)."""
-        if err is not None and err.code() == KafkaError._NO_OFFSET:
-            return  # nothing to commit: not a commit at all
-        failed = err is not None or any(p.error is not None for p in partitions)
-        self._on_commit(not failed)
-        if failed:
-            # Offer these partitions' commit points again with the next commit.
-            self._tracker.forget_committed([(str(p.topic), int(p.partition)) for p in partitions])
-            log.warning("offset commit failed: %s", err or [str(p.error) for p in partitions])
-
-
-class Handoff:
-    """The consumer thread's way to the dispatcher on the event loop."""
-
-    def __init__(self, dispatcher: Dispatcher, loop: asyncio.AbstractEventLoop) -> None:
-        self._dispatcher = dispatcher
-        self._loop = loop
-
-    def submit(self, works: list[Work]) -> None:
-        self._loop.call_soon_threadsafe(self._dispatcher.submit, works)
-
-    def release(self, tps: set[TopicPartition], timeout: float) -> None:
-        """Drop the partitions' queued records, wait (bounded) for their in-flight ones."""
-        future = asyncio.run_coroutine_threadsafe(
-            asyncio.wait_for(self._dispatcher.release_partitions(tps), timeout), self._loop
-        )
-        try:
-            future.result(timeout + 1)
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("in-flight requests of revoked partitions did not finish in time")
+# Reading the group's committed offsets on assignment blocks the rebalance callback.
+COMMITTED_TIMEOUT = 10.0
+# After the drain: how long dead-letter writes may still be acknowledged.
+FLUSH_GRACE = 1.0
 
 
 class KafkaSource:
-    """Runs the consume loop on a thread: consume, back-pressure, rebalances, commits."""
+    """Runs the consume loop on a thread: consume, back-pressure, rebalances, commits.
+
+    ``on_records(topic, n)`` counts records read; ``on_finished_before(n)`` counts
+    records read again that had an outcome before (commit metadata): not posted."""
 
     def __init__(
         self,
@@ -149,6 +89,7 @@ class KafkaSource:
         committer: Committer,
         state: RunState,
         on_records: Callable[[str, int], None] | None = None,
+        on_finished_before: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._settle = settle
@@ -159,13 +100,16 @@ class KafkaSource:
         self._state = state
         self._stop = threading.Event()
         self._on_records = on_records or (lambda _topic, _n: None)
-        self._paused = False
-        self._pause_assigned = False  # partitions arrived while paused: pause them next round
+        self._on_finished_before = on_finished_before or (lambda _n: None)
+        self._paused = False  # the global pause: buffer ceiling, halt, outage, degraded
+        self._pause_state: dict[TopicPartition, bool] = {}  # as the consumer has it
         self._paused_for: str | None = None  # the reason the last pause line gave
         self._paused_at = 0.0
+        self._held_back: set[TopicPartition] = set()  # paused by the run-ahead bound
         self._topics_due = False  # an assignment happened: look the topics up again
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
+        self._drain_deadline: float | None = None  # set when the shutdown drain starts
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
@@ -186,6 +130,7 @@ class KafkaSource:
         """Settle's ``wait`` while a dependency is down: consumption pauses (and stays
         paused while ``degraded_reason`` is set); True when the source is stopping."""
         self._pause(self._state.pause_reason or "a dependency is down")
+        self._apply_pauses()
         return self._stop.wait(delay)
 
     # -- the thread -----------------------------------------------------------
@@ -220,7 +165,7 @@ class KafkaSource:
         # Never read past the ceiling: held records stay within max_buffered_records.
         ceiling = self._settings.delivery.max_buffered_records
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
-        messages = self._consumer.consume(num_messages=room, timeout=0.1)
+        messages = self._consume(room, 0.1)
         self._dlq.poll(0)
         if self._topics_due:
             self._topics_due = False
@@ -232,35 +177,47 @@ class KafkaSource:
             self._committer.commit(self._consumer, asynchronous=True)
             self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
 
+    def _consume(self, room: int, timeout: float) -> list[Message]:
+        """``consume``; a fatal client error (confluent-kafka raises it here instead of
+        calling ``error_cb``) fails the run instead of the thread."""
+        try:
+            return self._consumer.consume(num_messages=room, timeout=timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not isinstance(err, KafkaError) or not err.fatal():
+                raise
+            client_error(self._state, err)
+            return []
+
     def _handle(self, messages: list[Message]) -> None:
         works: list[Work] = []
         counts: dict[str, int] = {}
+        finished_before = 0
         for msg in messages:
             if (err := msg.error()) is not None:
                 message_error(self._state, err)
                 continue
             topic = str(msg.topic())
             tp, offset = (topic, int(msg.partition() or 0)), int(msg.offset() or 0)
-            epoch = self._tracker.add(tp, offset)
-            if epoch is None:
-                continue  # not (or no longer) ours
+            epoch = self._tracker.admit(tp, offset)
+            if epoch <= 0:
+                # Not (or no longer) ours, or finished before this assignment.
+                finished_before += epoch == ALREADY_FINISHED
+                continue
             counts[topic] = counts.get(topic, 0) + 1
             work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), headers(msg), topic)
             if work is not None:
                 works.append(work)
         for topic, n in counts.items():
             self._on_records(topic, n)
+        if finished_before:
+            self._on_finished_before(finished_before)
         if works:
             self._handoff.submit(works)
 
     # -- back-pressure ----------------------------------------------------------
 
     def _apply_backpressure(self) -> None:
-        if self._pause_assigned:
-            # Assigned inside consume() while paused, they arrived resumed: pause them with
-            # the rest, so one resume (below) later lets every partition go again.
-            self._pause_assigned = False
-            self._consumer.pause([KafkaTP(t, p) for t, p in self._assigned])
         ceiling = self._settings.delivery.max_buffered_records
         held = self._tracker.pending
         blocked = self._state.pause_reason
@@ -268,14 +225,13 @@ class KafkaSource:
             self._pause(blocked or CEILING)
         elif self._paused and held <= ceiling * RESUME_FRACTION:
             self._resume()
+        self._apply_pauses()
 
     def _pause(self, why: str) -> None:
-        """Pause every assigned partition (if not paused yet); one line per reason, so a
-        pause at the buffer ceiling that becomes an outage says so."""
-        if not self._paused and self._assigned:
-            self._consumer.pause([KafkaTP(t, p) for t, p in self._assigned])
+        """The global pause; one line per reason, so a pause at the buffer ceiling that
+        becomes an outage says so."""
         self._paused = True
-        if why != self._paused_for and self._assigned:
+        if why != self._paused_for:
             level = logging.INFO if why == CEILING else logging.WARNING
             log.log(level, "paused consumption: %s (%d records held)", why, self._tracker.pending)
             if self._paused_for is None:
@@ -283,15 +239,52 @@ class KafkaSource:
             self._paused_for = why
 
     def _resume(self) -> None:
-        if self._assigned:
-            self._consumer.resume([KafkaTP(t, p) for t, p in self._assigned])
+        self._paused = False
         if self._paused_for is not None:
             level = logging.INFO if self._paused_for == CEILING else logging.WARNING
             log.log(level, "resumed consumption after %.1fs paused (%s; %d records held)",
                     time.monotonic() - self._paused_at, self._paused_for,
                     self._tracker.pending)  # fmt: skip
             self._paused_for = None
-        self._paused = False
+
+    def _apply_pauses(self) -> None:
+        """Bring the consumer's pause state in line: every partition while the global
+        pause holds (or the source is stopping), else the ones the tracker blocks
+        (too far ahead of their commit point). A newly assigned partition's state is
+        unknown (librdkafka keeps an old pause across a revoke), so it is set once."""
+        held_back = self._tracker.blocked_partitions() & self._assigned
+        if held_back != self._held_back:
+            self._log_held_back(held_back)
+        everything = self._paused or self._drain_deadline is not None
+        wanted = self._assigned if everything else held_back
+        pause = [
+            tp for tp in self._assigned if tp in wanted and self._pause_state.get(tp) is not True
+        ]
+        resume = [
+            tp
+            for tp in self._assigned
+            if tp not in wanted and self._pause_state.get(tp) is not False
+        ]
+        if pause:
+            self._consumer.pause([KafkaTP(t, p) for t, p in pause])
+        if resume:
+            self._consumer.resume([KafkaTP(t, p) for t, p in resume])
+        for tp in pause:
+            self._pause_state[tp] = True
+        for tp in resume:
+            self._pause_state[tp] = False
+
+    def _log_held_back(self, held_back: set[TopicPartition]) -> None:
+        """Partitions the run-ahead bound pauses on their own (and frees again)."""
+        newly = held_back - self._held_back
+        freed = (self._held_back - held_back) & self._assigned  # not revoked meanwhile
+        if newly:
+            log.warning("paused %s: read delivery.max_run_ahead offsets past the commit "
+                        "point; the oldest record without an outcome holds it back",
+                        _tp_names(newly))  # fmt: skip
+        if freed:
+            log.warning("resumed %s: the commit point moved", _tp_names(freed))
+        self._held_back = held_back
 
     def _check_topics(self) -> None:
         """Which subscribed topic names the cluster lacks (``RunState.missing_topics``).
@@ -319,71 +312,124 @@ class KafkaSource:
     # -- rebalance callbacks (run inside consume(), on this thread) ---------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        # While stopping nothing is posted any more: no lookup to hold the drain up.
+        stopping = self._drain_deadline is not None
+        committed = {} if stopping else read_back(self._consumer, partitions, COMMITTED_TIMEOUT)
+        restored = 0
         for p in partitions:
             tp = (p.topic, p.partition)
-            self._tracker.assign(tp)
+            offset, finished = committed.get(tp, (None, ()))
+            self._tracker.assign(tp, offset, finished)
+            restored += len(finished)
             self._assigned.add(tp)
+            self._pause_state.pop(tp, None)  # unknown: the next round sets it
         self._state.assigned = len(self._assigned)
         self._state.broker_down_since = None
-        log.info("assigned %s", _names(partitions))
+        log.info("assigned %s (%d offsets above the commit points finished before)",
+                 _names(partitions), restored)  # fmt: skip
         # A rebalance follows a topic's creation. Looked up after consume() returns:
-        # confluent-kafka aborts on a blocking call (and its log callbacks) in here.
+        # list_topics from in here aborted the process (a confluent-kafka CallState
+        # assertion) when librdkafka logged during it (kafka.client debug: all).
         self._topics_due = True
-        if self._paused and partitions:
-            self._pause_assigned = True  # they arrive resumed; the next round pauses them
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         log.info("revoking %s", _names(partitions))
-        self._release(tps, self._settings.shutdown.drain_timeout_seconds)
+        self._release(tps, self._drain_left())
         self._committer.commit(self._consumer, asynchronous=False, tps=list(tps))
         self._forget(tps)
 
     def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # Someone else owns them already: committing now could move their offsets.
         tps = {(p.topic, p.partition) for p in partitions}
-        log.warning("lost %s without a clean revoke", _names(partitions))
-        self._release(tps, 0)
+        log.warning("lost %s without a clean revoke; stopped posting their records",
+                    _names(partitions))  # fmt: skip
+        self._handoff.release(tps, 0)
         self._forget(tps)
+
+    def _drain_left(self) -> float:
+        """How long a release may wait for requests in flight: the drain timeout, or
+        at shutdown what is left of the one drain (so close()'s revoke does not wait
+        again)."""
+        if self._drain_deadline is None:
+            return self._settings.shutdown.drain_timeout_seconds
+        return max(0.0, self._drain_deadline - time.monotonic())
 
     def _release(self, tps: set[TopicPartition], timeout: float) -> None:
         """Stop dispatching the partitions' records (bounded wait for in-flight ones),
         then wait for their dead-letter acknowledgements."""
-        self._handoff.release(tps, timeout)
-        self._dlq.flush(min(timeout, 10.0))
+        if not self._handoff.release(tps, timeout):
+            log.warning("requests of %d revoked partitions still in flight after %.1fs",
+                        len(tps), timeout)  # fmt: skip
+        self._dlq.flush(max(FLUSH_GRACE, min(timeout, 10.0)))
 
     def _forget(self, tps: set[TopicPartition]) -> None:
         for tp in tps:
             self._tracker.revoke(tp)
             self._assigned.discard(tp)
+            self._pause_state.pop(tp, None)
         self._state.assigned = len(self._assigned)
 
     # -- shutdown ---------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Drain what is in flight (bounded), commit what finished, leave the group.
+        """Stop posting, wait (once, within the drain timeout) for the requests in
+        flight, commit what finished, close the consumer.
 
-        Run by the thread when it ends; a failure to commit still closes the consumer."""
+        Run by the thread when it ends. Records held but not yet posted are not waited
+        for: the next owner reads them again. The consumer is polled during the wait,
+        so a fenced or expired member stops at once; after a fatal failure nothing is
+        waited for or committed. Requests still open at the end are cancelled. A
+        failure to commit still closes the consumer."""
         self._state.stopping = True
-        deadline = time.monotonic() + self._settings.shutdown.drain_timeout_seconds
-        while self._tracker.pending and time.monotonic() < deadline:
-            if self._state.fatal_exit is not None:
-                break
-            self._dlq.poll(0.05)
-            self._tracker.wait_drained(None, 0.05)
-        if self._tracker.pending:
-            log.warning("%d records unfinished at shutdown; they will be read again",
-                        self._tracker.pending)  # fmt: skip
-        self._dlq.flush(5.0)
+        self._drain_deadline = time.monotonic() + self._settings.shutdown.drain_timeout_seconds
+        with contextlib.suppress(KafkaException):  # after a fatal error: the consumer refuses
+            self._apply_pauses()  # read nothing more; poll only for group events
+        tps = set(self._assigned)
+        fatal = self._state.fatal_exit is not None
+        done = self._handoff.release(tps, 0 if fatal else self._drain_left(), self._poll_group)
+        if not done or self._state.fatal_exit is not None:
+            self._handoff.stop(FLUSH_GRACE)  # cancel what is still open
+        if not done:
+            log.warning("stopped posting with requests in flight (%s); their records will be "
+                        "read again", self._state.fatal_exit or "drain timeout")  # fmt: skip
+        if self._dlq.flush(max(FLUSH_GRACE, self._drain_left())):
+            log.warning("dead-letter writes unacknowledged at shutdown; read again")
         try:
             self._committer.commit(self._consumer, asynchronous=False)
         finally:
+            self._close()
+
+    def _poll_group(self) -> bool:
+        """During the drain: serve group events (fencing, revoke, lost) and dead-letter
+        acknowledgements; True when the drain must end now (a fatal failure)."""
+        messages = self._consume(self._settings.kafka.poll_batch, 0)
+        for msg in messages:  # paused already: whatever still arrives is read again later
+            if (err := msg.error()) is not None:
+                message_error(self._state, err)
+        self._dlq.poll(0)
+        return self._state.fatal_exit is not None
+
+    def _close(self) -> None:
+        """Leave the group (a static member does not leave: librdkafka keeps its
+        partitions for ``session.timeout.ms``)."""
+        try:
             self._consumer.close()
+        except KafkaException as exc:  # a fatal error raised again: nothing to leave
+            log.warning("consumer closed after a fatal error: %s", exc)
+            return
+        if self._state.fatal_exit is not None:
+            log.info("consumer closed")
+        elif self._settings.kafka.group_instance_id_env:
+            log.info("consumer closed; a static member stays in the group: its partitions "
+                     "wait session.timeout.ms for a member with its group.instance.id")  # fmt: skip
+        else:
             log.info("consumer closed; left the group")
 
 
 def client_error(state: RunState, err: KafkaError) -> None:
-    """The consumer's ``error_cb``: brokers down → not ready; fatal → stop.
+    """The consumer's ``error_cb`` (and a fatal error ``consume`` raised): brokers
+    down → not ready; fatal → stop.
 
     Logged through ``kafka_log``, whose repeats (and librdkafka's own line for the same
     error) collapse into one line per interval."""
@@ -391,8 +437,8 @@ def client_error(state: RunState, err: KafkaError) -> None:
         if state.broker_down_since is None:
             state.broker_down_since = time.monotonic()
         kafka_log.error("all Kafka brokers are down: %s", err.str())
-    elif err.fatal():
-        state.fail(f"Kafka client fatal error: {err.str()}")
+    elif _fatal(err):
+        state.fail(_fatal_reason(err, "Kafka client fatal error"))
     elif err.code() == KafkaError._AUTHENTICATION:
         # librdkafka retries a refused SASL login forever; no retry can fix a password.
         state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
@@ -404,10 +450,26 @@ def message_error(state: RunState, err: KafkaError) -> None:
     """An error ``consume`` handed over in place of a message."""
     if err.code() == KafkaError._PARTITION_EOF:
         return
-    if err.fatal():
-        state.fail(f"Kafka consumer fatal error: {err.str()}")
+    if _fatal(err):
+        state.fail(_fatal_reason(err, "Kafka consumer fatal error"))
     else:
         kafka_log.warning("Kafka consumer error: %s", err.str())
+
+
+def _fatal(err: KafkaError) -> bool:
+    # A fatal error reaches consume() as a message error coded _FATAL, not flagged fatal.
+    return bool(err.fatal()) or err.code() in (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID)
+
+
+def _fatal_reason(err: KafkaError, what: str) -> str:
+    # Under _FATAL only the text names the cause (librdkafka's FENCED_INSTANCE_ID text).
+    if err.code() == KafkaError.FENCED_INSTANCE_ID or "group.instance.id" in err.str():
+        return (
+            "fenced: another consumer joined the group with this group.instance.id "
+            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
+            f"at once, nothing more is committed ({err.str()})"
+        )
+    return f"{what}: {err.str()}"
 
 
 def headers(msg: Message) -> Headers:
@@ -418,3 +480,7 @@ def headers(msg: Message) -> Headers:
 
 def _names(partitions: list[KafkaTP]) -> str:
     return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
+
+
+def _tp_names(tps: set[TopicPartition]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(tps))

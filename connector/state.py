@@ -68,13 +68,8 @@ class RunState:
         self.circuit_opened_at = None
 
     @property
-    def should_pause(self) -> bool:
-        """Stop reading more records: nothing could be delivered now anyway."""
-        return self.pause_reason is not None
-
-    @property
     def pause_reason(self) -> str | None:
-        """Why delivery cannot progress now (consumption pauses), or None."""
+        """Why delivery cannot progress now, so consumption pauses; None when it can."""
         if self.halted_reason is not None:
             return f"delivery halted: {self.halted_reason}"
         if self.circuit_open:

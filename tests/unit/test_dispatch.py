@@ -13,11 +13,18 @@ from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
 from connector.dispatch import Dispatcher, Failure, Work, lane_for
 from connector.mapping import MappedEvent
-from connector.offsets import OffsetTracker
+from connector.offsets import OffsetTracker, TopicPartition
 from connector.state import RunState
+from tests.unit.fake_kafka import commit_points
 
 TP = ("clicks", 0)
 OK = Answer(Outcome.DELIVERED, 201, "OK")
+
+
+async def released(dispatcher: Dispatcher, tps: set[TopicPartition]) -> None:
+    """What the source's revoke does on the loop: release, then wait for in-flight."""
+    dispatcher.release(tps)
+    await dispatcher.wait_in_flight(tps)
 
 
 class FakeSender:
@@ -110,7 +117,7 @@ async def test_same_key_is_posted_in_offset_order_and_keys_run_concurrently() ->
         assert sequence == sorted(sequence)
     assert sender.max_in_flight > 5
     assert sender.max_in_flight <= 64
-    assert h.tracker.committable() == {TP: 400}
+    assert commit_points(h.tracker) == {TP: 400}
 
 
 async def test_permanent_answer_dead_letters_the_record_with_the_reason() -> None:
@@ -122,7 +129,7 @@ async def test_permanent_answer_dead_letters_the_record_with_the_reason() -> Non
     await h.run_until_finished()
 
     assert [(off, f.status, f.reason) for off, f in h.dlq.failures] == [(1, 400, "email: invalid")]
-    assert h.tracker.committable() == {TP: 3}
+    assert commit_points(h.tracker) == {TP: 3}
 
 
 async def test_retryable_answers_are_retried_with_retry_after_honoured() -> None:
@@ -177,7 +184,7 @@ async def test_outage_opens_circuit_and_spends_no_retries() -> None:
         await h.dispatcher.stop()
 
     assert h.dlq.failures == []
-    assert h.tracker.committable() == {TP: 30}
+    assert commit_points(h.tracker) == {TP: 30}
     assert not h.state.circuit_open
 
 
@@ -197,7 +204,7 @@ async def test_401_halts_everything_without_dead_letters_and_recovers() -> None:
             await asyncio.sleep(0.05)
             # Only the one prober, with its own event, keeps trying while halted.
             assert len(set(sender.calls[calls_while_halted:])) == 1
-            assert h.tracker.committable() == {}
+            assert commit_points(h.tracker) == {}
             creds["ok"] = True
             while h.tracker.pending:
                 await asyncio.sleep(0.001)
@@ -206,7 +213,7 @@ async def test_401_halts_everything_without_dead_letters_and_recovers() -> None:
 
     assert h.dlq.failures == []
     assert h.state.halted_reason is None
-    assert h.tracker.committable() == {TP: 10}
+    assert commit_points(h.tracker) == {TP: 10}
 
 
 async def test_released_partition_records_are_not_posted() -> None:
@@ -223,13 +230,13 @@ async def test_released_partition_records_are_not_posted() -> None:
     h.dispatcher.start()
     try:
         await asyncio.sleep(0.01)  # first record in flight, two queued
-        release = asyncio.create_task(h.dispatcher.release_partitions({TP}))
+        release = asyncio.create_task(released(h.dispatcher, {TP}))
         await asyncio.sleep(0.01)
         assert not release.done()  # waits for the in-flight one
         gate.set()
         await asyncio.wait_for(release, 1)
         assert h.dispatcher.queued == 0
-        assert h.tracker.committable() == {TP: 1}
+        assert commit_points(h.tracker) == {TP: 1}
     finally:
         await h.dispatcher.stop()
 
@@ -255,7 +262,7 @@ async def test_an_unexpected_error_stops_the_connector_instead_of_losing_a_worke
     finally:
         await h.dispatcher.stop()
     assert "RuntimeError('bug')" in h.state.fatal_exit
-    assert h.tracker.committable() == {}
+    assert commit_points(h.tracker) == {}
 
 
 async def test_an_outage_warns_once_when_the_circuit_opens_and_once_when_it_closes(

@@ -44,7 +44,6 @@ def test_a_dependency_that_is_waited_out_is_degraded_not_unready() -> None:
 def test_pause_reason_names_what_blocks_delivery_first() -> None:
     state = subscribed()
     assert state.pause_reason is None
-    assert not state.should_pause
     state.degraded_reason = "schema registry unreachable"
     assert state.pause_reason == "schema registry unreachable"
     state.open_circuit("3 consecutive retryable failures, the last no answer: timeout")
@@ -53,7 +52,6 @@ def test_pause_reason_names_what_blocks_delivery_first() -> None:
     )
     state.halt("CDP refused the credentials")
     assert state.pause_reason == "delivery halted: CDP refused the credentials"
-    assert state.should_pause
 
 
 def test_each_transition_logs_one_warning(caplog: pytest.LogCaptureFixture) -> None:
