@@ -33,6 +33,7 @@ class FakeSender:
     def __init__(self, script: Callable[[bytes, int], Answer], latency: float = 0.0) -> None:
         self._script = script
         self._latency = latency
+        self._rng = random.Random(39)
         self.calls: list[bytes] = []
         self.attempts: dict[bytes, int] = defaultdict(int)
         self.in_flight = 0
@@ -45,7 +46,7 @@ class FakeSender:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self._latency:
-                await asyncio.sleep(random.uniform(0, self._latency))
+                await asyncio.sleep(self._rng.uniform(0, self._latency))
             return self._script(body, self.attempts[body])
         finally:
             self.in_flight -= 1
@@ -104,7 +105,8 @@ class Harness:
 async def test_same_key_is_posted_in_offset_order_and_keys_run_concurrently() -> None:
     sender = FakeSender(lambda body, n: OK, latency=0.005)
     h = Harness(sender, max_in_flight=64)
-    keys = [f"guest-{random.randrange(20)}" for _ in range(400)]
+    rng = random.Random(98)
+    keys = [f"guest-{rng.randrange(20)}" for _ in range(400)]
     h.submit(keys, events_per_record=2)
 
     await h.run_until_finished()
@@ -218,8 +220,12 @@ async def test_401_halts_everything_without_dead_letters_and_recovers() -> None:
 
 async def test_released_partition_records_are_not_posted() -> None:
     gate = asyncio.Event()
+    sending = asyncio.Event()
+    posted: list[bytes] = []
 
     async def blocked_send(body: bytes) -> Answer:
+        posted.append(body)
+        sending.set()
         await gate.wait()
         return OK
 
@@ -229,14 +235,17 @@ async def test_released_partition_records_are_not_posted() -> None:
     h.submit(["a", "a", "a"])
     h.dispatcher.start()
     try:
-        await asyncio.sleep(0.01)  # first record in flight, two queued
+        await asyncio.wait_for(sending.wait(), 1)  # first record in flight, two queued
         release = asyncio.create_task(released(h.dispatcher, {TP}))
-        await asyncio.sleep(0.01)
+        async with asyncio.timeout(1):  # until it dropped the queued two
+            while h.dispatcher.queued:
+                await asyncio.sleep(0.001)
         assert not release.done()  # waits for the in-flight one
         gate.set()
         await asyncio.wait_for(release, 1)
         assert h.dispatcher.queued == 0
         assert commit_points(h.tracker) == {TP: 1}
+        assert posted == [b"a:0:0"]  # the two dropped ones never reached the CDP
     finally:
         await h.dispatcher.stop()
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from connector.commits import commit_metadata
 from connector.offset_metadata import decode, encode, run_ahead_limit
-from connector.offsets import ALREADY_FINISHED, OffsetTracker
+from connector.offsets import ALREADY_FINISHED, CommitState, OffsetTracker
 from tests.unit.fake_kafka import commit_points
 
 TP = ("clicks", 0)
@@ -286,3 +286,107 @@ def test_finished_sets_survive_a_handover(
         expected = ALREADY_FINISHED if offset in finished else new_epoch
         assert second.admit(TP, offset) == expected
     assert second.pending == len([o for o in range(40) if o not in finished])
+
+
+# -- commits acknowledged out of order, partitions not tracked, subsets -----------------------
+
+OTHER = ("clicks", 1)
+
+
+def test_committed_point_only_moves_forward() -> None:
+    tracker, epoch = _tracker_with(list(range(10)))
+    for offset in range(3):
+        tracker.finish(TP, offset, epoch)
+    older = tracker.to_commit()
+    assert older[TP].offset == 3
+    tracker.mark_committed(older)
+    for offset in (3, 4):
+        tracker.finish(TP, offset, epoch)
+    newer = tracker.to_commit()
+    assert newer[TP].offset == 5
+    tracker.mark_committed(newer)
+    assert tracker.to_commit() == {}  # 5 is committed: nothing new to offer
+    tracker.mark_committed(older)  # an older commit acknowledged late
+    assert tracker.to_commit() == {}  # still 5, not offered again
+
+
+def test_marking_or_forgetting_an_untracked_partition_is_a_no_op() -> None:
+    tracker, epoch = _tracker_with([0])
+    tracker.finish(TP, 0, epoch)
+    # OTHER was revoked before its commit was acknowledged (a state of the same epoch
+    # and a later version than TP's, so marking it on another partition would show).
+    late = CommitState(offset=7, finished=(), epoch=epoch, version=99)
+    tracker.mark_committed({OTHER: late})
+    tracker.forget_committed([OTHER])
+    tracker.revoke(OTHER)
+    assert tracker.epoch(OTHER) is None
+    assert commit_points(tracker) == {TP: 1}
+
+
+def test_a_forgotten_commit_can_be_marked_again() -> None:
+    tracker, epoch = _tracker_with([0, 1])
+    tracker.finish(TP, 0, epoch)
+    state = tracker.to_commit()
+    tracker.mark_committed(state)
+    tracker.forget_committed([TP])
+    tracker.mark_committed(state)  # the commit was retried and went through
+    assert tracker.to_commit() == {}
+
+
+def test_assigning_again_without_a_revoke_releases_the_old_pending_count() -> None:
+    tracker, epoch = _tracker_with([0, 1, 2])
+    tracker.finish(TP, 2, epoch)  # finished but held behind 0 and 1
+    assert tracker.pending == 2
+    new = tracker.assign(TP)
+    assert new != epoch
+    assert tracker.pending == 0
+    assert tracker.to_commit() == {}
+
+
+def test_revoke_releases_only_the_unfinished_records() -> None:
+    tracker, epoch = _tracker_with([0, 1, 2])
+    tracker.finish(TP, 2, epoch)
+    tracker.assign(OTHER)
+    tracker.add(OTHER, 0)
+    tracker.revoke(TP)
+    assert tracker.pending == 1  # OTHER's record
+
+
+def test_late_outcomes_below_the_commit_point_or_for_unread_offsets_are_ignored() -> None:
+    tracker, epoch = _tracker_with([5, 6])
+    tracker.finish(TP, 5, epoch)
+    tracker.finish(TP, 5, epoch)  # again, after the commit point passed it
+    tracker.finish(TP, 4, epoch)  # never read in this assignment
+    assert tracker.pending == 1
+    tracker.finish(TP, 6, epoch)
+    tracker.finish(TP, 9, epoch)  # nothing pending at all
+    assert (tracker.pending, commit_points(tracker)) == (0, {TP: 7})
+    assert tracker.to_commit()[TP].finished == ()  # 4 and 9 are not carried either
+
+
+def test_to_commit_of_some_partitions_leaves_out_the_others() -> None:
+    tracker, epoch = _tracker_with([0])
+    other_epoch = tracker.assign(OTHER)
+    tracker.add(OTHER, 0)
+    tracker.finish(TP, 0, epoch)
+    tracker.finish(OTHER, 0, other_epoch)
+    assert {tp: s.offset for tp, s in tracker.to_commit([TP]).items()} == {TP: 1}
+    some = tracker.to_commit([OTHER, ("gone", 0)])
+    assert {tp: s.offset for tp, s in some.items()} == {OTHER: 1}
+
+
+def test_wait_drained_of_some_partitions_ignores_the_others() -> None:
+    tracker, epoch = _tracker_with([0])
+    tracker.assign(OTHER)
+    tracker.add(OTHER, 0)
+    tracker.finish(TP, 0, epoch)
+    assert tracker.wait_drained([TP, ("gone", 0)], timeout=0.05)
+    assert not tracker.wait_drained([OTHER], timeout=0.05)
+
+
+def test_wait_drained_with_under_a_second_left_still_waits() -> None:
+    tracker, epoch = _tracker_with([1])
+    timer = threading.Timer(0.05, tracker.finish, (TP, 1, epoch))
+    timer.start()
+    assert tracker.wait_drained([TP], timeout=0.9)
+    timer.join()
