@@ -368,9 +368,12 @@ class CircuitSettings(_Section):
         description="consecutive retryable failures that open the circuit (all workers wait; "
         "no retries are spent)",
     )
-    open_seconds: float = Field(5.0, gt=0, description="first wait before a probe")
+    open_seconds: float = Field(1.0, gt=0, description="first wait before a probe")
     max_open_seconds: float = Field(
-        60.0, gt=0, description="ceiling of the wait, which doubles while probes fail"
+        5.0,
+        gt=0,
+        description="ceiling of the wait, which doubles while probes fail; delivery resumes "
+        "at most this long after the CDP is back (a probe is one request)",
     )
 
 

@@ -256,7 +256,6 @@ class Dispatcher:
                 await self._resumed.wait()
                 continue
             wait = self.breaker.wait_time()
-            self._state.circuit_open = not self.breaker.closed
             if wait <= 0:
                 break
             await self._sleep(min(wait, 1.0))
@@ -307,8 +306,12 @@ class Dispatcher:
             if answer.outcome is Outcome.PERMANENT:
                 self._on_success()  # the service is up; this event is the problem
                 return Failure(answer.reason, event.rule, answer.status, attempts + 1)
-            self.breaker.record_failure()
-            self._state.circuit_open = not self.breaker.closed
+            if self.breaker.record_failure():
+                status = f"HTTP {answer.status}" if answer.status else "no answer"
+                self._state.open_circuit(
+                    f"{self.breaker.failures} consecutive retryable failures, "
+                    f"the last {status}: {answer.reason}"
+                )
             self._observer.event_done(event.event_type, "retried")
             if counted:
                 attempts += 1
@@ -325,8 +328,8 @@ class Dispatcher:
             await self._sleep(delay)
 
     def _on_success(self) -> None:
-        self.breaker.record_success()
-        self._state.circuit_open = False
+        if self.breaker.record_success():
+            self._state.close_circuit()
 
     async def _probe_until_accepted(
         self, work: Work, event: MappedEvent, answer: Answer

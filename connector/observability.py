@@ -1,8 +1,10 @@
 """Prometheus metrics and the health endpoints, on one small aiohttp server.
 
 ``/healthz``: the process and its event loop answer (the handler runs on the loop)
-and the consumer thread is alive. ``/readyz``: subscribed, brokers reachable, not
-halted by a fatal answer, not shutting down; the body lists what is wrong.
+and the consumer thread is alive. ``/readyz``: subscribed, brokers reachable, every
+subscribed topic exists, not halted by a fatal answer, not shutting down; the body
+lists why not (``reasons``) and what is degraded while ready (``degraded``: the CDP
+circuit open, the schema registry unreachable).
 ``/metrics``: Prometheus text format; names and labels in docs/operations.md.
 """
 
@@ -134,6 +136,12 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.topic_missing = Gauge(
+            f"{p}_topic_missing",
+            "1 while a subscribed topic (by name) does not exist in the cluster",
+            ["topic"],
+            registry=r,
+        )
         self.committed_offset = Gauge(
             f"{p}_committed_offset",
             "Last committed offset, the next record to read (librdkafka statistics)",
@@ -182,15 +190,24 @@ class Metrics:
     def committed(self, ok: bool) -> None:
         (self.commits if ok else self.commit_failures).inc()
 
+    def topics_checked(self, names: list[str], missing: tuple[str, ...]) -> None:
+        """``topic_missing`` for every subscribed topic name: 1 when missing, else 0."""
+        for name in names:
+            self.topic_missing.labels(name).set(1 if name in missing else 0)
+
     def update_from_stats(self, stats_json: str) -> None:
         """librdkafka statistics → per-partition lag and committed offset.
 
         ``consumer_lag`` is the end offset (``ls_offset`` under read_committed, else
         ``hi_offset``) minus ``committed_offset``: the LAG column of Kafka's
         consumer-groups tool. (``consumer_lag_stored`` counts from the offset *store*,
-        which this connector does not use: it commits explicit offsets.) librdkafka
-        reports -1 while an offset is unknown; such values are not exported. Series of
-        partitions no longer reported (revoked) are removed.
+        which this connector does not use: it commits explicit offsets.) A partition
+        the group never committed has no LAG there ("-"), and librdkafka says -1; its
+        lag here counts from the log start (``lo_offset``), where ``auto.offset.reset:
+        earliest`` (the default) starts reading, so ``sum()`` covers every assigned
+        partition from the first report after assignment. Other offsets librdkafka
+        does not know yet (-1) are not exported. Series of partitions no longer
+        reported (revoked) are removed.
         """
         stats = json.loads(stats_json)
         seen: set[tuple[str, str]] = set()
@@ -201,6 +218,8 @@ class Metrics:
                 series = (topic, pid)
                 lag = pdata.get("consumer_lag", -1)
                 committed = pdata.get("committed_offset", -1001)
+                if lag < 0 and committed < 0:
+                    lag = _lag_from_log_start(pdata)
                 if lag >= 0:
                     self.consumer_lag.labels(topic, pid).set(lag)
                     seen.add(series)
@@ -212,6 +231,22 @@ class Metrics:
                 with contextlib.suppress(KeyError):
                     gauge.remove(topic, pid)
         self._stats_series = seen
+
+
+def brokers_up(stats_json: str) -> bool:
+    """Whether a librdkafka statistics report shows a broker connection up: what ends a
+    "brokers unreachable" (librdkafka reports going down as an error, not coming back)."""
+    brokers = json.loads(stats_json).get("brokers", {})
+    return any(b.get("state") == "UP" for b in brokers.values())
+
+
+def _lag_from_log_start(pdata: dict[str, Any]) -> int:
+    """End minus log start of a never-committed partition; -1 while either is unknown."""
+    start = pdata.get("lo_offset", -1)
+    end = pdata.get("ls_offset", -1)
+    if end < 0:
+        end = pdata.get("hi_offset", -1)
+    return end - start if start >= 0 and end >= start else -1
 
 
 def build_app(
@@ -230,7 +265,12 @@ def build_app(
 
     async def readyz(_: web.Request) -> web.Response:
         ready, reasons = state.readiness()
-        body = {"ready": ready, "reasons": reasons, "assigned_partitions": state.assigned}
+        body = {
+            "ready": ready,
+            "reasons": reasons,
+            "degraded": state.degraded(),
+            "assigned_partitions": state.assigned,
+        }
         return web.json_response(body, status=200 if ready else 503)
 
     async def metrics_endpoint(_: web.Request) -> web.Response:

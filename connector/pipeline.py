@@ -45,7 +45,7 @@ from connector.dispatch import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
 from connector.handoff import Handoff
 from connector.mapping import Mapper, compile_mapping
-from connector.observability import Metrics, build_app, start_server
+from connector.observability import Metrics, brokers_up, build_app, start_server
 from connector.offset_metadata import run_ahead_limit
 from connector.offsets import OffsetTracker
 from connector.record_paths import SchemaWatch, check_record_paths
@@ -168,7 +168,7 @@ async def run(settings: Settings) -> int:
         "partition.assignment.strategy": "cooperative-sticky",
         # Served inside consume(): the broker's answer to every commit, sync or async.
         "on_commit": stages.committer.on_committed,
-        "stats_cb": metrics.update_from_stats,
+        "stats_cb": lambda stats: on_stats(stats, metrics, state),
     }
     conf.setdefault("statistics.interval.ms", 5000)  # kafka.client may set it
     async with delivery_sender(settings, stages.mapper) as sender:
@@ -186,6 +186,8 @@ async def run(settings: Settings) -> int:
             on_finished_before=metrics.finished_before,
         )
 
+        named_topics = [t.name for t in settings.topics if t.name is not None]
+
         def refresh() -> None:
             metrics.requests_in_flight.set(dispatcher.requests_in_flight)
             metrics.records_buffered.set(tracker.pending)
@@ -194,6 +196,7 @@ async def run(settings: Settings) -> int:
             metrics.halted.set(1 if state.halted_reason else 0)
             metrics.assigned_partitions.set(state.assigned)
             metrics.ready.set(1 if state.readiness()[0] else 0)
+            metrics.topics_checked(named_topics, state.missing_topics)
 
         app = build_app(state, metrics, refresh, lambda: source.thread)
         obs = settings.observability
@@ -221,6 +224,13 @@ async def run(settings: Settings) -> int:
         return 1
     log.info("stopped cleanly; committed offsets cover every finished record")
     return 0
+
+
+def on_stats(stats_json: str, metrics: Metrics, state: RunState) -> None:
+    """The consumer's ``stats_cb``: lag gauges; brokers back after "all brokers down"."""
+    metrics.update_from_stats(stats_json)
+    if state.broker_down_since is not None and brokers_up(stats_json):
+        state.broker_down_since = None
 
 
 async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:

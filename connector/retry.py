@@ -5,7 +5,9 @@
 - ``CircuitBreaker``: after ``failure_threshold`` consecutive retryable failures across
   all requests, the circuit opens; callers wait instead of spending retries; after the
   open period one probe goes through (half-open); its success closes the circuit,
-  its failure re-opens it for twice as long (up to a ceiling).
+  its failure re-opens it for twice as long, up to a ceiling of a few seconds: a
+  probe costs one request, and the ceiling is how late delivery resumes after the
+  CDP is back.
 - ``RateLimiter``: a token bucket; ``delay()`` says how long to wait for a token.
 """
 
@@ -81,20 +83,31 @@ class CircuitBreaker:
         self._probing = True
         return 0.0
 
-    def record_success(self) -> None:
+    def record_success(self) -> bool:
+        """An answer from a CDP that is up; True when this closed an open circuit."""
+        was_closed = self.state is CircuitState.CLOSED
         self._failures = 0
         self._probing = False
         self._open_for = self._base_open
         self.state = CircuitState.CLOSED
+        return not was_closed
 
-    def record_failure(self) -> None:
-        """A retryable failure (network, timeout, 429, 5xx)."""
+    def record_failure(self) -> bool:
+        """A retryable failure (network, timeout, 429, 5xx); True when this opened the
+        circuit (a failed probe re-opens it, which is not news)."""
         self._failures += 1
         if self.state is CircuitState.HALF_OPEN:
             self._open_for = min(self._open_for * 2, self._max_open)
             self._open()
         elif self.state is CircuitState.CLOSED and self._failures >= self._threshold:
             self._open()
+            return True
+        return False
+
+    @property
+    def failures(self) -> int:
+        """Consecutive retryable failures so far (what opened the circuit, while open)."""
+        return self._failures
 
     def probe_not_sent(self) -> None:
         """The caller ``wait_time`` let through will not send after all (its record is no

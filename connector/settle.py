@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 Prepare = Callable[[str, bytes | None], MapResult]
 # Sleep ``delay`` seconds before the next attempt; True when the reader stops instead.
 Wait = Callable[[float], bool]
-TRANSIENT_BACKOFF = Backoff(0.5, 30.0)  # schema registry down: soon at first, then every ~30s
+# Schema registry down: soon at first, then every few seconds. An attempt is one
+# request, and the ceiling is how late consumption resumes after the registry is back.
+TRANSIENT_BACKOFF = Backoff(0.5, 5.0)
 
 
 @dataclass(frozen=True, slots=True)

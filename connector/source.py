@@ -9,9 +9,16 @@ unit-tested without a broker.
 
 Back-pressure: all partitions pause while the records held (read, no outcome yet)
 reach ``max_buffered_records`` or delivery cannot make progress (halted, circuit
-open), and resume once held records fall to half the ceiling and that cleared. A
-partition run too far ahead of its commit point (``OffsetTracker.accepts``) pauses
-on its own until its commit point moves.
+open, a dependency down: ``RunState.pause_reason``), and resume once held records
+fall to half the ceiling and that cleared. A partition run too far ahead of its
+commit point (``OffsetTracker.accepts``) pauses on its own until its commit point
+moves. Each pause and resume is logged with its reason: at warning when delivery is
+blocked or a partition is held back, at info for the buffer ceiling (normal
+back-pressure under load).
+
+Subscribed topic names are looked up at subscribe and after every assignment; those
+the cluster does not have are ``RunState.missing_topics`` (not ready) until a later
+assignment finds them.
 
 Commits, in order of the guarantee they keep:
 1. the tracker says which offsets have every earlier record finished, and which
@@ -45,14 +52,18 @@ from connector.commits import Committer, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
 from connector.handoff import Handoff
+from connector.logs import KAFKA_LOGGER
 from connector.offsets import ALREADY_FINISHED, OffsetTracker, TopicPartition
 from connector.records import Headers, Work
 from connector.settle import Settle
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
+kafka_log = logging.getLogger(KAFKA_LOGGER)  # repeats are collapsed (connector.logs)
 
 RESUME_FRACTION = 0.5  # resume once held records fall to half the ceiling
+CEILING = "delivery.max_buffered_records reached"  # the pause reason of plain back-pressure
+METADATA_TIMEOUT = 5.0  # seconds for the topic lookup at subscribe and after assignment
 # Builds the consumer from the source's own callbacks (error_cb), added to the config.
 ConsumerFactory = Callable[[dict[str, Any]], Consumer]
 # Reading the group's committed offsets on assignment blocks the rebalance callback.
@@ -92,6 +103,10 @@ class KafkaSource:
         self._on_finished_before = on_finished_before or (lambda _n: None)
         self._paused = False  # the global pause: buffer ceiling, halt, outage, degraded
         self._pause_state: dict[TopicPartition, bool] = {}  # as the consumer has it
+        self._paused_for: str | None = None  # the reason the last pause line gave
+        self._paused_at = 0.0
+        self._held_back: set[TopicPartition] = set()  # paused by the run-ahead bound
+        self._topics_due = False  # an assignment happened: look the topics up again
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
         self._drain_deadline: float | None = None  # set when the shutdown drain starts
@@ -114,7 +129,7 @@ class KafkaSource:
     def wait_out(self, delay: float) -> bool:
         """Settle's ``wait`` while a dependency is down: consumption pauses (and stays
         paused while ``degraded_reason`` is set); True when the source is stopping."""
-        self._paused = True
+        self._pause(self._state.pause_reason or "a dependency is down")
         self._apply_pauses()
         return self._stop.wait(delay)
 
@@ -138,6 +153,7 @@ class KafkaSource:
             on_lost=self._on_lost,
         )  # fmt: skip
         self._state.subscribed = True
+        self._check_topics()
         self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
 
     def step(self) -> None:
@@ -151,6 +167,9 @@ class KafkaSource:
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
         messages = self._consume(room, 0.1)
         self._dlq.poll(0)
+        if self._topics_due:
+            self._topics_due = False
+            self._check_topics()
         if messages:
             self._state.broker_down_since = None
             self._handle(messages)
@@ -201,28 +220,43 @@ class KafkaSource:
     def _apply_backpressure(self) -> None:
         ceiling = self._settings.delivery.max_buffered_records
         held = self._tracker.pending
-        if not self._paused and (held >= ceiling or self._state.should_pause):
-            self._paused = True
-            log.info("paused consumption (%d records held)", held)
-        elif (
-            self._paused
-            and held <= ceiling * RESUME_FRACTION
-            and not self._state.should_pause
-            and self._state.degraded_reason is None
-        ):
-            self._paused = False
-            log.info("resumed consumption (%d records held)", held)
+        blocked = self._state.pause_reason
+        if blocked is not None or (not self._paused and held >= ceiling):
+            self._pause(blocked or CEILING)
+        elif self._paused and held <= ceiling * RESUME_FRACTION:
+            self._resume()
         self._apply_pauses()
+
+    def _pause(self, why: str) -> None:
+        """The global pause; one line per reason, so a pause at the buffer ceiling that
+        becomes an outage says so."""
+        self._paused = True
+        if why != self._paused_for:
+            level = logging.INFO if why == CEILING else logging.WARNING
+            log.log(level, "paused consumption: %s (%d records held)", why, self._tracker.pending)
+            if self._paused_for is None:
+                self._paused_at = time.monotonic()
+            self._paused_for = why
+
+    def _resume(self) -> None:
+        self._paused = False
+        if self._paused_for is not None:
+            level = logging.INFO if self._paused_for == CEILING else logging.WARNING
+            log.log(level, "resumed consumption after %.1fs paused (%s; %d records held)",
+                    time.monotonic() - self._paused_at, self._paused_for,
+                    self._tracker.pending)  # fmt: skip
+            self._paused_for = None
 
     def _apply_pauses(self) -> None:
         """Bring the consumer's pause state in line: every partition while the global
         pause holds (or the source is stopping), else the ones the tracker blocks
         (too far ahead of their commit point). A newly assigned partition's state is
         unknown (librdkafka keeps an old pause across a revoke), so it is set once."""
-        if self._paused or self._drain_deadline is not None:
-            wanted = self._assigned
-        else:
-            wanted = self._tracker.blocked_partitions() & self._assigned
+        held_back = self._tracker.blocked_partitions() & self._assigned
+        if held_back != self._held_back:
+            self._log_held_back(held_back)
+        everything = self._paused or self._drain_deadline is not None
+        wanted = self._assigned if everything else held_back
         pause = [
             tp for tp in self._assigned if tp in wanted and self._pause_state.get(tp) is not True
         ]
@@ -239,6 +273,41 @@ class KafkaSource:
             self._pause_state[tp] = True
         for tp in resume:
             self._pause_state[tp] = False
+
+    def _log_held_back(self, held_back: set[TopicPartition]) -> None:
+        """Partitions the run-ahead bound pauses on their own (and frees again)."""
+        newly = held_back - self._held_back
+        freed = (self._held_back - held_back) & self._assigned  # not revoked meanwhile
+        if newly:
+            log.warning("paused %s: read delivery.max_run_ahead offsets past the commit "
+                        "point; the oldest record without an outcome holds it back",
+                        _tp_names(newly))  # fmt: skip
+        if freed:
+            log.warning("resumed %s: the commit point moved", _tp_names(freed))
+        self._held_back = held_back
+
+    def _check_topics(self) -> None:
+        """Which subscribed topic names the cluster lacks (``RunState.missing_topics``).
+
+        Patterns are not looked up: matching nothing yet is what a pattern may do. A
+        broker that does not answer leaves the last finding (brokers down is its own
+        reason)."""
+        names = [t.name for t in self._settings.topics if t.name is not None]
+        if not names:
+            return
+        try:
+            found = self._consumer.list_topics(timeout=METADATA_TIMEOUT).topics
+        except KafkaException as exc:
+            log.warning("could not look up the subscribed topics: %s", exc)
+            return
+        missing = tuple(n for n in names if n not in found or found[n].error is not None)
+        if missing != self._state.missing_topics:
+            if missing:
+                log.warning("subscribed topics missing, not read until created: %s",
+                            ", ".join(missing))  # fmt: skip
+            else:
+                log.warning("subscribed topics found: %s", ", ".join(self._state.missing_topics))
+        self._state.missing_topics = missing
 
     # -- rebalance callbacks (run inside consume(), on this thread) ---------------
 
@@ -258,6 +327,10 @@ class KafkaSource:
         self._state.broker_down_since = None
         log.info("assigned %s (%d offsets above the commit points finished before)",
                  _names(partitions), restored)  # fmt: skip
+        # A rebalance follows a topic's creation. Looked up after consume() returns:
+        # list_topics from in here aborted the process (a confluent-kafka CallState
+        # assertion) when librdkafka logged during it (kafka.client debug: all).
+        self._topics_due = True
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
@@ -356,18 +429,21 @@ class KafkaSource:
 
 def client_error(state: RunState, err: KafkaError) -> None:
     """The consumer's ``error_cb`` (and a fatal error ``consume`` raised): brokers
-    down → not ready; fatal → stop."""
+    down → not ready; fatal → stop.
+
+    Logged through ``kafka_log``, whose repeats (and librdkafka's own line for the same
+    error) collapse into one line per interval."""
     if err.code() == KafkaError._ALL_BROKERS_DOWN:
         if state.broker_down_since is None:
             state.broker_down_since = time.monotonic()
-        log.error("all Kafka brokers are down: %s", err.str())
+        kafka_log.error("all Kafka brokers are down: %s", err.str())
     elif _fatal(err):
         state.fail(_fatal_reason(err, "Kafka client fatal error"))
     elif err.code() == KafkaError._AUTHENTICATION:
         # librdkafka retries a refused SASL login forever; no retry can fix a password.
         state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
     else:
-        log.warning("Kafka client error: %s", err.str())
+        kafka_log.warning("Kafka client error: %s", err.str())
 
 
 def message_error(state: RunState, err: KafkaError) -> None:
@@ -377,7 +453,7 @@ def message_error(state: RunState, err: KafkaError) -> None:
     if _fatal(err):
         state.fail(_fatal_reason(err, "Kafka consumer fatal error"))
     else:
-        log.warning("Kafka consumer error: %s", err.str())
+        kafka_log.warning("Kafka consumer error: %s", err.str())
 
 
 def _fatal(err: KafkaError) -> bool:
@@ -404,3 +480,7 @@ def headers(msg: Message) -> Headers:
 
 def _names(partitions: list[KafkaTP]) -> str:
     return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
+
+
+def _tp_names(tps: set[TopicPartition]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(tps))

@@ -2,11 +2,14 @@
 
 Written from the event loop and the consumer thread; every field is a plain value
 whose single assignment is atomic under the GIL, and readers only need a recent view.
+The transitions an operator must hear about (halted, resumed, circuit opened and
+closed) log their warning here, once per transition, whoever causes them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -18,8 +21,11 @@ class RunState:
 
     halted_reason: str | None = None  # 401/403, DLQ write failed, retries exhausted (halt mode)
     circuit_open: bool = False
+    circuit_reason: str | None = None  # what opened the circuit, while it is open
+    circuit_opened_at: float | None = None  # monotonic
     broker_down_since: float | None = None
     degraded_reason: str | None = None  # e.g. schema registry unreachable (retrying)
+    missing_topics: tuple[str, ...] = ()  # subscribed by name, absent from the cluster
     assigned: int = 0
     subscribed: bool = False
     stopping: bool = False
@@ -41,19 +47,56 @@ class RunState:
         self.fatal_exit = reason
         self.halted_reason = reason
 
+    def open_circuit(self, why: str) -> None:
+        """The dispatcher's circuit breaker opened; ``why`` names the count and the answer."""
+        self.circuit_reason = why
+        self.circuit_opened_at = time.monotonic()
+        self.circuit_open = True
+        log.warning("CDP circuit opened: %s; requests wait for a probe to succeed", why)
+
+    def close_circuit(self) -> None:
+        """A probe was answered: the CDP is back."""
+        if self.circuit_open:
+            since = self.circuit_opened_at or time.monotonic()
+            log.warning(
+                "CDP circuit closed after %.1fs open (%s): delivery resumes",
+                time.monotonic() - since,
+                self.circuit_reason,
+            )
+        self.circuit_open = False
+        self.circuit_reason = None
+        self.circuit_opened_at = None
+
     @property
-    def should_pause(self) -> bool:
-        """Stop reading more records: nothing could be delivered now anyway."""
-        return self.halted_reason is not None or self.circuit_open
+    def pause_reason(self) -> str | None:
+        """Why delivery cannot progress now, so consumption pauses; None when it can."""
+        if self.halted_reason is not None:
+            return f"delivery halted: {self.halted_reason}"
+        if self.circuit_open:
+            return f"CDP circuit open: {self.circuit_reason}"
+        return self.degraded_reason
 
     def readiness(self) -> tuple[bool, list[str]]:
+        """Ready, and why not: what only a person (or a restart elsewhere) can fix."""
         reasons: list[str] = []
         if self.halted_reason is not None:
             reasons.append(f"halted: {self.halted_reason}")
         if self.broker_down_since is not None:
             reasons.append("Kafka brokers unreachable")
+        if self.missing_topics:
+            reasons.append(f"subscribed topics missing: {', '.join(self.missing_topics)}")
         if not self.subscribed:
             reasons.append("not subscribed yet")
         if self.stopping:
             reasons.append("shutting down")
         return (not reasons, reasons)
+
+    def degraded(self) -> list[str]:
+        """What slows delivery without making the connector unready: a dependency that is
+        down and waited out (restarting would not help)."""
+        found: list[str] = []
+        if self.circuit_open:
+            found.append(f"CDP circuit open: {self.circuit_reason}")
+        if self.degraded_reason is not None:
+            found.append(self.degraded_reason)
+        return found

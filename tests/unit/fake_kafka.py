@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException
@@ -73,11 +74,15 @@ class FakeConsumer:
         self.closed = False
         self.callbacks: dict[str, Callable[..., None]] = {}
         self.asked: list[int] = []  # num_messages of each consume()
+        self.topics: set[str] | None = None  # what list_topics() finds (None: the subscribed)
+        self.subscribed: list[str] = []
+        self.in_callback = False
         self.assignment: set[TopicPartition] = set()
         self.on_consume: Callable[[], None] = lambda: None
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.callbacks = callbacks
+        self.subscribed = topics
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         self.asked.append(num_messages)
@@ -85,6 +90,15 @@ class FakeConsumer:
         if self.fatal is not None:
             raise KafkaException(self.fatal)
         return self.batches.popleft() if self.batches else []
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        """Cluster metadata as confluent-kafka shapes it: ``.topics`` name → TopicMetadata.
+
+        Refused inside a rebalance callback: the real client aborts the process there
+        when a log callback fires during the call."""
+        assert not self.in_callback, "list_topics inside a rebalance callback"
+        names = self.subscribed if self.topics is None else self.topics
+        return SimpleNamespace(topics={n: SimpleNamespace(error=None) for n in names})
 
     def pause(self, partitions: list[KafkaTP]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
@@ -118,7 +132,11 @@ class FakeConsumer:
     # rebalances, as librdkafka would run them inside consume()
     def assign(self, *tps: TopicPartition) -> None:
         self.assignment |= set(tps)
-        self.callbacks["on_assign"](self, [KafkaTP(t, p) for t, p in tps])
+        self.in_callback = True
+        try:
+            self.callbacks["on_assign"](self, [KafkaTP(t, p) for t, p in tps])
+        finally:
+            self.in_callback = False
 
     def revoke(self, *tps: TopicPartition) -> None:
         self.assignment -= set(tps)

@@ -7,6 +7,8 @@ import random
 from collections import defaultdict
 from collections.abc import Callable
 
+import pytest
+
 from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
 from connector.dispatch import Dispatcher, Failure, Work, lane_for
@@ -270,3 +272,37 @@ async def test_an_unexpected_error_stops_the_connector_instead_of_losing_a_worke
         await h.dispatcher.stop()
     assert "RuntimeError('bug')" in h.state.fatal_exit
     assert commit_points(h.tracker) == {}
+
+
+async def test_an_outage_warns_once_when_the_circuit_opens_and_once_when_it_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    outage = {"on": True}
+    down = Answer(Outcome.RETRYABLE, 503, "outage")
+    sender = FakeSender(lambda body, n: down if outage["on"] else OK)
+    h = Harness(
+        sender,
+        max_in_flight=4,
+        retry=RetrySettings(max_attempts=100, initial_backoff_seconds=0.001),
+        circuit=CircuitSettings(failure_threshold=3, open_seconds=0.01, max_open_seconds=0.02),
+    )
+    h.submit([f"g{i}" for i in range(10)])
+    h.dispatcher.start()
+    try:
+        async with asyncio.timeout(5):
+            while not h.state.circuit_open:
+                await asyncio.sleep(0.001)
+            while len(sender.calls) < 20:  # probes keep failing for a while
+                await asyncio.sleep(0.001)
+            outage["on"] = False
+            while h.tracker.pending:
+                await asyncio.sleep(0.001)
+    finally:
+        await h.dispatcher.stop()
+    circuit = [r.getMessage() for r in caplog.records if "CDP circuit" in r.getMessage()]
+    assert len(circuit) == 2, circuit
+    assert circuit[0].startswith(
+        "CDP circuit opened: 3 consecutive retryable failures, the last HTTP 503: outage"
+    )
+    assert circuit[1].startswith("CDP circuit closed after ")
+    assert all(r.levelname == "WARNING" for r in caplog.records if "CDP circuit" in r.message)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
+from aiohttp.test_utils import TestClient, TestServer
+
 from connector.deadletter import error_headers
-from connector.observability import Metrics
+from connector.observability import Metrics, brokers_up, build_app
+from connector.pipeline import on_stats
 from connector.replay import REPLAY_ATTEMPTS, Origin, RecordFilter, ReplayOptions, parse_time
+from connector.state import RunState
 
 
 def stats(partitions: dict[str, dict[str, object]]) -> str:
@@ -74,3 +79,59 @@ def test_filter_by_header_expression_and_time_window() -> None:
     assert not RecordFilter(ReplayOptions(since=parse_time("2026-05-01T00:00:01"))).matches(
         at, headers
     )
+
+
+def test_a_never_committed_partition_has_lag_from_the_log_start() -> None:
+    """librdkafka says -1 until the first commit; sum() must not leave the partition out."""
+    metrics = Metrics("test")
+    fresh = {"fetch_state": "active", "committed_offset": -1001, "consumer_lag": -1,
+             "lo_offset": 2, "hi_offset": 40, "ls_offset": 40}  # fmt: skip
+    unknown = {**fresh, "hi_offset": -1, "ls_offset": -1}
+    metrics.update_from_stats(stats({"0": fresh, "1": unknown}))
+    assert value(metrics, "cdp_connector_consumer_lag", topic="clicks", partition="0") == 38
+    assert value(metrics, "cdp_connector_committed_offset", topic="clicks", partition="0") is None
+    assert value(metrics, "cdp_connector_consumer_lag", topic="clicks", partition="1") is None
+
+
+def test_topic_missing_has_a_series_per_subscribed_name() -> None:
+    metrics = Metrics("test")
+    metrics.topics_checked(["clicks", "orders"], ("orders",))
+    assert value(metrics, "cdp_connector_topic_missing", topic="clicks") == 0
+    assert value(metrics, "cdp_connector_topic_missing", topic="orders") == 1
+    metrics.topics_checked(["clicks", "orders"], ())
+    assert value(metrics, "cdp_connector_topic_missing", topic="orders") == 0
+
+
+def test_readyz_shows_why_not_ready_and_what_is_degraded() -> None:
+    state = RunState(subscribed=True, missing_topics=("orders",))
+    state.degraded_reason = "schema registry http://r unreachable: refused"
+
+    async def readyz() -> tuple[int, dict[str, object]]:
+        app = build_app(state, Metrics("test"), lambda: None, lambda: None)
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get("/readyz")
+            return response.status, await response.json()
+
+    status, body = asyncio.run(readyz())
+    assert status == 503
+    assert body["reasons"] == ["subscribed topics missing: orders"]
+    assert body["degraded"] == ["schema registry http://r unreachable: refused"]
+
+
+def test_brokers_up_reads_the_connection_states_of_a_statistics_report() -> None:
+    def report(*states: str) -> str:
+        brokers = {f"b{i}": {"nodeid": i, "state": s} for i, s in enumerate(states)}
+        return json.dumps({"brokers": brokers, "topics": {}})
+
+    assert not brokers_up(report("DOWN", "CONNECT"))
+    assert brokers_up(report("DOWN", "UP"))
+    assert not brokers_up(json.dumps({"topics": {}}))
+
+
+def test_a_statistics_report_with_a_broker_up_ends_brokers_unreachable() -> None:
+    state = RunState(subscribed=True, broker_down_since=1.0)
+    down = json.dumps({"brokers": {"b1": {"state": "DOWN"}}, "topics": {}})
+    on_stats(down, Metrics("test"), state)
+    assert state.readiness() == (False, ["Kafka brokers unreachable"])
+    on_stats(down.replace("DOWN", "UP"), Metrics("test"), state)
+    assert state.readiness() == (True, [])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from connector.config import CircuitSettings
 from connector.retry import Backoff, CircuitBreaker, CircuitState, RateLimiter
+from connector.settle import TRANSIENT_BACKOFF
 
 
 class FakeClock:
@@ -73,6 +75,40 @@ def test_rate_limiter_spaces_requests() -> None:
     assert limiter.delay() == pytest.approx(0.5)
     clock.now += 1.0
     assert limiter.delay() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_breaker_says_when_it_opened_and_when_it_closed() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=2, open_seconds=1, max_open_seconds=5, clock=clock)
+    assert breaker.record_failure() is False
+    assert breaker.record_failure() is True  # this one opened it
+    assert breaker.failures == 2
+    clock.now += 1
+    assert breaker.wait_time() == 0  # the probe
+    assert breaker.record_failure() is False  # a failed probe re-opens: no news
+    clock.now += 2
+    assert breaker.wait_time() == 0
+    assert breaker.record_success() is True  # the probe closed it
+    assert breaker.record_success() is False
+
+
+def test_probes_and_registry_retries_come_every_few_seconds_by_default() -> None:
+    """How late delivery resumes after the CDP or the registry is back."""
+    circuit = CircuitSettings()
+    clock = FakeClock()
+    breaker = CircuitBreaker(
+        circuit.failure_threshold, circuit.open_seconds, circuit.max_open_seconds, clock=clock
+    )
+    for _ in range(circuit.failure_threshold):
+        breaker.record_failure()
+    waits = []
+    for _ in range(10):  # a long outage: every probe fails
+        waits.append(breaker.wait_time())
+        clock.now += waits[-1]
+        assert breaker.wait_time() == 0
+        breaker.record_failure()
+    assert max(waits) <= 5.0
+    assert TRANSIENT_BACKOFF.maximum <= 5.0
 
 
 def test_open_period_doubles_up_to_the_ceiling_and_a_success_resets_it() -> None:

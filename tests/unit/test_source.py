@@ -3,6 +3,7 @@ commits, shutdown. The thread itself is not started; each test drives ``step``."
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -226,6 +227,90 @@ def test_pauses_while_delivery_cannot_progress(halt: str) -> None:
     assert rig.kafka.paused == set()
 
 
+def pause_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "connector.source" and "consumption" in r.getMessage()
+    ]
+
+
+def test_pause_and_resume_say_why_at_warning_when_delivery_is_blocked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = Rig()
+    rig.kafka.assign(P0)
+    rig.read(P0, range(3))
+    rig.state.open_circuit("5 consecutive retryable failures, the last HTTP 503: outage")
+    rig.source.step()
+    rig.source.step()  # still paused: no second line
+    rig.state.close_circuit()
+    rig.source.step()
+    [(level, paused), (level2, resumed)] = pause_lines(caplog)
+    assert (level, level2) == ("WARNING", "WARNING")
+    assert paused == (
+        "paused consumption: CDP circuit open: 5 consecutive retryable failures, "
+        "the last HTTP 503: outage (3 records held)"
+    )
+    assert resumed.startswith("resumed consumption after ")
+    assert "paused (CDP circuit open: 5 consecutive" in resumed
+
+
+def test_pause_at_the_buffer_ceiling_is_back_pressure_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = Rig(ceiling=4)
+    rig.kafka.assign(P0)
+    rig.read(P0, range(4))
+    rig.source.step()
+    rig.finish(P0, 0, 1, 2)
+    rig.source.step()
+    [(level, paused), (level2, resumed)] = pause_lines(caplog)
+    assert (level, level2) == ("INFO", "INFO")
+    assert paused == "paused consumption: delivery.max_buffered_records reached (4 records held)"
+    assert resumed.endswith("paused (delivery.max_buffered_records reached; 1 records held)")
+
+
+def test_a_missing_topic_is_not_ready_until_an_assignment_finds_it() -> None:
+    rig = Rig()
+    rig.kafka.topics = set()  # the cluster has no such topic
+    rig.source._subscribe()
+    assert rig.state.missing_topics == ("clicks",)
+    assert not rig.state.readiness()[0]
+    rig.kafka.topics = None  # created: the rebalance that follows assigns it
+    rig.kafka.assign(P0)  # inside consume(): no lookup from in there
+    assert rig.state.missing_topics == ("clicks",)
+    rig.source.step()
+    assert rig.state.missing_topics == ()
+    assert rig.state.readiness()[0]
+
+
+def test_a_pause_at_the_ceiling_that_becomes_an_outage_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = Rig(ceiling=4)
+    rig.kafka.assign(P0)
+    rig.read(P0, range(4))
+    rig.source.step()  # paused at the ceiling
+    rig.state.halt("CDP refused the credentials")
+    rig.source.step()
+    rig.source.step()
+    rig.state.resume()
+    rig.finish(P0, 0, 1, 2, 3)
+    rig.source.step()
+    lines = [message for _, message in pause_lines(caplog)]
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("paused consumption: delivery.max_buffered_records reached")
+    assert lines[1] == (
+        "paused consumption: delivery halted: CDP refused the credentials (4 records held)"
+    )
+    assert lines[2].endswith("(delivery halted: CDP refused the credentials; 0 records held)")
+    assert rig.kafka.paused == set()
+
+
 # -- finished offsets in the commit metadata ------------------------------------------
 
 
@@ -295,6 +380,26 @@ def test_a_partition_too_far_ahead_pauses_alone_and_resumes_when_its_commit_poin
     rig.finish(P0, 4)  # 5 ahead: half
     rig.source.step()
     assert rig.kafka.paused == set()
+
+
+def test_a_partition_held_back_by_the_run_ahead_bound_says_so_and_when_it_is_freed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    rig = Rig(ceiling=1000, max_ahead=10)
+    rig.kafka.assign(P0, P1)
+    rig.read(P0, range(10))
+    rig.source.step()
+    rig.source.step()  # still held back: no second line
+    rig.finish(P0, 0, 1, 2, 3, 4)
+    rig.source.step()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if "[0]" in r.getMessage()]
+    lines = [line for line in lines if not line[1].startswith("assigned")]
+    assert lines == [
+        ("WARNING", "paused clicks[0]: read delivery.max_run_ahead offsets past the commit "
+                    "point; the oldest record without an outcome holds it back"),
+        ("WARNING", "resumed clicks[0]: the commit point moved"),
+    ]  # fmt: skip
 
 
 def test_the_global_pause_and_a_partition_pause_keep_their_own_bookkeeping() -> None:

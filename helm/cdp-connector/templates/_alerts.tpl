@@ -63,6 +63,17 @@ groups:
           summary: CDP circuit open on {{ "{{" }} $labels.pod {{ "}}" }}
           description: >-
             The CDP has failed for {{ $rule.for.circuitOpen }} (5xx, 429 or no answer); consumption is paused and resumes by itself when the API answers ({{ $docs }}).
+      - alert: CdpConnectorTopicMissing
+        # Every replica subscribes to the same topics: one alert per topic, not per pod.
+        expr: >-
+          max by (namespace, job, topic) (cdp_connector_topic_missing{ {{- $sel -}} }) == 1
+        for: {{ $rule.for.topicMissing }}
+        labels:
+          severity: {{ $rule.severity.topicMissing }}
+        annotations:
+          summary: Subscribed topic {{ "{{" }} $labels.topic {{ "}}" }} does not exist
+          description: >-
+            The connector is subscribed to {{ "{{" }} $labels.topic {{ "}}" }}, which the cluster does not have: none of its records are read. Create the topic or fix topics in the config ({{ $docs }}).
       - alert: CdpConnectorDeadLetters
         expr: >-
           sum by (namespace, job, stage) (rate(cdp_connector_records_dead_lettered_total{ {{- $sel -}} }[{{ $window }}])) > 0
