@@ -1,7 +1,8 @@
 """End-to-end benchmark: Kafka backlog → `cdp-connector run` → HTTP sink, beside a naive loop.
 
-    PYTHONPATH=. .venv/bin/python -m bench.e2e [--scenarios a,b,c] [--records 100000]
-        [--sizes 10000,100000,1000000] [--repeat 3] [--profile DIR]
+    PYTHONPATH=. .venv/bin/python -m bench.e2e [--scenarios a,s,sg,b2,s2,h,hs]
+        [--records 100000] [--sizes 10000,100000,1000000] [--repeat 3] [--profile DIR]
+        [--variant NAME:VAR=VALUE,...]
 
 Starts a Kafka broker and an Apicurio schema registry (scripts/services), fills a
 topic with Confluent-framed Avro clickstream records (connector.sample, schema
@@ -10,10 +11,16 @@ per run starts the connector as a subprocess (`python -m connector run --config`
 as in production) with a fresh consumer group and waits until the group's
 committed offsets reach the end of the topic (lag 0).
 
-Scenarios: (a) nginx answering 201 (the connector is the bottleneck); (b) the CDP
-sandbox, --no-validate, 50 ms per request; (c) (a) at several backlog sizes, to
-show memory stays flat. For each sink the naive loop (bench/naive.py) runs on the
-same topic with its own group for ``--naive-seconds``.
+Scenarios (``SCENARIOS``; docs/benchmarks.md): (a) nginx answering 201, asyncapi
+dialect over post-basic (the connector is the bottleneck); (s) / (sg) the same sink,
+sitecore dialect with its mapping over post-events / get-query, browser ids warm (a
+compacted topic pre-filled with an id per visitor); (b) the CDP sandbox,
+--no-validate, 50 ms per request; (b2) / (s2) bench/latency_sink.py at 50 ms, asyncapi
+/ sitecore; (h) / (hs) (a) / (s) over HTTPS (nginx with a self-signed certificate the
+connector trusts through SSL_CERT_FILE); (c) (a) at several backlog sizes, to show
+memory stays flat. For each sink the naive loop (bench/naive.py) runs on the same
+topic with its own group for ``--naive-seconds``. A variant ``src=DIR`` runs the
+connector (and its example mappings) from another checkout: before/after in one run.
 
 Figures per run: events/s from connector start and from its first delivery to lag
 0; CPU seconds of the connector process (/proc/<pid>/stat) and CPU µs per event
@@ -38,6 +45,7 @@ import yaml
 
 from bench.e2e_parts import (
     API_TOKEN,
+    BROWSER_IDS_TOPIC,
     CLIENT_KEY,
     GroupProgress,
     Sink,
@@ -46,6 +54,7 @@ from bench.e2e_parts import (
     fill_topic,
     histogram_quantile,
     load_average,
+    make_certificate,
     metric_sum,
     nginx_binary,
     peak_rss_mb,
@@ -54,11 +63,24 @@ from bench.e2e_parts import (
     start_latency_sink,
     start_nginx,
     start_sandbox,
+    warm_browser_ids,
 )
 from scripts.services import kafka, registry
 from scripts.services.common import REPO_ROOT, free_port
 
 WORK = REPO_ROOT / ".local" / "bench"
+SITECORE = {"dialect": "sitecore"}  # its default transport: post-events
+#: name → (label, sink kind, cdp settings); ``c`` (backlog sizes) is built apart.
+SCENARIOS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "a": ("(a) nginx, asyncapi post-basic", "nginx", {}),
+    "s": ("(s) nginx, sitecore post-events", "nginx", SITECORE),
+    "sg": ("(sg) nginx, sitecore get-query", "nginx", {**SITECORE, "transport": "get-query"}),
+    "b": ("(b) sandbox {ms:g} ms, asyncapi post-basic", "sandbox", {}),
+    "b2": ("(b2) latency sink {ms:g} ms, asyncapi post-basic", "latency", {}),
+    "s2": ("(s2) latency sink {ms:g} ms, sitecore post-events", "latency", SITECORE),
+    "h": ("(h) nginx HTTPS, asyncapi post-basic", "nginx-https", {}),
+    "hs": ("(hs) nginx HTTPS, sitecore post-events", "nginx-https", SITECORE),
+}
 LATENCY = "cdp_connector_delivery_latency_seconds"
 TUNABLES = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=16777216"
 
@@ -77,6 +99,7 @@ class Bench:
         self.topics: dict[int, str] = {}
         self.schema_id = 0
         self.runs = 0
+        self.browser_ids_warm = False
 
     def topic(self, size: int) -> str:
         """A topic holding ``size`` records (filled once per invocation)."""
@@ -90,7 +113,12 @@ class Bench:
         return self.topics[size]
 
     def run_connector(
-        self, sink: Sink, size: int, label: str, variant: dict[str, str] | None = None
+        self,
+        sink: Sink,
+        size: int,
+        label: str,
+        variant: dict[str, str] | None = None,
+        cdp: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         topic = self.topic(size)
         self.runs += 1
@@ -98,18 +126,28 @@ class Bench:
         port = free_port()
         variant = dict(variant or {})
         max_in_flight = int(variant.pop("max_in_flight", self.args.max_in_flight))
+        root = Path(variant.pop("src", REPO_ROOT)).resolve()
+        cdp = dict(cdp or {})
+        dialect = cdp.pop("dialect", "asyncapi")
+        if dialect == "sitecore" and not self.browser_ids_warm:
+            count = warm_browser_ids(self.broker.bootstrap, BROWSER_IDS_TOPIC, self.args.guests)
+            say(f"browser ids: {count:,} visitors pre-filled in {BROWSER_IDS_TOPIC}")
+            self.browser_ids_warm = True
         config = connector_config(
             bootstrap=self.broker.bootstrap, topic=topic, group=group,
             registry_url=self.registry.url, sink_url=sink.url, port=port,
-            max_in_flight=max_in_flight,
+            max_in_flight=max_in_flight, dialect=dialect, root=root,
         )  # fmt: skip
+        config["cdp"].update(cdp)
         for key in [k for k in variant if "." in k]:  # section.field=value sets the config
             section, field = key.split(".", 1)
             config.setdefault(section, {})[field] = yaml.safe_load(variant.pop(key))
         path = WORK / f"connector-{self.runs}.yaml"
         path.write_text(yaml.safe_dump(config))
         env = {**os.environ, "CDP_CLIENT_KEY": CLIENT_KEY, "CDP_API_TOKEN": API_TOKEN}
-        env["PYTHONPATH"] = str(REPO_ROOT)
+        env["PYTHONPATH"] = str(root)
+        if sink.cafile is not None:  # trust the HTTPS sink's self-signed certificate
+            env["SSL_CERT_FILE"] = str(sink.cafile)
         if self.args.glibc_tunables:
             env["GLIBC_TUNABLES"] = TUNABLES
         env.update(variant)
@@ -120,7 +158,7 @@ class Bench:
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "run", "--config", str(path)],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         profiler = self._profile(proc.pid, label)
         try:
@@ -157,7 +195,8 @@ class Bench:
             "peak_rss_mb": rss,
             "p50_ms": histogram_quantile(metrics, LATENCY, 0.50) * 1000,
             "p99_ms": histogram_quantile(metrics, LATENCY, 0.99) * 1000,
-            "max_in_flight": max_in_flight, "load_before": load,
+            "max_in_flight": max_in_flight, "dialect": dialect,
+            "transport": config["cdp"].get("transport", "default"), "load_before": load,
             "load_after": load_average(),
         }  # fmt: skip
 
@@ -227,8 +266,10 @@ def print_table(rows: list[dict[str, Any]], naive: dict[str, dict[str, Any]]) ->
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scenarios", default="a,b,b2", help="a: nginx, b: sandbox 50 ms, "
-                        "b2: bench/latency_sink.py 50 ms, c: nginx at each --sizes")  # fmt: skip
+    parser.add_argument("--scenarios", default="a,b,b2",
+                        help="comma-separated, of: " + "; ".join(
+                            f"{n}: {label.format(ms=50)}" for n, (label, _, _) in SCENARIOS.items()
+                        ) + "; c: nginx at each --sizes")  # fmt: skip
     parser.add_argument("--records", type=int, default=100_000, help="backlog of (a) and (b)")
     parser.add_argument("--sizes", default="10000,100000", help="backlogs of (c)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (best wins)")
@@ -265,23 +306,27 @@ def main() -> int:
         bench.broker = kafka.start_broker(WORK / "kafka", partitions=args.partitions, heap="768m")
         bench.registry = registry.start_registry(WORK / "registry")
         bench.schema_id = register_schema(bench.registry.url, "clickstream-value")
-        plan: list[tuple[str, str, int]] = []  # (label, sink kind, backlog)
-        if "a" in scenarios:
-            plan.append(("(a) nginx", "nginx", args.records))
-        if "b" in scenarios:
-            plan.append((f"(b) sandbox {args.latency_ms:g} ms", "sandbox", args.records))
-        if "b2" in scenarios:
-            plan.append((f"(b) latency sink {args.latency_ms:g} ms", "latency", args.records))
+        unknown = scenarios - set(SCENARIOS) - {"c"}
+        if unknown:
+            raise SystemExit(
+                f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}, c"
+            )
+        # (label, sink kind, backlog, cdp settings)
+        plan: list[tuple[str, str, int, dict[str, str]]] = [
+            (label.format(ms=args.latency_ms), kind, args.records, cdp)
+            for name, (label, kind, cdp) in SCENARIOS.items()
+            if name in scenarios
+        ]
         if "c" in scenarios:
-            plan += [(f"(c) nginx {int(s):,}", "nginx", int(s)) for s in args.sizes.split(",")]
+            plan += [(f"(c) nginx {int(s):,}", "nginx", int(s), {}) for s in args.sizes.split(",")]
         by_kind: dict[str, Sink] = {}
-        for label, kind, size in plan:
+        for label, kind, size, cdp in plan:
             sink = by_kind.get(kind)
             if sink is None:
                 sink = _start_sink(kind, args)
                 sinks.append(sink)
                 by_kind[kind] = sink
-                if not args.no_naive:
+                if not args.no_naive and sink.cafile is None:  # the naive loop: plain HTTP
                     say(f"naive loop against {sink.name} for {args.naive_seconds:g}s ...")
                     naive[sink.name] = bench.run_naive(sink, size, f"naive {sink.name}")
                     say(f"naive: {naive[sink.name]}")
@@ -290,7 +335,7 @@ def main() -> int:
                 tag = f"{label} [{name}]" if name else label
                 for i in range(args.repeat):
                     say(f"{tag}: run {i + 1}/{args.repeat}, {size:,} records ...")
-                    row = bench.run_connector(sink, size, tag, env)
+                    row = bench.run_connector(sink, size, tag, env, cdp)
                     say(json.dumps(row, default=str))
                     if best is None or row["eps_first"] > best["eps_first"]:
                         best = row
@@ -309,10 +354,14 @@ def main() -> int:
 
 
 def _start_sink(kind: str, args: argparse.Namespace) -> Sink:
-    if kind == "nginx":
+    if kind in ("nginx", "nginx-https"):
         binary = nginx_binary(install=not args.no_install)
+        tls = make_certificate(WORK / "tls") if kind == "nginx-https" else None
         if binary is not None:
-            return start_nginx(binary, WORK / "nginx")
+            return start_nginx(binary, WORK / kind, certificate=tls)
+        if tls is not None:
+            say("nginx not available: HTTPS falls back to bench/latency_sink.py, 0 ms")
+            return start_latency_sink(WORK / "latency-sink-https", 0.0, certificate=tls)
         say("nginx not available: falling back to the sandbox with --no-validate, 0 ms")
         return start_sandbox(WORK / "sandbox-0", 0.0)
     if kind == "latency":

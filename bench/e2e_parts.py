@@ -2,18 +2,22 @@
 
 Sinks:
 - nginx (Debian's nginx-light) answering 201 with a fixed body on loopback: costs
-  ~10 µs per request, so the connector is the bottleneck (scenario a).
+  ~10 µs per request, so the connector is the bottleneck (scenarios a, s, sg); over
+  HTTPS with a self-signed certificate for ``localhost`` (scenarios h, hs).
 - the project's CDP sandbox with ``--no-validate --latency-ms 50`` (scenario b).
+- bench/latency_sink.py, 201 after 50 ms (scenarios b2, s2).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +26,19 @@ from typing import Any
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connector.cdp.transport import EVENT_PATH
 from connector.sample import encode_confluent, sample_records
 from connector.schemas import load_schema
 from scripts.services.common import REPO_ROOT, free_port
 
-SCHEMA_V1 = REPO_ROOT / "avro" / "clickstream-v1.avsc"
+# v3: the newest clickstream schema (page.utm), what the sitecore mapping reads referrer
+# and UTM fields from; the asyncapi example mapping reads it as it reads v1.
+SCHEMA = REPO_ROOT / "avro" / "clickstream-v3.avsc"
+SCHEMA_VERSION = 3
 CLIENT_KEY = "bench-client-key"
+BROWSER_IDS_TOPIC = "bench.browser-ids"
 API_TOKEN = "bench-api-token"  # noqa: S105 - a made-up credential for local sinks
-EVENT_PATH = "/v1.2/event/create.json"
+
 
 NGINX_CONF = """\
 daemon off;
@@ -44,7 +53,7 @@ http {{
     keepalive_timeout 300s;
     client_body_temp_path {tmp}/body;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{tls};
         client_max_body_size 1m;
         client_body_buffer_size 64k;
         location / {{
@@ -85,6 +94,7 @@ class Sink:
     name: str
     url: str  # base URL (the connector appends the event path)
     proc: subprocess.Popen[bytes]
+    cafile: Path | None = None  # the self-signed certificate an HTTPS sink serves
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -108,25 +118,45 @@ def nginx_binary(install: bool) -> str | None:
     return shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/usr/bin")
 
 
-def _start_sink(name: str, tmp: Path, argv: Callable[[int], list[str]], **popen: Any) -> Sink:
+def _start_sink(
+    name: str,
+    tmp: Path,
+    argv: Callable[[int], list[str]],
+    *,
+    scheme_host: str = "http://127.0.0.1",
+    cafile: Path | None = None,
+    **popen: Any,
+) -> Sink:
     """Start a sink process on a free port (``argv`` builds its command line from the
-    port), its output in ``tmp``, and wait until it answers."""
+    port), its output in ``tmp``, and wait until it answers (trusting ``cafile``)."""
     tmp.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with (tmp / "sink.out").open("wb") as log:
         proc = subprocess.Popen(argv(port), stdout=log, stderr=subprocess.STDOUT, **popen)
-    sink = Sink(name, f"http://127.0.0.1:{port}", proc)
-    _wait_answers(sink)
+    sink = Sink(name, f"{scheme_host}:{port}", proc, cafile)
+    _wait_answers(sink, ssl.create_default_context(cafile=str(cafile)) if cafile else None)
     return sink
 
 
-def start_nginx(binary: str, tmp: Path) -> Sink:
+def start_nginx(binary: str, tmp: Path, *, certificate: tuple[Path, Path] | None = None) -> Sink:
+    """nginx answering 201; over HTTPS at ``https://localhost:<port>`` with ``certificate``."""
+    tls = ""
+    if certificate is not None:
+        tls = f" ssl;\n        ssl_certificate {certificate[0]};\n" \
+              f"        ssl_certificate_key {certificate[1]}"  # fmt: skip
+
     def argv(port: int) -> list[str]:
         conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port))
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, tls=tls))
         return [binary, "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "error.log")]
 
-    return _start_sink("nginx", tmp, argv)
+    return _start_sink(
+        "nginx https" if certificate else "nginx",
+        tmp,
+        argv,
+        scheme_host="https://localhost" if certificate else "http://127.0.0.1",
+        cafile=certificate[0] if certificate else None,
+    )
 
 
 def start_sandbox(tmp: Path, latency_ms: float) -> Sink:
@@ -142,28 +172,47 @@ def start_sandbox(tmp: Path, latency_ms: float) -> Sink:
     )  # fmt: skip
 
 
-def start_latency_sink(tmp: Path, latency_ms: float) -> Sink:
-    """bench/latency_sink.py: 201 after a fixed delay, ~20 µs of CPU per request."""
+def start_latency_sink(
+    tmp: Path, latency_ms: float, *, certificate: tuple[Path, Path] | None = None
+) -> Sink:
+    """bench/latency_sink.py: 201 after a fixed delay, ~20 µs of CPU per request;
+    over HTTPS at ``https://localhost:<port>`` with ``certificate`` (cert, key)."""
+    tls = ["--cert", str(certificate[0]), "--key", str(certificate[1])] if certificate else []
     return _start_sink(
-        f"latency sink {latency_ms:g} ms",
+        f"latency sink {latency_ms:g} ms{' https' if certificate else ''}",
         tmp,
         lambda port: [
             sys.executable, "-m", "bench.latency_sink", "--port", str(port),
-            "--latency-ms", f"{latency_ms:g}",
+            "--latency-ms", f"{latency_ms:g}", *tls,
         ],
+        scheme_host="https://localhost" if certificate else "http://127.0.0.1",
+        cafile=certificate[0] if certificate else None,
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
 
 
-def _wait_answers(sink: Sink, timeout: float = 20) -> None:
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for ``localhost`` (openssl): ``(cert.pem, key.pem)``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def _wait_answers(sink: Sink, context: ssl.SSLContext | None, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if sink.proc.poll() is not None:
             raise RuntimeError(f"{sink.name} exited with {sink.proc.returncode}")
         req = urllib.request.Request(sink.url + EVENT_PATH, data=b"{}", method="POST")  # noqa: S310
         try:
-            with urllib.request.urlopen(req, timeout=2):  # noqa: S310 - loopback
+            with urllib.request.urlopen(req, timeout=2, context=context):  # noqa: S310 - loopback
                 return
         except urllib.error.HTTPError:
             return  # any HTTP answer means it listens
@@ -177,11 +226,11 @@ def _wait_answers(sink: Sink, timeout: float = 20) -> None:
 
 
 def register_schema(registry_url: str, subject: str) -> int:
-    """Register clickstream v1 under ``subject``; returns its id (as a producer would)."""
+    """Register the clickstream schema under ``subject``; returns its id (as a producer would)."""
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
     client = SchemaRegistryClient({"url": registry_url})
-    return int(client.register_schema(subject, Schema(SCHEMA_V1.read_text(), "AVRO")))
+    return int(client.register_schema(subject, Schema(SCHEMA.read_text(), "AVRO")))
 
 
 def fill_topic(
@@ -196,8 +245,9 @@ def fill_topic(
         [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
     ).values():
         future.result(30)
-    distinct = sample_records(min(count, 20_000), guests=guests, seed=2026)
-    values = encode_confluent(distinct, load_schema(SCHEMA_V1), schema_id)
+    distinct = sample_records(min(count, 20_000), guests=guests, seed=2026,
+                              version=SCHEMA_VERSION)  # fmt: skip
+    values = encode_confluent(distinct, load_schema(SCHEMA), schema_id)
     keys = [r["anonymous_id"].encode() for r in distinct]
     producer = Producer(
         {"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
@@ -215,6 +265,25 @@ def fill_topic(
             producer.poll(0)
     if producer.flush(120) != 0:
         raise RuntimeError("producer did not deliver everything")
+
+
+def warm_browser_ids(bootstrap: str, topic: str, guests: int) -> int:
+    """A browser id for every visitor of the bench topic, in a compacted ``topic`` (as
+    earlier runs of a connector would have left them): the sitecore scenarios measure
+    the steady state, not the first-visit creations. Returns how many were written."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = NewTopic(topic, num_partitions=3, replication_factor=1,
+                   config={"cleanup.policy": "compact"})  # fmt: skip
+    for future in admin.create_topics([new]).values():
+        future.result(30)
+    visitors = {r["anonymous_id"] for r in sample_records(20_000, guests=guests, seed=2026,
+                                                          version=SCHEMA_VERSION)}  # fmt: skip
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for visitor in sorted(visitors):
+        producer.produce(topic, key=visitor.encode(), value=str(uuid.uuid4()).encode())
+    if producer.flush(60) != 0:
+        raise RuntimeError("producer did not deliver the browser ids")
+    return len(visitors)
 
 
 class GroupProgress:
@@ -288,14 +357,20 @@ def histogram_quantile(metrics: dict[str, float], name: str, q: float) -> float:
 def connector_config(
     *, bootstrap: str, topic: str, group: str, registry_url: str, sink_url: str, port: int,
     max_in_flight: int, extra_delivery: dict[str, Any] | None = None,
+    dialect: str = "asyncapi", root: Path = REPO_ROOT,
 ) -> dict[str, Any]:  # fmt: skip
-    """The connector.yaml of a benchmark run: the shipped defaults, local addresses."""
+    """The connector.yaml of a benchmark run: the shipped defaults, local addresses, the
+    dialect's example mapping from the source tree ``root`` (another checkout: `src=`)."""
+    mapping = "mappings.sitecore.yaml" if dialect == "sitecore" else "mappings.example.yaml"
+    cdp: dict[str, Any] = {"dialect": dialect, "base_url": sink_url, "region": None}
+    if dialect == "sitecore":
+        cdp["browser_ids"] = {"topic": BROWSER_IDS_TOPIC}
     return {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": group},
         "topics": [{"name": topic, "decoder": "confluent"}],
         "schema_registry": {"url": registry_url},
-        "mapping": str(REPO_ROOT / "config" / "mappings.example.yaml"),
-        "cdp": {"dialect": "asyncapi", "base_url": sink_url, "region": None},
+        "mapping": str(root / "config" / mapping),
+        "cdp": cdp,
         "delivery": {"ordering": "key", "max_in_flight": max_in_flight, **(extra_delivery or {})},
         "dead_letter": {"topic": f"{topic}.dlq"},
         "observability": {"host": "127.0.0.1", "port": port, "log_format": "json"},

@@ -1,18 +1,20 @@
 """A cheap HTTP sink that answers every request 201 after a fixed delay (scenario b).
 
-    python -m bench.latency_sink --port P --latency-ms 50
+    python -m bench.latency_sink --port P --latency-ms 50 [--cert C --key K]
 
 nginx cannot delay an answer without extra modules, and the CDP sandbox (an aiohttp
 server) spends ~150 µs of CPU per request, so at 256 in flight and 50 ms it tops out
 near 4,000 requests/s on this machine, below the connector's 5,120/s bound. This is
 a raw asyncio protocol on uvloop: HTTP/1.1 keep-alive, Content-Length bodies, no
-validation, ~20 µs per request.
+validation, ~20 µs per request. With ``--cert``/``--key`` it serves HTTPS (the
+HTTPS scenario: a self-signed certificate the connector trusts via ``SSL_CERT_FILE``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 
 import uvloop
 
@@ -48,10 +50,12 @@ class _Sink(asyncio.Protocol):
             self.transport.write(ANSWER)
 
 
-async def _serve(port: int, delay: float) -> None:
+async def _serve(port: int, delay: float, tls: ssl.SSLContext | None) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Sink(delay), "127.0.0.1", port, backlog=1024)
-    print(f"latency sink listening on http://127.0.0.1:{port}", flush=True)
+    server = await loop.create_server(
+        lambda: _Sink(delay), "127.0.0.1", port, backlog=1024, ssl=tls
+    )
+    print(f"latency sink listening on {'https' if tls else 'http'}://127.0.0.1:{port}", flush=True)
     async with server:
         await server.serve_forever()
 
@@ -60,8 +64,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--cert", help="PEM certificate: serve HTTPS")
+    parser.add_argument("--key", help="PEM private key of --cert")
     args = parser.parse_args()
-    uvloop.run(_serve(args.port, args.latency_ms / 1000))
+    tls = None
+    if args.cert:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.cert, args.key)
+    uvloop.run(_serve(args.port, args.latency_ms / 1000, tls))
 
 
 if __name__ == "__main__":

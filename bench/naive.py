@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 from confluent_kafka import Consumer
 
-from bench.e2e_parts import API_TOKEN, CLIENT_KEY, EVENT_PATH
+from bench.e2e_parts import API_TOKEN, CLIENT_KEY
 from connector.cdp.dialect import get_dialect
+from connector.cdp.transport import EVENT_PATH
 from connector.decode import ConfluentAvroDecoder
 from connector.mapping import compile_mapping
 from connector.registry import RegistryClient

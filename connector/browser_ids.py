@@ -129,7 +129,14 @@ class BrowserIdStore:
             }
         )
         deadline = time.monotonic() + timeout
-        ends = self._ends(partitions, timeout)
+        while True:  # a topic created a moment ago may not have its leaders yet
+            try:
+                ends = self._ends(partitions, timeout)
+                break
+            except TransientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         while not self._reached(ends):
             if time.monotonic() > deadline:
                 raise TransientError(f"browser ids: could not read {self._topic} to its end")
@@ -293,10 +300,11 @@ class BrowserIdResolver:
         if found is None:
             return await self._client.send(body)
         start, end, visitor = found
-        ref = await self.browser_id(visitor)
+        # The visitor is known in the steady state: no coroutine for the lookup then.
+        ref = self._store.get(visitor) or await self.browser_id(visitor)
         if isinstance(ref, Answer):
             return ref
-        body = body[:start] + b'"browser_id":' + json.dumps(ref).encode() + body[end:]
+        body = b"".join((body[:start], b'"browser_id":', json.dumps(ref).encode(), body[end:]))
         return await self._client.send(body)
 
     async def browser_id(self, visitor: str) -> str | Answer:

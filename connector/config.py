@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from connector.cdp.transport import default_transport
 from connector.errors import ConfigError
 from connector.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
 
@@ -304,8 +305,9 @@ class CdpSettings(_Section):
     timeout_seconds: float = Field(10.0, gt=0, le=300, description="one whole request")
     http_client: Literal["builtin", "aiohttp"] = Field(
         "builtin",
-        description="for `post-basic`: `builtin` (the connector's lean HTTP/1.1 client, about 6x "
-        "less CPU per event; [benchmarks.md](benchmarks.md)) or `aiohttp`",
+        description="for every transport and browser ids: `builtin` (the connector's lean "
+        "HTTP/1.1 client, about 4-6x less CPU per event; [benchmarks.md](benchmarks.md)) or "
+        "`aiohttp`",
     )
 
     @model_validator(mode="after")
@@ -322,9 +324,7 @@ class CdpSettings(_Section):
     @property
     def effective_transport(self) -> Literal["post-basic", "post-events", "get-query"]:
         """``transport``, or the dialect's default."""
-        if self.transport is not None:
-            return self.transport
-        return "post-events" if self.dialect == "sitecore" else "post-basic"
+        return self.transport or default_transport(self.dialect)
 
     def api_token_if_needed(self) -> str:
         """The API token for post-basic; the other transports send none (empty string)."""
@@ -450,8 +450,10 @@ class ShutdownSettings(_Section):
         30.0,
         ge=0,
         le=3600,
-        description="on SIGTERM/SIGINT and on revoke: how long in-flight records may finish "
-        "before the final commit (a second signal exits at once)",
+        description="on SIGTERM/SIGINT and on revoke: how long the requests in flight may "
+        "take to answer before the commit; records not posted yet are not waited for (the "
+        "next owner reads them). SIGTERM → exit takes at most this plus a few seconds; a "
+        "second signal exits at once",
     )
 
 

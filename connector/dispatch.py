@@ -19,10 +19,10 @@ Guarantees:
    give a busy guest one turn per cycle of all ready lanes and let its partition fall
    behind.
 2. One owner at a time. No request starts for a record whose partition was revoked or
-   released (``release_partitions``): ownership is checked immediately before every
+   released (``release``): ownership is checked immediately before every
    request, with no await between the check and the request, so it follows every
    back-off sleep and every circuit, halt or rate-limit wait, and precedes each event.
-3. ``release_partitions`` waits only for requests actually in flight; records parked
+3. ``wait_in_flight`` (after ``release``) waits only for requests actually in flight; records parked
    in back-off or at the gate are dropped when they wake, not waited for.
 4. Per-event progress: when a later event of a record fails, its ``Failure`` names the
    events already delivered, for the dead letter; ``Work.delivered`` (from such a dead
@@ -157,14 +157,14 @@ class Dispatcher:
                 lane.append(work)
         self._seq = seq
 
-    async def release_partitions(self, tps: set[TopicPartition]) -> None:
-        """On revoke, or when the drain time is up: from now on no request starts for
-        the partitions' records. Queued ones are dropped now, those parked in back-off
-        or at the gate when they wake; this waits only for requests in flight (their
-        answers still count).
+    def release(self, tps: set[TopicPartition]) -> None:
+        """On revoke, at shutdown or when fenced: from now on no request starts for the
+        partitions' records. Queued ones are dropped now, those parked in back-off or at
+        the gate when they wake. Requests in flight go on; ``wait_in_flight`` waits for
+        them (their answers still count).
 
-        Called on the loop by the consumer thread, before it revokes the partitions in
-        the tracker; the caller bounds the wait (``asyncio.wait_for``)."""
+        Called on the loop for the consumer thread (``source.Handoff``), before it
+        revokes the partitions in the tracker."""
         self._fenced = {
             tp: epoch for tp, epoch in self._fenced.items() if self._tracker.epoch(tp) == epoch
         }
@@ -176,9 +176,21 @@ class Dispatcher:
                 kept = [w for w in lane if w.tp not in tps]
                 lane.clear()
                 lane.extend(kept)
+
+    def in_flight(self, tps: set[TopicPartition]) -> int:
+        """Requests open for records of these partitions."""
+        return sum(self._requests.get(tp, 0) for tp in tps)
+
+    async def wait_in_flight(self, tps: set[TopicPartition]) -> None:
+        """Until no request is open for these partitions; the caller bounds the wait."""
         # In-flight counts change at many awaits; polling them is the simple, cheap way.
-        while any(self._requests.get(tp, 0) for tp in tps):  # noqa: ASYNC110
+        while self.in_flight(tps):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
+
+    async def release_partitions(self, tps: set[TopicPartition]) -> None:
+        """``release``, then ``wait_in_flight``."""
+        self.release(tps)
+        await self.wait_in_flight(tps)
 
     @property
     def queued(self) -> int:

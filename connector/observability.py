@@ -71,6 +71,12 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.records_finished_before = Counter(
+            f"{p}_records_finished_before_total",
+            "Records read again that had an outcome before (named in the commit metadata): "
+            "counted, not posted",
+            registry=r,
+        )
         self.mapping_path_problems = Counter(
             f"{p}_mapping_path_problems_total",
             "Mapping paths that do not fit a writer schema first seen at runtime, by topic",
@@ -163,6 +169,9 @@ class Metrics:
 
     def consumed(self, topic: str, n: int) -> None:
         self._consumed(topic).inc(n)
+
+    def finished_before(self, n: int) -> None:
+        self.records_finished_before.inc(n)
 
     def skipped(self, rule: str) -> None:
         self._skipped(rule).inc()

@@ -58,8 +58,6 @@ class _Partition:
     pending: deque[int] = field(default_factory=deque)  # read, from the commit point on
     finished: set[int] = field(default_factory=set)  # those of ``pending`` with an outcome
     restored: deque[int] = field(default_factory=deque)  # finished before, not read again
-    commit_point: int | None = None  # moved in this assignment (what ``committable`` offers)
-    committed: int | None = None  # last commit point handed to Kafka
     # What to commit: the committed offset or the first record read, then the commit point.
     base: int | None = None
     last_read: int = -1
@@ -143,7 +141,7 @@ class OffsetTracker:
                         part.pending.append(offset)
                         part.finished.add(offset)
                     else:  # every earlier record has an outcome: the commit point moves
-                        part.commit_point = part.base = offset + 1
+                        part.base = offset + 1
                         part.version += 1
                         self._unblock(part)
                     return ALREADY_FINISHED
@@ -172,7 +170,7 @@ class OffsetTracker:
                 while part.pending and part.pending[0] in part.finished:
                     done = part.pending.popleft()
                     part.finished.discard(done)
-                    part.commit_point = part.base = done + 1
+                    part.base = done + 1
                 self._unblock(part)
             self._lock.notify_all()
 
@@ -198,18 +196,6 @@ class OffsetTracker:
 
     # -- commits ------------------------------------------------------------
 
-    def committable(self, tps: list[TopicPartition] | None = None) -> dict[TopicPartition, int]:
-        """Commit points that moved since the last ``mark_committed``."""
-        with self._lock:
-            chosen = self._partitions if tps is None else {
-                tp: self._partitions[tp] for tp in tps if tp in self._partitions
-            }  # fmt: skip
-            return {
-                tp: p.commit_point
-                for tp, p in chosen.items()
-                if p.commit_point is not None and p.commit_point != p.committed
-            }
-
     def to_commit(
         self, tps: list[TopicPartition] | None = None
     ) -> dict[TopicPartition, CommitState]:
@@ -227,30 +213,21 @@ class OffsetTracker:
                 if p.base is not None and p.version != p.committed_version
             }
 
-    def mark_committed(self, offsets: Mapping[TopicPartition, int | CommitState]) -> None:
-        """These were handed to Kafka (commit points from ``committable`` or states from
-        ``to_commit``); they are not offered again unless they change or a commit fails."""
+    def mark_committed(self, offsets: Mapping[TopicPartition, CommitState]) -> None:
+        """These states (from ``to_commit``) were handed to Kafka; they are not offered
+        again unless they change or a commit fails."""
         with self._lock:
             for tp, done in offsets.items():
                 part = self._partitions.get(tp)
-                if part is None:
-                    continue
-                if isinstance(done, CommitState):
-                    if done.epoch != part.epoch:
-                        continue
-                    if done.version > part.committed_version:
-                        part.committed_version = done.version
-                    done = done.offset
-                if part.committed is None or done > part.committed:
-                    part.committed = done
+                if part is not None and done.epoch == part.epoch:
+                    part.committed_version = max(part.committed_version, done.version)
 
     def forget_committed(self, tps: list[TopicPartition]) -> None:
-        """A commit failed: the next ``committable`` / ``to_commit`` offers these again."""
+        """A commit failed: the next ``to_commit`` offers these again."""
         with self._lock:
             for tp in tps:
                 part = self._partitions.get(tp)
                 if part is not None:
-                    part.committed = None
                     part.committed_version = -1
 
     def wait_drained(self, tps: list[TopicPartition] | None, timeout: float) -> bool:

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer
 from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
+from connector.commits import Committer, commit_metadata
 from connector.config import Settings
 from connector.deadletter import (
     DeadLetterQueue,
@@ -42,13 +43,15 @@ from connector.deadletter import (
 )
 from connector.dispatch import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
+from connector.handoff import Handoff
 from connector.mapping import Mapper, compile_mapping
 from connector.observability import Metrics, build_app, start_server
+from connector.offset_metadata import run_ahead_limit
 from connector.offsets import OffsetTracker
 from connector.record_paths import SchemaWatch, check_record_paths
 from connector.replay import DlqReader, ReplayError, ReplayOptions
 from connector.settle import Preparer, Settle, Wait
-from connector.source import Committer, Handoff, KafkaSource, commit_metadata
+from connector.source import KafkaSource
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,10 @@ class _Stages:
         self.mapper = build_mapper(settings)  # start-up errors before Kafka or the CDP
         self.state = RunState()
         self.metrics = Metrics(instance)
-        self.tracker = OffsetTracker()
+        prefix = commit_metadata(commit_as)
+        # Bounded so that every partition's finished set fits its commit metadata whole.
+        ahead = run_ahead_limit(prefix, settings.delivery.max_run_ahead, settings.kafka.poll_batch)
+        self.tracker = OffsetTracker(max_ahead=ahead)
         self.dlq = DeadLetterQueue(
             Producer(producer_conf(settings.kafka.producer_conf())),
             settings.dead_letter.topic,
@@ -105,9 +111,7 @@ class _Stages:
             on_written=self.metrics.dead_lettered,
             origin_of=origin_of,
         )
-        self.committer = Committer(
-            self.tracker, self.state, commit_metadata(commit_as), self.metrics.committed
-        )
+        self.committer = Committer(self.tracker, self.state, prefix, self.metrics.committed)
         self._settings = settings
 
     def settle(self, wait: Wait, watch: SchemaWatch | None = None) -> Settle:
@@ -179,6 +183,7 @@ async def run(settings: Settings) -> int:
             stages.committer,
             state,
             on_records=metrics.consumed,
+            on_finished_before=metrics.finished_before,
         )
 
         def refresh() -> None:

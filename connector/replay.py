@@ -10,6 +10,8 @@ moves past a record only when it has an outcome — delivered, skipped by a rule
 alone by the filter, or written back to the dead-letter topic (write acknowledged)
 with fresh error headers and ``cdp.errors.replay.attempts`` one higher. Nothing is
 lost; the records written back lie past the end it stops at, so one run never loops.
+Of a record with several events, those its dead letter names delivered
+(``cdp.errors.events.delivered``) are not posted again, only the rest.
 
 A 401/403, retries exhausted in ``halt`` mode, or a schema registry that is down stops
 the run (exit 1) with unfinished records uncommitted: run it again later.
@@ -27,15 +29,16 @@ import jmespath
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
+from connector.commits import Committer
 from connector.config import Settings
-from connector.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin
+from connector.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, delivered_events
 from connector.dispatch import Dispatcher
 from connector.errors import ConfigError, ConnectorError
 from connector.observability import Metrics
 from connector.offsets import OffsetTracker
 from connector.records import Headers, Work
 from connector.settle import Settle
-from connector.source import Committer, headers, message_error
+from connector.source import headers, message_error
 from connector.state import RunState
 
 __all__ = [
@@ -208,7 +211,10 @@ class DlqReader:
             self._tracker.finish(tp, offset, epoch)  # left in the topic, on purpose
             return None
         topic = Origin.of(own).topic  # decoded and mapped as a record of its first topic
-        return self._settle.take(tp, offset, epoch, msg.key(), msg.value(), own, topic)
+        work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), own, topic)
+        if work is not None:  # events the dead letter says were delivered are not posted
+            work.delivered = delivered_events(own, work.events)
+        return work
 
     def _partition_done(self, partition: int) -> None:
         if partition in self.remaining:

@@ -1,4 +1,5 @@
-"""Realistic, deterministic clickstream records (schema v1) for tests, the demo and benchmarks.
+"""Realistic, deterministic clickstream records (schema v1, or v3) for tests, the demo and
+benchmarks.
 
 ``sample_records`` returns records in exactly the shape the decoder produces (plain dicts,
 aware UTC datetimes, ``Decimal`` prices, ``date`` birth dates), so ``decode(encode(r)) == r``.
@@ -81,6 +82,18 @@ _PAGES = (
     ("/help/returns", "Returns", None),
 )
 _REFERRERS = (None, None, "https://www.google.com/", "https://www.instagram.com/")
+# v3 page.utm: most page URLs carry none; campaign traffic carries a few parameters.
+_UTMS: tuple[dict[str, str | None] | None, ...] = (
+    None,
+    None,
+    None,
+    {"source": "newsletter", "medium": "email", "campaign": "winter-sale", "term": None,
+     "content": "hero-banner"},
+    {"source": "google", "medium": "cpc", "campaign": "running-shoes", "term": "trail runner",
+     "content": None},
+    {"source": "instagram", "medium": "social", "campaign": None, "term": None,
+     "content": None},
+)  # fmt: skip
 _CUSTOM = ("wishlist_added", "newsletter_opened", "store_locator_used", "size_guide_viewed")
 _PAYMENTS = ("CARD", "CARD", "DEBIT_CARD", "PAYPAL", "GIFT_CARD", "OTHER")
 _STATUSES = ("PLACED", "PLACED", "CONFIRMED", "PENDING", "CANCELLED")
@@ -169,11 +182,18 @@ def _payload(rng: random.Random, event_type: str, guest: Mapping[str, Any]) -> d
     }
 
 
-def sample_records(n: int, guests: int = 300, seed: int = 7) -> list[dict[str, Any]]:
-    """``n`` valid v1 records from ``guests`` visitors; the same arguments give the same records.
+def sample_records(
+    n: int, guests: int = 300, seed: int = 7, *, version: int = 1
+) -> list[dict[str, Any]]:
+    """``n`` valid records of schema ``version`` (1 or 3) from ``guests`` visitors; the same
+    arguments give the same records.
 
     The first six records cover every event type in order; the rest follow a storefront mix.
+    Version 3 records also carry ``consent_given`` (v2; None or true) and ``page.utm``;
+    version 1 records are the same as before version 3 existed (same seed, same records).
     """
+    if version not in (1, 3):
+        raise ValueError(f"sample records exist for schema v1 and v3, not v{version}")
     rng = random.Random(seed)  # noqa: S311 - test data, not security
     pool = [_guest(rng, i) for i in range(max(guests, 1))]
     records: list[dict[str, Any]] = []
@@ -185,26 +205,33 @@ def sample_records(n: int, guests: int = 300, seed: int = 7) -> list[dict[str, A
         guest = rng.choice(pool)
         at += dt.timedelta(milliseconds=rng.randint(5, 4000))
         url, title, _ = rng.choice(_PAGES)
-        records.append(
-            {
-                "event_id": _uuid(rng),
-                "event_type": event_type,
-                "occurred_at": at,
-                "anonymous_id": guest["anonymous_id"],
-                "user_id": guest["user_id"],
-                "session_id": guest["session_id"],
-                "page": {
-                    "url": f"https://{guest['site']}{url}",
-                    "title": title,
-                    "referrer": rng.choice(_REFERRERS),
-                },
-                "locale": guest["locale"],
-                "currency": guest["currency"],
-                "site": guest["site"],
-                "user_agent": guest["user_agent"],
-                "payload": _payload(rng, event_type, guest),
-            }
-        )
+        record: dict[str, Any] = {
+            "event_id": _uuid(rng),
+            "event_type": event_type,
+            "occurred_at": at,
+            "anonymous_id": guest["anonymous_id"],
+            "user_id": guest["user_id"],
+            "session_id": guest["session_id"],
+            "page": {
+                "url": f"https://{guest['site']}{url}",
+                "title": title,
+                "referrer": rng.choice(_REFERRERS),
+            },
+            "locale": guest["locale"],
+            "currency": guest["currency"],
+            "site": guest["site"],
+            "user_agent": guest["user_agent"],
+            "payload": _payload(rng, event_type, guest),
+        }
+        if version == 3:
+            # Drawn only for v3: v1 records stay exactly as they were before v3 existed.
+            record["consent_given"] = rng.choice((None, True))
+            utm = rng.choice(_UTMS)
+            record["page"]["utm"] = None if utm is None else dict(utm)
+            if utm is not None:
+                query = "&".join(f"utm_{k}={v}" for k, v in utm.items() if v)
+                record["page"]["url"] += "?" + query.replace(" ", "+")
+        records.append(record)
     return records
 
 

@@ -9,19 +9,29 @@ unit-tested without a broker.
 
 Back-pressure: all partitions pause while the records held (read, no outcome yet)
 reach ``max_buffered_records`` or delivery cannot make progress (halted, circuit
-open), and resume once held records fall to half the ceiling and that cleared.
+open), and resume once held records fall to half the ceiling and that cleared. A
+partition run too far ahead of its commit point (``OffsetTracker.accepts``) pauses
+on its own until its commit point moves.
 
 Commits, in order of the guarantee they keep:
-1. the tracker says which offsets have every earlier record finished;
-2. periodically those are committed asynchronously;
-3. on revoke, after dispatch released the partitions, synchronously;
-4. on shutdown, after a bounded drain, synchronously, then the consumer leaves the group.
+1. the tracker says which offsets have every earlier record finished, and which
+   above them are finished too; the latter travel in the commit metadata
+   (``connector.offset_metadata``) and are read back on assignment, so records
+   finished before are counted, not posted;
+2. when something moved, at most every ``commit_interval_seconds``, asynchronously;
+3. on revoke, after dispatch released the partitions and their requests in flight
+   answered (bounded by ``drain_timeout_seconds``), synchronously;
+4. on shutdown the same for every partition, once, within the drain timeout, with the
+   consumer polled meanwhile (a fenced or expired member learns it and stops at
+   once); then the consumer closes without waiting again.
 A failed commit is offered again with the next one (``Committer.on_committed``).
+After a fatal error (a fenced static member, a failed dead-letter write) no request
+starts any more and nothing is committed.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -31,11 +41,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector import __version__
+from connector import offset_metadata
+from connector.commits import Committer
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
-from connector.dispatch import Dispatcher
-from connector.offsets import OffsetTracker, TopicPartition
+from connector.handoff import Handoff
+from connector.offsets import ALREADY_FINISHED, OffsetTracker, TopicPartition
 from connector.records import Headers, Work
 from connector.settle import Settle
 from connector.state import RunState
@@ -45,87 +56,17 @@ log = logging.getLogger(__name__)
 RESUME_FRACTION = 0.5  # resume once held records fall to half the ceiling
 # Builds the consumer from the source's own callbacks (error_cb), added to the config.
 ConsumerFactory = Callable[[dict[str, Any]], Consumer]
-
-
-def commit_metadata(instance: str) -> str:
-    """What Kafka's consumer-groups tool shows beside each committed offset."""
-    return f"cdp-connector/{__version__} {instance}"
-
-
-class Committer:
-    """Commits the tracker's finished offsets; the one commit path of ``run`` and
-    ``replay-dlq``. ``on_committed`` is the consumer's ``on_commit`` callback."""
-
-    def __init__(
-        self,
-        tracker: OffsetTracker,
-        state: RunState,
-        metadata: str,
-        on_commit: Callable[[bool], None] | None = None,
-    ) -> None:
-        self._tracker = tracker
-        self._state = state
-        self._metadata = metadata
-        self._on_commit = on_commit or (lambda _ok: None)
-        self.last: dict[TopicPartition, int] = {}  # what was handed to Kafka, for summaries
-
-    def commit(
-        self, consumer: Consumer, *, asynchronous: bool, tps: list[TopicPartition] | None = None
-    ) -> None:
-        """Commit what moved (of ``tps``, all if None); nothing after a fatal failure."""
-        offsets = self._tracker.committable(tps)
-        if not offsets or self._state.fatal_exit is not None:
-            return  # a fatal failure (DLQ write failed): nothing past it may be committed
-        kafka_offsets = [
-            KafkaTP(t, p, off, metadata=self._metadata) for (t, p), off in offsets.items()
-        ]
-        try:
-            if asynchronous:  # two calls: the stubs type each form on its own
-                consumer.commit(offsets=kafka_offsets, asynchronous=True)
-            else:
-                consumer.commit(offsets=kafka_offsets, asynchronous=False)
-        except KafkaException:
-            # on_committed counts and logs it (librdkafka reports sync commits there too);
-            # not marked committed, so these offsets are offered again.
-            return
-        self._tracker.mark_committed(offsets)
-        self.last.update(offsets)
-
-    def on_committed(self, err: KafkaError | None, partitions: list[KafkaTP]) -> None:
-        """The broker's answer to a commit, sync or async (served inside ``consume``)."""
-        if err is not None and err.code() == KafkaError._NO_OFFSET:
-            return  # nothing to commit: not a commit at all
-        failed = err is not None or any(p.error is not None for p in partitions)
-        self._on_commit(not failed)
-        if failed:
-            # Offer these partitions' commit points again with the next commit.
-            self._tracker.forget_committed([(str(p.topic), int(p.partition)) for p in partitions])
-            log.warning("offset commit failed: %s", err or [str(p.error) for p in partitions])
-
-
-class Handoff:
-    """The consumer thread's way to the dispatcher on the event loop."""
-
-    def __init__(self, dispatcher: Dispatcher, loop: asyncio.AbstractEventLoop) -> None:
-        self._dispatcher = dispatcher
-        self._loop = loop
-
-    def submit(self, works: list[Work]) -> None:
-        self._loop.call_soon_threadsafe(self._dispatcher.submit, works)
-
-    def release(self, tps: set[TopicPartition], timeout: float) -> None:
-        """Drop the partitions' queued records, wait (bounded) for their in-flight ones."""
-        future = asyncio.run_coroutine_threadsafe(
-            asyncio.wait_for(self._dispatcher.release_partitions(tps), timeout), self._loop
-        )
-        try:
-            future.result(timeout + 1)
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("in-flight requests of revoked partitions did not finish in time")
+# Reading the group's committed offsets on assignment blocks the rebalance callback.
+COMMITTED_TIMEOUT = 10.0
+# After the drain: how long dead-letter writes may still be acknowledged.
+FLUSH_GRACE = 1.0
 
 
 class KafkaSource:
-    """Runs the consume loop on a thread: consume, back-pressure, rebalances, commits."""
+    """Runs the consume loop on a thread: consume, back-pressure, rebalances, commits.
+
+    ``on_records(topic, n)`` counts records read; ``on_finished_before(n)`` counts
+    records read again that had an outcome before (commit metadata): not posted."""
 
     def __init__(
         self,
@@ -138,6 +79,7 @@ class KafkaSource:
         committer: Committer,
         state: RunState,
         on_records: Callable[[str, int], None] | None = None,
+        on_finished_before: Callable[[int], None] | None = None,
     ) -> None:
         self._settings = settings
         self._settle = settle
@@ -148,9 +90,12 @@ class KafkaSource:
         self._state = state
         self._stop = threading.Event()
         self._on_records = on_records or (lambda _topic, _n: None)
-        self._paused = False
+        self._on_finished_before = on_finished_before or (lambda _n: None)
+        self._paused = False  # the global pause: buffer ceiling, halt, outage, degraded
+        self._pause_state: dict[TopicPartition, bool] = {}  # as the consumer has it
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
+        self._drain_deadline: float | None = None  # set when the shutdown drain starts
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
@@ -170,7 +115,8 @@ class KafkaSource:
     def wait_out(self, delay: float) -> bool:
         """Settle's ``wait`` while a dependency is down: consumption pauses (and stays
         paused while ``degraded_reason`` is set); True when the source is stopping."""
-        self._pause()
+        self._paused = True
+        self._apply_pauses()
         return self._stop.wait(delay)
 
     # -- the thread -----------------------------------------------------------
@@ -204,7 +150,7 @@ class KafkaSource:
         # Never read past the ceiling: held records stay within max_buffered_records.
         ceiling = self._settings.delivery.max_buffered_records
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
-        messages = self._consumer.consume(num_messages=room, timeout=0.1)
+        messages = self._consume(room, 0.1)
         self._dlq.poll(0)
         if messages:
             self._state.broker_down_since = None
@@ -213,24 +159,41 @@ class KafkaSource:
             self._committer.commit(self._consumer, asynchronous=True)
             self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
 
+    def _consume(self, room: int, timeout: float) -> list[Message]:
+        """``consume``; a fatal client error (confluent-kafka raises it here instead of
+        calling ``error_cb``) fails the run instead of the thread."""
+        try:
+            return self._consumer.consume(num_messages=room, timeout=timeout)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not isinstance(err, KafkaError) or not err.fatal():
+                raise
+            client_error(self._state, err)
+            return []
+
     def _handle(self, messages: list[Message]) -> None:
         works: list[Work] = []
         counts: dict[str, int] = {}
+        finished_before = 0
         for msg in messages:
             if (err := msg.error()) is not None:
                 message_error(self._state, err)
                 continue
             topic = str(msg.topic())
             tp, offset = (topic, int(msg.partition() or 0)), int(msg.offset() or 0)
-            epoch = self._tracker.add(tp, offset)
-            if epoch is None:
-                continue  # not (or no longer) ours
+            epoch = self._tracker.admit(tp, offset)
+            if epoch <= 0:
+                # Not (or no longer) ours, or finished before this assignment.
+                finished_before += epoch == ALREADY_FINISHED
+                continue
             counts[topic] = counts.get(topic, 0) + 1
             work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), headers(msg), topic)
             if work is not None:
                 works.append(work)
         for topic, n in counts.items():
             self._on_records(topic, n)
+        if finished_before:
+            self._on_finished_before(finished_before)
         if works:
             self._handoff.submit(works)
 
@@ -240,97 +203,184 @@ class KafkaSource:
         ceiling = self._settings.delivery.max_buffered_records
         held = self._tracker.pending
         if not self._paused and (held >= ceiling or self._state.should_pause):
-            self._pause()
+            self._paused = True
+            log.info("paused consumption (%d records held)", held)
         elif (
             self._paused
             and held <= ceiling * RESUME_FRACTION
             and not self._state.should_pause
             and self._state.degraded_reason is None
         ):
-            self._resume()
+            self._paused = False
+            log.info("resumed consumption (%d records held)", held)
+        self._apply_pauses()
 
-    def _pause(self) -> None:
-        if not self._paused and self._assigned:
-            self._consumer.pause([KafkaTP(t, p) for t, p in self._assigned])
-            log.info("paused consumption (%d records held)", self._tracker.pending)
-        self._paused = True
-
-    def _resume(self) -> None:
-        if self._assigned:
-            self._consumer.resume([KafkaTP(t, p) for t, p in self._assigned])
-            log.info("resumed consumption (%d records held)", self._tracker.pending)
-        self._paused = False
+    def _apply_pauses(self) -> None:
+        """Bring the consumer's pause state in line: every partition while the global
+        pause holds (or the source is stopping), else the ones the tracker blocks
+        (too far ahead of their commit point). A newly assigned partition's state is
+        unknown (librdkafka keeps an old pause across a revoke), so it is set once."""
+        if self._paused or self._drain_deadline is not None:
+            wanted = self._assigned
+        else:
+            wanted = self._tracker.blocked_partitions() & self._assigned
+        pause = [
+            tp for tp in self._assigned if tp in wanted and self._pause_state.get(tp) is not True
+        ]
+        resume = [
+            tp
+            for tp in self._assigned
+            if tp not in wanted and self._pause_state.get(tp) is not False
+        ]
+        if pause:
+            self._consumer.pause([KafkaTP(t, p) for t, p in pause])
+        if resume:
+            self._consumer.resume([KafkaTP(t, p) for t, p in resume])
+        for tp in pause:
+            self._pause_state[tp] = True
+        for tp in resume:
+            self._pause_state[tp] = False
 
     # -- rebalance callbacks (run inside consume(), on this thread) ---------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        committed = self._committed(partitions)
+        restored = 0
         for p in partitions:
             tp = (p.topic, p.partition)
-            self._tracker.assign(tp)
+            offset, finished = committed.get(tp, (None, ()))
+            self._tracker.assign(tp, offset, finished)
+            restored += len(finished)
             self._assigned.add(tp)
+            self._pause_state.pop(tp, None)  # unknown: the next round sets it
         self._state.assigned = len(self._assigned)
         self._state.broker_down_since = None
-        log.info("assigned %s", _names(partitions))
-        if self._paused and partitions:
-            # New partitions arrive resumed; the next round pauses them with the rest.
-            self._paused = False
+        log.info("assigned %s (%d offsets above the commit points finished before)",
+                 _names(partitions), restored)  # fmt: skip
+
+    def _committed(
+        self, partitions: list[KafkaTP]
+    ) -> dict[TopicPartition, tuple[int, tuple[int, ...]]]:
+        """The group's committed offset of each partition and the finished offsets its
+        metadata names. Blocks (inside the rebalance callback) up to COMMITTED_TIMEOUT;
+        what cannot be read is a warning, and those records are posted again."""
+        asked = [KafkaTP(p.topic, p.partition) for p in partitions]
+        try:
+            answer = self._consumer.committed(asked, timeout=COMMITTED_TIMEOUT)
+        except KafkaException as exc:
+            log.warning("could not read the committed offsets of %s (%s); records finished "
+                        "before may be posted again", _names(partitions), exc)  # fmt: skip
+            return {}
+        found: dict[TopicPartition, tuple[int, tuple[int, ...]]] = {}
+        for p in answer:
+            tp = (str(p.topic), int(p.partition))
+            if p.error is not None:
+                log.warning("could not read the committed offset of %s[%d]: %s", *tp, p.error)
+            elif p.offset >= 0:  # else no committed offset (OFFSET_INVALID)
+                found[tp] = (p.offset, offset_metadata.decode(p.metadata, p.offset))
+        return found
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
         log.info("revoking %s", _names(partitions))
-        self._release(tps, self._settings.shutdown.drain_timeout_seconds)
+        self._release(tps, self._drain_left())
         self._committer.commit(self._consumer, asynchronous=False, tps=list(tps))
         self._forget(tps)
 
     def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # Someone else owns them already: committing now could move their offsets.
         tps = {(p.topic, p.partition) for p in partitions}
-        log.warning("lost %s without a clean revoke", _names(partitions))
-        self._release(tps, 0)
+        log.warning("lost %s without a clean revoke; stopped posting their records",
+                    _names(partitions))  # fmt: skip
+        self._handoff.release(tps, 0)
         self._forget(tps)
+
+    def _drain_left(self) -> float:
+        """How long a release may wait for requests in flight: the drain timeout, or
+        at shutdown what is left of the one drain (so close()'s revoke does not wait
+        again)."""
+        if self._drain_deadline is None:
+            return self._settings.shutdown.drain_timeout_seconds
+        return max(0.0, self._drain_deadline - time.monotonic())
 
     def _release(self, tps: set[TopicPartition], timeout: float) -> None:
         """Stop dispatching the partitions' records (bounded wait for in-flight ones),
         then wait for their dead-letter acknowledgements."""
-        self._handoff.release(tps, timeout)
-        self._dlq.flush(min(timeout, 10.0))
+        if not self._handoff.release(tps, timeout):
+            log.warning("requests of %d revoked partitions still in flight after %.1fs",
+                        len(tps), timeout)  # fmt: skip
+        self._dlq.flush(max(FLUSH_GRACE, min(timeout, 10.0)))
 
     def _forget(self, tps: set[TopicPartition]) -> None:
         for tp in tps:
             self._tracker.revoke(tp)
             self._assigned.discard(tp)
+            self._pause_state.pop(tp, None)
         self._state.assigned = len(self._assigned)
 
     # -- shutdown ---------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Drain what is in flight (bounded), commit what finished, leave the group.
+        """Stop posting, wait (once, within the drain timeout) for the requests in
+        flight, commit what finished, close the consumer.
 
-        Run by the thread when it ends; a failure to commit still closes the consumer."""
+        Run by the thread when it ends. Records held but not yet posted are not waited
+        for: the next owner reads them again. The consumer is polled during the wait,
+        so a fenced or expired member stops at once; after a fatal failure nothing is
+        waited for or committed. Requests still open at the end are cancelled. A
+        failure to commit still closes the consumer."""
         self._state.stopping = True
-        deadline = time.monotonic() + self._settings.shutdown.drain_timeout_seconds
-        while self._tracker.pending and time.monotonic() < deadline:
-            if self._state.fatal_exit is not None:
-                break
-            self._dlq.poll(0.05)
-            self._tracker.wait_drained(None, 0.05)
-        if self._tracker.pending:
-            log.warning("%d records unfinished at shutdown; they will be read again",
-                        self._tracker.pending)  # fmt: skip
-        self._dlq.flush(5.0)
+        self._drain_deadline = time.monotonic() + self._settings.shutdown.drain_timeout_seconds
+        with contextlib.suppress(KafkaException):  # after a fatal error: the consumer refuses
+            self._apply_pauses()  # read nothing more; poll only for group events
+        tps = set(self._assigned)
+        fatal = self._state.fatal_exit is not None
+        done = self._handoff.release(tps, 0 if fatal else self._drain_left(), self._poll_group)
+        if not done or self._state.fatal_exit is not None:
+            self._handoff.stop(FLUSH_GRACE)
+            log.warning("stopped posting with requests in flight (%s); their records will be "
+                        "read again", self._state.fatal_exit or "drain timeout")  # fmt: skip
+        if self._dlq.flush(max(FLUSH_GRACE, self._drain_left())):
+            log.warning("dead-letter writes unacknowledged at shutdown; read again")
         try:
             self._committer.commit(self._consumer, asynchronous=False)
         finally:
+            self._close()
+
+    def _poll_group(self) -> bool:
+        """During the drain: serve group events (fencing, revoke, lost) and dead-letter
+        acknowledgements; True when the drain must end now (a fatal failure)."""
+        messages = self._consume(self._settings.kafka.poll_batch, 0)
+        for msg in messages:  # paused already: whatever still arrives is read again later
+            if (err := msg.error()) is not None:
+                message_error(self._state, err)
+        self._dlq.poll(0)
+        return self._state.fatal_exit is not None
+
+    def _close(self) -> None:
+        """Leave the group (a static member does not leave: librdkafka keeps its
+        partitions for ``session.timeout.ms``)."""
+        try:
             self._consumer.close()
-            log.info("consumer closed; left the group")
+        except KafkaException as exc:  # a fatal error raised again: nothing to leave
+            log.warning("consumer closed after a fatal error: %s", exc)
+            return
+        log.info("consumer closed; left the group")
 
 
 def client_error(state: RunState, err: KafkaError) -> None:
-    """The consumer's ``error_cb``: brokers down → not ready; fatal → stop."""
+    """The consumer's ``error_cb`` (and a fatal error ``consume`` raised): brokers
+    down → not ready; fatal → stop."""
     if err.code() == KafkaError._ALL_BROKERS_DOWN:
         if state.broker_down_since is None:
             state.broker_down_since = time.monotonic()
         log.error("all Kafka brokers are down: %s", err.str())
+    elif err.code() == KafkaError.FENCED_INSTANCE_ID:
+        state.fail(
+            "fenced: another consumer joined the group with this group.instance.id "
+            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
+            f"at once, nothing more is committed ({err.str()})"
+        )
     elif err.fatal():
         state.fail(f"Kafka client fatal error: {err.str()}")
     elif err.code() == KafkaError._AUTHENTICATION:

@@ -95,6 +95,10 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def _ref(body: bytes) -> str | None:
+    if body.startswith(b'{"ref":"'):  # the usual answer: skip the JSON parse (~2 µs)
+        end = body.find(b'"', 8)
+        if end > 8 and body[end + 1 : end + 2] in (b",", b"}") and b"\\" not in body[8:end]:
+            return body[8:end].decode("utf-8", errors="replace")
     if not body.startswith(b"{"):
         return None
     try:

@@ -1,4 +1,7 @@
-"""The ``asyncapi`` dialect: the models of ``spec/cdp-stream-api.asyncapi.yaml``."""
+"""The ``asyncapi`` dialect's ``oneOf`` as one pydantic type (``EVENT_ADAPTER``).
+
+The dialect itself (``ASYNCAPI``) is built in ``connector.cdp.dialect``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Discriminator, Tag, TypeAdapter
 
-from connector.cdp.dialect import EVENT_PATH, Dialect, register_dialect
+from connector.cdp.dialect import ASYNCAPI
 from connector.cdp.models import (
     AddEvent,
     CustomEvent,
@@ -43,7 +46,3 @@ AnyEvent = Annotated[
     Discriminator(_tag),
 ]
 EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
-
-ASYNCAPI = register_dialect(
-    Dialect(name="asyncapi", models={**_MODELS, "CUSTOM": CustomEvent}, path=EVENT_PATH)
-)

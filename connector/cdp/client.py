@@ -1,32 +1,27 @@
-"""The HTTP side: one keep-alive aiohttp session posting pre-serialized event bodies.
+"""The HTTP side: one transport object over one keep-alive pool, chosen at start.
 
 ``CdpClient.send`` never raises for an HTTP answer or a network failure; it
 returns an ``Answer`` (see ``connector.cdp.answer``) and the caller's retry
-policy decides. The API token only lives inside the ready-made Authorization
-header, which no repr, log line or error message shows.
+policy decides. Which transport (``connector.cdp.transport``) and which pool
+(the builtin ``Http1Pool``, or aiohttp) is decided once in ``start``; sending
+is then one call on the transport, with no branches. The API token only lives
+inside the ready-made Authorization header, which no repr, log line or error
+message shows.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import aiohttp
 from yarl import URL
 
 # Answer, Outcome and classify are re-exported: the whole HTTP contract from one place.
-from connector.cdp.answer import Answer, Outcome, classify, network_error, parse_retry_after
-from connector.cdp.dialect import EVENT_PATH
+from connector.cdp.answer import Answer, Outcome, classify, parse_retry_after
 from connector.cdp.http1 import Http1Pool
-from connector.cdp.transport import (
-    MAX_GET_URL_BYTES,
-    TransportName,
-    browser_create_url,
-    event_url,
-    query_url,
-    splice_client_key,
-)
+from connector.cdp.transport import TRANSPORT_CLASSES, Pool, Transport, TransportName
 from connector.errors import ConfigError
 from connector.http_auth import basic_auth_header
 
@@ -81,13 +76,53 @@ class _Redacted:
         return "<redacted>"
 
 
+class _AiohttpPool:
+    """The ``Pool`` interface on an aiohttp session (``cdp.http_client: aiohttp``)."""
+
+    def __init__(
+        self, url: str, headers: Mapping[str, str], *, limit: int, timeout: aiohttp.ClientTimeout
+    ) -> None:
+        self._url = URL(url, encoded=True)
+        self._origin = str(self._url.origin())
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300),
+            timeout=timeout,
+            headers=dict(headers),
+            raise_for_status=False,
+        )
+
+    async def post(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        return await self._exchange("POST", self._url, body)
+
+    async def get(self, target: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        return await self._exchange("GET", URL(self._origin + target.decode(), encoded=True))
+
+    async def _exchange(
+        self, method: str, url: URL, body: bytes | None = None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        try:
+            async with self._session.request(
+                method, url, data=body, allow_redirects=False
+            ) as response:
+                return response.status, response.headers, await response.read()
+        except aiohttp.ClientError as exc:
+            # What the transports handle: an OSError. aiohttp's errors carry no request
+            # headers in their text, so the reason is safe to log.
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
 class CdpClient:
-    """Posts event bodies to one CDP endpoint over a bounded keep-alive pool.
+    """Sends event bodies to one CDP endpoint over a bounded keep-alive pool.
 
     Use as ``async with CdpClient(...) as client: answer = await client.send(body)``.
     ``timeout`` bounds a whole request; ``connect_timeout`` (default min(timeout, 5 s))
     the TCP/TLS connect. ``max_connections`` caps open sockets; callers beyond it wait
-    for a free one (still inside ``timeout``).
+    for a free one (still inside ``timeout``). ``transport`` says how events travel,
+    ``http_client`` which HTTP client carries them (the builtin one: ~4x less CPU per
+    event than aiohttp, docs/benchmarks.md); both are fixed for the client's life.
     """
 
     def __init__(
@@ -99,35 +134,33 @@ class CdpClient:
         timeout: float = 10.0,
         max_connections: int = 256,
         connect_timeout: float | None = None,
-        path: str = EVENT_PATH,
         transport: TransportName = "post-basic",
         http_client: Literal["builtin", "aiohttp"] = "builtin",
     ) -> None:
-        self._url = URL(base_url.rstrip("/") + path)
-        self._auth = _Redacted(basic_auth_header(client_key, api_token))
-        # Only post-basic authenticates with a header; the other transports carry the
-        # (public, browser-visible) client key in the body or the query.
-        self._transport = transport
-        if transport != "post-basic":
-            self._url = URL(event_url(base_url, transport))
+        self._base_url = base_url.rstrip("/")
         self._client_key = client_key
-        self._key_json = json.dumps(client_key).encode()
-        self._browser_url = URL(browser_create_url(base_url, client_key), encoded=True)
-        self._timeout = aiohttp.ClientTimeout(
-            total=timeout, connect=min(timeout, 5.0) if connect_timeout is None else connect_timeout
-        )
+        self._kind = TRANSPORT_CLASSES[transport]
+        self._auth = _Redacted(basic_auth_header(client_key, api_token))
+        self._timeout = timeout
+        self._connect_timeout = min(timeout, 5.0) if connect_timeout is None else connect_timeout
         self._max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
         self._http_client = http_client
-        self._pool: Http1Pool | None = None
+        self._transport: Transport | None = None
+        #: Send one serialized event; the transport's own ``send`` once started.
+        self.send: Callable[[bytes], Coroutine[Any, Any, Answer]] = self._not_started
 
     def __repr__(self) -> str:
-        return f"CdpClient(url={str(self._url)!r}, max_connections={self._max_connections})"
+        return f"CdpClient(url={self.url!r}, max_connections={self._max_connections})"
 
     @property
     def url(self) -> str:
-        """The full URL events are posted to."""
-        return str(self._url)
+        """The URL events are sent to (for get-query: without the query)."""
+        return self._base_url + self._kind.path
+
+    @property
+    def transport(self) -> TransportName:
+        """How events travel (``connector.cdp.transport``)."""
+        return self._kind.name
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -142,102 +175,44 @@ class CdpClient:
         await self.close()
 
     async def start(self) -> None:
-        """Open the session (idempotent); must run inside the event loop that sends."""
-        if self._session is not None:
+        """Open the pool and pick the transport (idempotent); must run inside the event
+        loop that sends."""
+        if self._transport is not None:
             return
-        connector = aiohttp.TCPConnector(
-            limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=self._timeout,
-            headers=(
-                {"Authorization": self._auth.value, "Content-Type": "application/json"}
-                if self._transport == "post-basic"
-                else {"Content-Type": "application/json"}
-            ),
-            raise_for_status=False,
-        )
-        if self._http_client == "builtin" and self._transport == "post-basic":
-            # The hot path: ~6x less CPU per event than aiohttp (docs/benchmarks.md).
-            self._pool = Http1Pool(
-                self._url,
-                {"Authorization": self._auth.value, "Content-Type": "application/json"},
+        headers = {"Content-Type": "application/json"}
+        if self._kind.sends_token:  # the other transports carry the public client key
+            headers = {"Authorization": self._auth.value, **headers}
+        pool: Pool
+        if self._http_client == "builtin":
+            pool = Http1Pool(
+                self.url,
+                headers,
                 limit=self._max_connections,
-                timeout=self._timeout.total or 10.0,
-                connect_timeout=self._timeout.connect or 5.0,
+                timeout=self._timeout,
+                connect_timeout=self._connect_timeout,
             )
+        else:
+            pool = _AiohttpPool(
+                self.url,
+                headers,
+                limit=self._max_connections,
+                timeout=aiohttp.ClientTimeout(total=self._timeout, connect=self._connect_timeout),
+            )
+        self._transport = self._kind(pool, self._base_url, self._client_key)
+        self.send = self._transport.send
 
     async def close(self) -> None:
-        """Close the session and its connections."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
-
-    @property
-    def transport(self) -> TransportName:
-        """How events travel (``connector.cdp.transport``)."""
-        return self._transport
-
-    async def send(self, body: bytes) -> Answer:
-        """POST one serialized event and classify the answer; never raises for I/O failures."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("CdpClient.send before start() / async with")
-        if self._transport != "post-basic":
-            return await self._send_unauthenticated(session, body)
-        if self._pool is not None:
-            return await self._send_http1(self._pool, body)
-        try:
-            async with session.post(self._url, data=body, allow_redirects=False) as response:
-                data = await response.read()
-                return classify(response.status, response.headers, data)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            # aiohttp's errors carry no request headers in their text, so the reason
-            # is safe to log; the Authorization value never reaches it.
-            return network_error(exc)
-
-    async def _send_unauthenticated(self, session: aiohttp.ClientSession, body: bytes) -> Answer:
-        """post-events (key in the body) or get-query (event in the URL)."""
-        try:
-            if self._transport == "post-events":
-                data = splice_client_key(body, self._key_json)
-                async with session.post(self._url, data=data, allow_redirects=False) as response:
-                    return classify(response.status, response.headers, await response.read())
-            url = query_url(str(self._url), self._client_key, body)
-            if len(url) > MAX_GET_URL_BYTES:
-                return Answer(
-                    Outcome.PERMANENT,
-                    None,
-                    f"event too long for get-query: a {len(url)}-byte URL "
-                    f"(limit {MAX_GET_URL_BYTES}); use post-events or post-basic",
-                )
-            async with session.get(URL(url, encoded=True), allow_redirects=False) as response:
-                return classify(response.status, response.headers, await response.read())
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return network_error(exc)
+        """Close the pool and its connections."""
+        if self._transport is not None:
+            transport, self._transport = self._transport, None
+            self.send = self._not_started
+            await transport.pool.close()
 
     async def create_browser_id(self) -> Answer:
         """Ask the CDP for a new browser id: DELIVERED with ``ref`` set, or why not."""
-        session = self._session
-        if session is None:
+        if self._transport is None:
             raise RuntimeError("CdpClient.create_browser_id before start() / async with")
-        try:
-            async with session.get(self._browser_url, allow_redirects=False) as response:
-                answer = classify(response.status, response.headers, await response.read())
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return network_error(exc)
-        if answer.outcome is Outcome.DELIVERED and not answer.ref:
-            return Answer(Outcome.RETRYABLE, answer.status, "browser/create answered without ref")
-        return answer
+        return await self._transport.create_browser_id()
 
-    async def _send_http1(self, pool: Http1Pool, body: bytes) -> Answer:
-        try:
-            status, headers, data = await pool.post(body)
-        except (TimeoutError, OSError) as exc:
-            # Neither carries request headers in its text: the token never reaches a log.
-            return network_error(exc)
-        return classify(status, headers, data)
+    async def _not_started(self, body: bytes) -> Answer:
+        raise RuntimeError("CdpClient.send before start() / async with")

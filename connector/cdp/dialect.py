@@ -1,49 +1,53 @@
 """Dialects: a set of payload models plus the default transport they travel on.
 
-``get_dialect("asyncapi")`` is the AsyncAPI spec (``connector.cdp.asyncapi``);
-another dialect registers itself with ``register_dialect`` from its own module
-``connector.cdp.<name>``, which ``get_dialect`` imports on first use.
+Two dialects exist and the config's ``cdp.dialect`` Literal names exactly these:
+``asyncapi`` (``spec/cdp-stream-api.asyncapi.yaml``, models in ``models.py``) and
+``sitecore`` (Sitecore's data model 2.1 as its SDKs send it, ``sitecore_models.py``).
+Both are built here from their model modules, which import nothing of this one, so
+the registry is a plain dict: no import on first use, no import circle. Adding a
+dialect is a models module, one entry below and one in the config's Literal.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
+from connector.cdp import models as asyncapi_models
+from connector.cdp import sitecore_models
+from connector.cdp.transport import DEFAULT_TRANSPORT, TransportName
 from connector.errors import ConfigError
 
-__all__ = ["EVENT_PATH", "Dialect", "available_dialects", "get_dialect", "register_dialect"]
-
-#: Where the AsyncAPI spec posts events (Basic auth, JSON body).
-EVENT_PATH = "/v1.2/event/create.json"
+__all__ = ["ASYNCAPI", "SITECORE", "Dialect", "get_dialect"]
 
 _CUSTOM = "CUSTOM"
 
 
 @dataclass(frozen=True)
 class Dialect:
-    """Payload models keyed by event type, and how events are sent.
+    """Payload models keyed by event type, and how events are sent by default.
 
     ``models`` holds one model per reserved type name plus ``"CUSTOM"``, the
-    model for every other (custom) type name. ``transport`` names the way the
-    client sends a body by default (``connector.cdp.transport``: ``"post-basic"`` is POST
-    ``path`` with HTTP Basic auth); ``cdp.transport`` in the config overrides it.
+    model for every other (custom) type name. ``transport`` is the dialect's default
+    (``connector.cdp.transport.DEFAULT_TRANSPORT``); ``cdp.transport`` overrides it.
     """
 
     name: str
     models: Mapping[str, type[BaseModel]]
-    path: str = EVENT_PATH
-    transport: str = "post-basic"
     _reserved: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if _CUSTOM not in self.models:
             raise ValueError(f"dialect {self.name!r} has no {_CUSTOM} model")
         object.__setattr__(self, "_reserved", frozenset(self.models) - {_CUSTOM})
+
+    @property
+    def transport(self) -> TransportName:
+        """The transport this dialect travels on unless the config says otherwise."""
+        return DEFAULT_TRANSPORT[self.name]
 
     def model_for(self, event_type: str) -> type[BaseModel]:
         """The model for ``event_type``: its own, or the custom-event model."""
@@ -67,32 +71,31 @@ class Dialect:
         return self.dump(self.validate(payload))
 
 
-_DIALECTS: dict[str, Dialect] = {}
+def _models(module: Any) -> dict[str, type[BaseModel]]:
+    return {
+        "VIEW": module.ViewEvent,
+        "IDENTITY": module.IdentityEvent,
+        "ORDER_CHECKOUT": module.OrderCheckoutEvent,
+        "ADD": module.AddEvent,
+        "SEARCH": module.SearchEvent,
+        _CUSTOM: module.CustomEvent,
+    }
 
 
-def register_dialect(dialect: Dialect) -> Dialect:
-    """Make ``dialect`` available to ``get_dialect`` under its name."""
-    _DIALECTS[dialect.name] = dialect
-    return dialect
+#: The AsyncAPI spec's models; travels on post-basic.
+ASYNCAPI = Dialect(name="asyncapi", models=_models(asyncapi_models))
+#: Sitecore's own data model 2.1; travels on post-events (POST /v1.2/events with
+#: ``client_key`` in the body, no auth header), as ``@sitecore/engage`` does.
+SITECORE = Dialect(name="sitecore", models=_models(sitecore_models))
+
+_DIALECTS: dict[str, Dialect] = {d.name: d for d in (ASYNCAPI, SITECORE)}
 
 
 def get_dialect(name: str) -> Dialect:
     """The dialect called ``name``; ``ConfigError`` if there is none."""
-    if name not in _DIALECTS and name.isidentifier() and name != "dialect":
-        try:
-            importlib.import_module(f"connector.cdp.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"connector.cdp.{name}":
-                raise
     try:
         return _DIALECTS[name]
     except KeyError:
         raise ConfigError(
-            f"unknown CDP dialect {name!r} (known: {', '.join(available_dialects())})"
+            f"unknown CDP dialect {name!r} (known: {', '.join(sorted(_DIALECTS))})"
         ) from None
-
-
-def available_dialects() -> list[str]:
-    """Names of the dialects registered so far (imports the built-in one)."""
-    importlib.import_module("connector.cdp.asyncapi")
-    return sorted(_DIALECTS)

@@ -46,6 +46,7 @@ from pydantic import ValidationError
 
 from connector.cdp.dialect import Dialect, get_dialect
 from connector.cdp.sandbox_faults import FaultInjector, Faults
+from connector.cdp.transport import BROWSER_PATH, EVENT_PATH, EVENTS_PATH
 
 __all__ = ["Sandbox", "add_arguments", "build_app", "run"]
 
@@ -162,7 +163,7 @@ class Sandbox:
                 return self._error(401, "unknown client_key", field="client_key")
             body = request.query.get("message", "").encode()
         else:
-            by_key = request.path == "/v1.2/events"  # post-events: the key is in the body
+            by_key = request.path == EVENTS_PATH  # post-events: the key is in the body
             if not by_key and not self._authorized(request.headers.get("Authorization")):
                 return self._error(
                     401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
@@ -177,7 +178,7 @@ class Sandbox:
             return self._error(400, f"body is not valid JSON: {str(exc)[:200]}", field="body")
         if not isinstance(payload, dict):
             return self._error(400, "body must be a JSON object (one event)", field="body")
-        if request.method == "POST" and request.path == "/v1.2/events":
+        if request.method == "POST" and request.path == EVENTS_PATH:
             key = payload.pop("client_key", None)
             if not isinstance(key, str) or not hmac.compare_digest(key, self.client_key):
                 return self._error(401, "unknown client_key", field="client_key")
@@ -333,10 +334,10 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 def build_app(sandbox: Sandbox, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> web.Application:
     """The aiohttp application serving ``sandbox``."""
     app = web.Application(client_max_size=max_body_bytes)
-    app.router.add_post("/v1.2/event/create.json", sandbox.create_event)
-    app.router.add_get("/v1.2/event/create.json", sandbox.create_event)
-    app.router.add_post("/v1.2/events", sandbox.create_event)
-    app.router.add_get("/v1.2/browser/create.json", sandbox.create_browser)
+    app.router.add_post(EVENT_PATH, sandbox.create_event)
+    app.router.add_get(EVENT_PATH, sandbox.create_event)
+    app.router.add_post(EVENTS_PATH, sandbox.create_event)
+    app.router.add_get(BROWSER_PATH, sandbox.create_browser)
     app.router.add_get("/_sandbox/events", sandbox.get_events)
     app.router.add_delete("/_sandbox/events", sandbox.delete_events)
     app.router.add_get("/_sandbox/stats", sandbox.get_stats)

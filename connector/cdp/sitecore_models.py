@@ -14,6 +14,27 @@ describes the direct HTTP requests and Sitecore's SDKs send them:
   use camelCase keys (``referenceId``, ``orderedAt``) as on the wire.
 - SEARCH (non-flight) carries ``product_name`` and ``product_type``.
 
+What Sitecore's own SDKs add to the events they send (read from their built code,
+``@sitecore/engage`` 1.4.3 and ``@sitecore-cloudsdk/events`` 0.6.1), accepted here:
+
+- every event (Cloud SDK): ``requested_at``, ``new Date().toISOString()`` — UTC, ``Z``.
+- VIEW: ``referrer`` (the referring page's URL, when it is another host) and the
+  page URL's UTM parameters as top-level string fields (every query key that starts
+  with ``utm_``, lowercased); ``ext.pageVariantId``. Accepted are the nine Google
+  Analytics defines (``utm_id``, ``utm_source``, ``utm_medium``, ``utm_campaign``,
+  ``utm_term``, ``utm_content``, ``utm_source_platform``, ``utm_creative_format``,
+  ``utm_marketing_tactic``); a home-made ``utm_*`` name is refused like any unknown
+  field, so that a mapping typo stays a start-up error.
+- VIEW and custom events (Cloud SDK): ``sc_search``, ``{"data": {...}, "metadata":
+  {"ut_api_version": "1.0"}}``, the search widget's data.
+- ``client_key`` (both SDKs put it in the body): that is the transport's job here
+  (``post-events`` splices it in), so a payload that carries one is refused.
+
+Still refused although an SDK can produce it: Engage's ``event()`` spreads any
+caller field onto a custom event, and the Cloud SDK's ``form()`` sends no ``page``
+(through its edge proxy, which completes the event); the documented model has
+neither, and the Stream API is what we talk to.
+
 Choices the docs leave open, decided here:
 
 - ``ext`` is the AsyncAPI dialect's flat object (≤ 50 attributes, camelCase
@@ -53,6 +74,7 @@ __all__ = [
     "OrderExtension",
     "OrderItem",
     "Product",
+    "ScSearch",
     "SearchEvent",
     "ViewEvent",
 ]
@@ -125,7 +147,7 @@ class _Model(BaseModel):
 
 
 class BaseEvent(_Model):
-    """Fields every event carries (data model 2.1)."""
+    """Fields every event carries (data model 2.1), plus the Cloud SDK's ``requested_at``."""
 
     channel: Channel
     type: StrictStr
@@ -135,12 +157,38 @@ class BaseEvent(_Model):
     pos: Text
     browser_id: Text
     ext: Ext | None = None
+    requested_at: UtcDateTime | None = None
+
+
+class SearchMetadata(_Model):
+    """``sc_search.metadata``: the version of the search widget's data."""
+
+    ut_api_version: Text
+
+
+class ScSearch(_Model):
+    """``sc_search``: what a search widget reported (the Cloud SDK's ``searchData``)."""
+
+    data: dict[str, Any]
+    metadata: SearchMetadata
 
 
 class ViewEvent(BaseEvent):
-    """VIEW: a page (by name) was viewed."""
+    """VIEW: a page (by name) was viewed; where from (``referrer``, ``utm_*``) if known."""
 
     type: Literal["VIEW"]
+    referrer: Text | None = None
+    # The UTM parameters Google Analytics defines, the ones a page URL carries in practice.
+    utm_id: StrictStr | None = None
+    utm_source: StrictStr | None = None
+    utm_medium: StrictStr | None = None
+    utm_campaign: StrictStr | None = None
+    utm_term: StrictStr | None = None
+    utm_content: StrictStr | None = None
+    utm_source_platform: StrictStr | None = None
+    utm_creative_format: StrictStr | None = None
+    utm_marketing_tactic: StrictStr | None = None
+    sc_search: ScSearch | None = None
 
 
 class Identifier(_Model):
@@ -268,7 +316,10 @@ class SearchEvent(BaseEvent):
 
 
 class CustomEvent(BaseEvent):
-    """Any uppercase, non-reserved event type: the base fields plus ``ext``."""
+    """Any uppercase, non-reserved event type: the base fields plus ``ext`` (and the
+    Cloud SDK's ``sc_search``)."""
+
+    sc_search: ScSearch | None = None
 
     type: Annotated[
         str, Field(min_length=1, pattern=UPPERCASE_PATTERN), AfterValidator(_custom_name)

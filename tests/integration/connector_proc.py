@@ -26,7 +26,8 @@ from connector.sample import writable
 from scripts.services.common import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_V1 = REPO_ROOT / "avro" / "clickstream-v1.avsc"
+# v3 (a superset of v1 with defaults): the sitecore example maps page.utm, which v3 added
+SCHEMA = REPO_ROOT / "avro" / "clickstream-v3.avsc"
 
 
 @dataclass
@@ -148,7 +149,7 @@ def avro_serializer(
     client: SchemaRegistryClient,
 ) -> Callable[[dict[str, Any], str], bytes]:
     """confluent-kafka's own AvroSerializer: the bytes real producers write."""
-    serializer = AvroSerializer(client, SCHEMA_V1.read_text(), to_dict=writable)
+    serializer = AvroSerializer(client, SCHEMA.read_text(), to_dict=writable)
 
     def serialize(record: dict[str, Any], topic: str) -> bytes:
         return bytes(serializer(record, SerializationContext(topic, MessageField.VALUE)))

@@ -336,27 +336,6 @@ def test_two_connectors_share_partitions_and_hand_over_on_stop(
     wait_for(lambda: first.readyz()[1]["assigned_partitions"] == 6, 30, "hand-over")
 
 
-def test_failed_dead_letter_write_stops_without_committing_past_the_record(
-    bootstrap: str, schema_registry: Any, unique: str, request: pytest.FixtureRequest,
-    connector_factory: ConnectorFactory, cdp_sandbox: Any,
-) -> None:  # fmt: skip
-    scenario = Scenario(bootstrap, schema_registry.url, unique, partitions=1)
-    request.addfinalizer(scenario.registry_client.close)
-    records = sample_records(20, guests=5, seed=18)
-    scenario.produce(records[:10], ((b"bad", b"\x07not avro"),))  # the bad one is offset 10
-    scenario.produce(records[10:])
-    config = scenario.config(
-        connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
-        dead_letter={"topic": "no such topic " * 30},  # Kafka refuses the name
-    )  # fmt: skip
-    connector = connector_factory.start(config)
-
-    assert connector.proc.wait(60) == 1
-    assert "dead-letter write" in connector.output()
-    done = committed(scenario.bootstrap, scenario.group, scenario.topic, 1)
-    assert done.get(0, 0) <= 10  # never past the record whose outcome is nowhere
-
-
 def test_sigterm_drains_and_a_second_signal_exits_at_once(
     scenario: Scenario, connector_factory: ConnectorFactory, cdp_sandbox: Any
 ) -> None:

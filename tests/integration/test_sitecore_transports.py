@@ -133,3 +133,18 @@ async def test_probe_works_for_the_asyncapi_dialect_too(cdp_sandbox: Any) -> Non
             c, get_dialect("asyncapi"), ["shop.example.com"], sandbox_url=cdp_sandbox.url
         )
     assert results[0].ok, results
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_what_sitecores_sdks_send_is_accepted_on_every_transport(
+    cdp_sitecore_sandbox: Any, transport: TransportName
+) -> None:
+    from tests.unit.test_sitecore_sdk_events import SDK_EVENTS
+
+    # At a point of sale the sandbox knows (it drops the others, as the service does).
+    events = [{**event, "pos": EVENT["pos"]} for event in SDK_EVENTS.values()]
+    bodies = [DIALECT.validate_and_dump(event) for event in events]
+    async with client_for(cdp_sitecore_sandbox, transport) as client:
+        answers = [await client.send(body) for body in bodies]
+    assert {a.outcome for a in answers} == {Outcome.DELIVERED}, answers
+    assert cdp_sitecore_sandbox.events() == [json.loads(b) for b in bodies]

@@ -7,19 +7,27 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
 from connector.mapping import MappedEvent, MapResult
-from connector.offsets import TopicPartition
+from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Failure, Headers, Work
 
 
 class FakeMessage:
-    def __init__(self, topic: str, partition: int, offset: int, value: bytes | None = b"v") -> None:
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        value: bytes | None = b"v",
+        headers: Headers = None,
+    ) -> None:
         self._coords = (topic, partition, offset)
         self._value = value
+        self._headers = headers if headers is not None else [("trace", b"t")]
 
     def error(self) -> None:
         return None
@@ -40,34 +48,48 @@ class FakeMessage:
         return self._value
 
     def headers(self) -> Headers:
-        return [("trace", b"t")]
+        return self._headers
 
     def timestamp(self) -> tuple[int, int]:
         return (1, 0)
 
 
 class FakeConsumer:
-    """Records pauses and commits; ``batches`` are what consume() returns, in turn."""
+    """Records pauses and commits; ``batches`` are what consume() returns, in turn.
+
+    ``committed()`` answers from what was committed (offsets and metadata), as the
+    group coordinator would; ``close()`` revokes what is assigned, as librdkafka does;
+    ``fatal`` is raised by consume() as confluent-kafka raises a fatal error."""
 
     def __init__(self, conf: dict[str, Any]) -> None:
         self.conf = conf
         self.batches: deque[list[FakeMessage]] = deque()
         self.paused: set[TopicPartition] = set()
+        self.pause_calls: list[set[TopicPartition]] = []
         self.commits: list[tuple[dict[TopicPartition, int], bool]] = []
+        self.group: dict[TopicPartition, tuple[int, str]] = {}  # committed offset, metadata
         self.fail_commits = False
+        self.fatal: KafkaError | None = None
         self.closed = False
         self.callbacks: dict[str, Callable[..., None]] = {}
         self.asked: list[int] = []  # num_messages of each consume()
+        self.assignment: set[TopicPartition] = set()
+        self.on_consume: Callable[[], None] = lambda: None
 
     def subscribe(self, topics: list[str], **callbacks: Callable[..., None]) -> None:
         self.callbacks = callbacks
 
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         self.asked.append(num_messages)
+        self.on_consume()
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
         return self.batches.popleft() if self.batches else []
 
     def pause(self, partitions: list[KafkaTP]) -> None:
-        self.paused |= {(p.topic, p.partition) for p in partitions}
+        tps = {(p.topic, p.partition) for p in partitions}
+        self.pause_calls.append(tps)
+        self.paused |= tps
 
     def resume(self, partitions: list[KafkaTP]) -> None:
         self.paused -= {(p.topic, p.partition) for p in partitions}
@@ -76,16 +98,35 @@ class FakeConsumer:
         if self.fail_commits:
             raise KafkaException("commit failed")
         self.commits.append(({(p.topic, p.partition): p.offset for p in offsets}, asynchronous))
+        for p in offsets:
+            self.group[(p.topic, p.partition)] = (p.offset, p.metadata)
+
+    def committed(self, partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+        answer = []
+        for p in partitions:
+            offset, metadata = self.group.get((p.topic, p.partition), (OFFSET_INVALID, ""))
+            answer.append(KafkaTP(p.topic, p.partition, offset, metadata=metadata))
+        return answer
 
     def close(self) -> None:
+        if self.fatal is not None:
+            raise KafkaException(self.fatal)
+        if self.assignment:
+            self.revoke(*sorted(self.assignment))
         self.closed = True
 
     # rebalances, as librdkafka would run them inside consume()
     def assign(self, *tps: TopicPartition) -> None:
+        self.assignment |= set(tps)
         self.callbacks["on_assign"](self, [KafkaTP(t, p) for t, p in tps])
 
     def revoke(self, *tps: TopicPartition) -> None:
+        self.assignment -= set(tps)
         self.callbacks["on_revoke"](self, [KafkaTP(t, p) for t, p in tps])
+
+    def lose(self, *tps: TopicPartition) -> None:
+        self.assignment -= set(tps)
+        self.callbacks["on_lost"](self, [KafkaTP(t, p) for t, p in tps])
 
 
 class FakeHandoff:
@@ -94,14 +135,23 @@ class FakeHandoff:
     def __init__(self) -> None:
         self.works: list[Work] = []
         self.released: list[set[TopicPartition]] = []
+        self.timeouts: list[float] = []
         self.on_release: Callable[[set[TopicPartition]], None] = lambda _tps: None
+        self.stopped = False
 
     def submit(self, works: list[Work]) -> None:
         self.works.extend(works)
 
-    def release(self, tps: set[TopicPartition], timeout: float) -> None:
+    def release(
+        self, tps: set[TopicPartition], timeout: float, poll: Callable[[], bool] | None = None
+    ) -> bool:
         self.released.append(tps)
+        self.timeouts.append(timeout)
         self.on_release(tps)
+        return True
+
+    def stop(self, timeout: float) -> None:
+        self.stopped = True
 
 
 class FakeDeadLetters:
@@ -130,14 +180,14 @@ class FakeDeadLetters:
         return 0
 
 
-def settings(**delivery: Any) -> Settings:
+def settings(drain: float = 0.2, **delivery: Any) -> Settings:
     return Settings.model_validate(
         {
             "topics": [{"name": "clicks", "decoder": "schemaless", "schema": "clicks.avsc"}],
             "mapping": "mappings.yaml",
             "delivery": delivery,
             "kafka": {"commit_interval_seconds": 60, "poll_batch": 500},
-            "shutdown": {"drain_timeout_seconds": 0.2},
+            "shutdown": {"drain_timeout_seconds": drain},
         }
     )
 
@@ -145,3 +195,8 @@ def settings(**delivery: Any) -> Settings:
 def one_event(topic: str, value: bytes | None) -> MapResult:
     """A prepare that maps every record to one VIEW event of guest ``g``."""
     return MapResult((MappedEvent("rule", "VIEW", "g", b"{}"),), None)
+
+
+def commit_points(tracker: OffsetTracker) -> dict[TopicPartition, int]:
+    """The offsets ``to_commit`` offers now, per partition."""
+    return {tp: state.offset for tp, state in tracker.to_commit().items()}

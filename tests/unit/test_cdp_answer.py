@@ -125,3 +125,15 @@ def test_client_repr_shows_no_secret() -> None:
     text = repr(client) + repr(vars(client))
     assert "very-secret-token" not in text
     assert basic_auth_header("key", "very-secret-token") not in text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"ref":"r-1","status":"OK"}', b'{"ref":"a\\"b","x":1}', b'{"ref":"abc"}',
+     b'{"ref":"\\u00e9t\\u00e9"}', b'{"ref":"caf\xc3\xa9"}', b'{"status":"OK","ref":"r-2"}',
+     b'{"ref":1}', b'{"ref":null}', b'{"ref":""}', b"[]", b"{}"],
+)  # fmt: skip
+def test_ref_read_without_a_parse_equals_the_json_parse(body: bytes) -> None:
+    parsed = json.loads(body)
+    expected = parsed.get("ref") if isinstance(parsed, dict) else None
+    assert classify(201, {}, body).ref == (expected if isinstance(expected, str) else None)

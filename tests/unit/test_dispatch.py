@@ -13,6 +13,7 @@ from connector.dispatch import Dispatcher, Failure, Work, lane_for
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker
 from connector.state import RunState
+from tests.unit.fake_kafka import commit_points
 
 TP = ("clicks", 0)
 OK = Answer(Outcome.DELIVERED, 201, "OK")
@@ -108,7 +109,7 @@ async def test_same_key_is_posted_in_offset_order_and_keys_run_concurrently() ->
         assert sequence == sorted(sequence)
     assert sender.max_in_flight > 5
     assert sender.max_in_flight <= 64
-    assert h.tracker.committable() == {TP: 400}
+    assert commit_points(h.tracker) == {TP: 400}
 
 
 async def test_permanent_answer_dead_letters_the_record_with_the_reason() -> None:
@@ -120,7 +121,7 @@ async def test_permanent_answer_dead_letters_the_record_with_the_reason() -> Non
     await h.run_until_finished()
 
     assert [(off, f.status, f.reason) for off, f in h.dlq.failures] == [(1, 400, "email: invalid")]
-    assert h.tracker.committable() == {TP: 3}
+    assert commit_points(h.tracker) == {TP: 3}
 
 
 async def test_retryable_answers_are_retried_with_retry_after_honoured() -> None:
@@ -175,7 +176,7 @@ async def test_outage_opens_circuit_and_spends_no_retries() -> None:
         await h.dispatcher.stop()
 
     assert h.dlq.failures == []
-    assert h.tracker.committable() == {TP: 30}
+    assert commit_points(h.tracker) == {TP: 30}
     assert not h.state.circuit_open
 
 
@@ -195,7 +196,7 @@ async def test_401_halts_everything_without_dead_letters_and_recovers() -> None:
             await asyncio.sleep(0.05)
             # Only the one prober, with its own event, keeps trying while halted.
             assert len(set(sender.calls[calls_while_halted:])) == 1
-            assert h.tracker.committable() == {}
+            assert commit_points(h.tracker) == {}
             creds["ok"] = True
             while h.tracker.pending:
                 await asyncio.sleep(0.001)
@@ -204,7 +205,7 @@ async def test_401_halts_everything_without_dead_letters_and_recovers() -> None:
 
     assert h.dlq.failures == []
     assert h.state.halted_reason is None
-    assert h.tracker.committable() == {TP: 10}
+    assert commit_points(h.tracker) == {TP: 10}
 
 
 async def test_released_partition_records_are_not_posted() -> None:
@@ -227,7 +228,7 @@ async def test_released_partition_records_are_not_posted() -> None:
         gate.set()
         await asyncio.wait_for(release, 1)
         assert h.dispatcher.queued == 0
-        assert h.tracker.committable() == {TP: 1}
+        assert commit_points(h.tracker) == {TP: 1}
     finally:
         await h.dispatcher.stop()
 
@@ -253,4 +254,4 @@ async def test_an_unexpected_error_stops_the_connector_instead_of_losing_a_worke
     finally:
         await h.dispatcher.stop()
     assert "RuntimeError('bug')" in h.state.fatal_exit
-    assert h.tracker.committable() == {}
+    assert commit_points(h.tracker) == {}

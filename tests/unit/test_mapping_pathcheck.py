@@ -193,8 +193,15 @@ def test_paths_of_our_sample_schema_pass_with_the_example_mapping() -> None:
     mapper = compile_mapping(ROOT / "config" / "mappings.example.yaml", get_dialect("asyncapi"))
     shape = shape_of(json.loads((ROOT / "avro" / "clickstream-v2.avsc").read_text()))
     assert check_mapper(mapper, shape) == ([], [])
+    assert check_mapper(
+        mapper, shape_of(json.loads((ROOT / "avro" / "clickstream-v3.avsc").read_text()))
+    ) == ([], [])
+    # The sitecore example maps page.utm (UTM fields on VIEW), which v3 added.
+    v3 = shape_of(json.loads((ROOT / "avro" / "clickstream-v3.avsc").read_text()))
     sitecore = compile_mapping(ROOT / "config" / "mappings.sitecore.yaml", get_dialect("sitecore"))
-    assert check_mapper(sitecore, shape) == ([], [])
+    assert check_mapper(sitecore, v3) == ([], [])
+    errors, _ = check_mapper(sitecore, shape)
+    assert errors and all("page.utm" in e for e in errors)
 
 
 def test_a_condition_on_a_field_the_schema_lacks_is_a_warning_not_an_error() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector import offset_metadata as om
-from connector.source import commit_metadata
+from connector.commits import commit_metadata
 
 PREFIX = commit_metadata("pod-7-1234")
 COMMIT = 1_000

@@ -7,9 +7,10 @@ import threading
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.commits import commit_metadata
 from connector.offset_metadata import decode, encode, run_ahead_limit
 from connector.offsets import ALREADY_FINISHED, OffsetTracker
-from connector.source import commit_metadata
+from tests.unit.fake_kafka import commit_points
 
 TP = ("clicks", 0)
 
@@ -26,34 +27,35 @@ def test_offset_not_committed_until_every_earlier_record_finished() -> None:
     tracker, epoch = _tracker_with([10, 11, 12])
     tracker.finish(TP, 11, epoch)
     tracker.finish(TP, 12, epoch)
-    assert tracker.committable() == {}
+    assert tracker.to_commit()[TP].offset == 10  # the finished ones only in the metadata
+    assert tracker.to_commit()[TP].finished == (11, 12)
 
     tracker.finish(TP, 10, epoch)
-    assert tracker.committable() == {TP: 13}
+    assert commit_points(tracker) == {TP: 13}
     assert tracker.pending == 0
 
 
 def test_commit_point_is_next_offset_and_reported_once() -> None:
     tracker, epoch = _tracker_with([0, 1])
     tracker.finish(TP, 0, epoch)
-    assert tracker.committable() == {TP: 1}
-    tracker.mark_committed({TP: 1})
-    assert tracker.committable() == {}
+    assert commit_points(tracker) == {TP: 1}
+    tracker.mark_committed(tracker.to_commit())
+    assert commit_points(tracker) == {}
 
 
 def test_failed_commit_is_offered_again() -> None:
     tracker, epoch = _tracker_with([0])
     tracker.finish(TP, 0, epoch)
-    tracker.mark_committed(tracker.committable())
+    tracker.mark_committed(tracker.to_commit())
     tracker.forget_committed([TP])
-    assert tracker.committable() == {TP: 1}
+    assert commit_points(tracker) == {TP: 1}
 
 
 def test_gaps_in_offsets_are_fine() -> None:
     tracker, epoch = _tracker_with([3, 7, 20])
     for offset in (20, 3, 7):
         tracker.finish(TP, offset, epoch)
-    assert tracker.committable() == {TP: 21}
+    assert commit_points(tracker) == {TP: 21}
 
 
 def test_outcome_from_an_older_assignment_is_ignored() -> None:
@@ -64,10 +66,10 @@ def test_outcome_from_an_older_assignment_is_ignored() -> None:
     assert tracker.add(("other", 0), 1) is None  # not assigned: not held
 
     tracker.finish(TP, 5, old_epoch)
-    assert tracker.committable() == {}
+    assert commit_points(tracker) == {}
     assert tracker.pending == 1
     tracker.finish(TP, 5, new_epoch)
-    assert tracker.committable() == {TP: 6}
+    assert commit_points(tracker) == {TP: 6}
 
 
 def test_revoke_releases_pending_count() -> None:
@@ -104,7 +106,7 @@ def test_commit_point_never_passes_an_unfinished_record(order: list[int], done: 
     for offset in order[:done]:
         tracker.finish(TP, offset, epoch)
 
-    point = tracker.committable().get(TP, 0)
+    point = commit_points(tracker).get(TP, 0)
     assert all(o in finished for o in range(point))
     assert point == 30 or point not in finished
     assert tracker.pending == 30 - done

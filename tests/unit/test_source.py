@@ -3,15 +3,17 @@ commits, shutdown. The thread itself is not started; each test drives ``step``."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.offsets import OffsetTracker
+from connector.commits import Committer, commit_metadata
+from connector.offsets import OffsetTracker, TopicPartition
 from connector.settle import Settle
-from connector.source import Committer, KafkaSource
+from connector.source import KafkaSource
 from connector.state import RunState
 from tests.unit.fake_kafka import (
     FakeConsumer,
@@ -29,29 +31,40 @@ P1 = ("clicks", 1)
 class Rig:
     """A source wired to fakes, as the pipeline wires it to the real parts."""
 
-    def __init__(self, ceiling: int = 10) -> None:
-        self.tracker = OffsetTracker()
+    def __init__(
+        self,
+        ceiling: int = 10,
+        *,
+        max_ahead: int | None = None,
+        group: dict[TopicPartition, tuple[int, str]] | None = None,
+        handoff: Callable[[OffsetTracker, RunState], Any] | None = None,
+        drain: float = 0.2,
+    ) -> None:
+        self.tracker = OffsetTracker(max_ahead=max_ahead)
         self.state = RunState()
         self.handoff = FakeHandoff()
         dlq: Any = FakeDeadLetters()
-        self.committer = Committer(self.tracker, self.state, "test")
+        self.committer = Committer(self.tracker, self.state, commit_metadata("test"))
         settle = Settle(one_event, "key", self.tracker, dlq, self.state, lambda _d: True)
         self.consumer: FakeConsumer | None = None
+        self.finished_before: list[int] = []
 
         def make_consumer(own: dict[str, Any]) -> Any:
             self.consumer = FakeConsumer(own)
+            if group is not None:
+                self.consumer.group = group  # the group coordinator's committed offsets
             return self.consumer
 
-        handoff: Any = self.handoff
         self.source = KafkaSource(
-            settings(max_buffered_records=ceiling),
+            settings(drain, max_buffered_records=ceiling),
             make_consumer,
             settle,
             self.tracker,
             dlq,
-            handoff,
+            handoff(self.tracker, self.state) if handoff else self.handoff,
             self.committer,
             self.state,
+            on_finished_before=self.finished_before.append,
         )
         assert self.consumer is not None
         self.kafka = self.consumer
@@ -194,3 +207,127 @@ def test_pauses_while_delivery_cannot_progress(halt: str) -> None:
     rig.state.circuit_open = False
     rig.source.step()
     assert rig.kafka.paused == set()
+
+
+# -- finished offsets in the commit metadata ------------------------------------------
+
+
+def test_commit_metadata_carries_the_finished_offsets_and_a_new_owner_reads_them_back() -> None:
+    old = Rig()
+    old.kafka.assign(P0)
+    old.read(P0, range(6))
+    old.finish(P0, 0, 1, 3, 4)  # 2 and 5 still in flight
+    old.kafka.revoke(P0)
+    offset, metadata = old.kafka.group[P0]
+    assert offset == 2
+    assert metadata.startswith(commit_metadata("test") + " done:")
+    new = Rig(group=old.kafka.group)  # another replica of the group
+    new.kafka.assign(P0)
+    new.read(P0, range(2, 6))
+    assert [w.offset for w in new.handoff.works] == [2, 5]  # 3 and 4 are not posted again
+    assert new.finished_before == [2]
+    new.finish(P0, 2, 5)
+    new.source.shutdown()
+    assert new.kafka.group[P0] == (6, commit_metadata("test"))  # nothing above: no field
+
+
+def test_commits_follow_progress_only() -> None:
+    rig = Rig()
+    rig.kafka.assign(P0)
+    rig.read(P0, range(4))
+    rig.finish(P0, 2)  # commit point unchanged, finished set changed
+    rig.committer.commit(rig.source._consumer, asynchronous=True)
+    rig.committer.commit(rig.source._consumer, asynchronous=True)  # nothing moved
+    rig.finish(P0, 0)
+    rig.committer.commit(rig.source._consumer, asynchronous=True)
+    assert rig.kafka.commits == [({P0: 0}, True), ({P0: 1}, True)]
+
+
+@pytest.mark.parametrize("broken", ["unreadable", "lookup fails"])
+def test_metadata_it_cannot_read_is_a_warning_and_the_records_are_posted(
+    broken: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = Rig(group={P0: (2, commit_metadata("test") + " done:%%%")})
+    if broken == "lookup fails":
+
+        def committed(partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT))
+
+        rig.kafka.committed = committed  # type: ignore[method-assign]
+    with caplog.at_level("WARNING"):
+        rig.kafka.assign(P0)
+    rig.read(P0, range(2, 5))
+    assert [w.offset for w in rig.handoff.works] == [2, 3, 4]
+    assert rig.finished_before == []
+    assert any(r.levelname == "WARNING" for r in caplog.records)
+
+
+# -- per-partition back-pressure --------------------------------------------------------
+
+
+def test_a_partition_too_far_ahead_pauses_alone_and_resumes_when_its_commit_point_moves() -> None:
+    rig = Rig(ceiling=1000, max_ahead=10)
+    rig.kafka.assign(P0, P1)
+    rig.read(P0, range(10))  # ten offsets past the commit point
+    rig.read(P1, range(3))
+    assert rig.kafka.paused == {P0}
+    assert not rig.source.paused  # the global pause is not involved
+    rig.finish(P0, 0, 1, 2, 3)  # 6 ahead: above half of the limit
+    rig.source.step()
+    assert rig.kafka.paused == {P0}
+    rig.finish(P0, 4)  # 5 ahead: half
+    rig.source.step()
+    assert rig.kafka.paused == set()
+
+
+def test_the_global_pause_and_a_partition_pause_keep_their_own_bookkeeping() -> None:
+    rig = Rig(ceiling=12, max_ahead=10)
+    rig.kafka.assign(P0, P1)
+    rig.read(P0, range(10))
+    rig.read(P1, range(2))  # 12 held: the ceiling
+    rig.source.step()
+    assert rig.source.paused
+    assert rig.kafka.paused == {P0, P1}
+    rig.finish(P1, 0, 1)
+    rig.finish(P0, 0, 1, 2, 3)  # 6 held: half the ceiling; P0 still too far ahead
+    rig.source.step()
+    assert not rig.source.paused
+    assert rig.kafka.paused == {P0}
+    rig.finish(P0, 4)
+    rig.source.step()
+    assert rig.kafka.paused == set()
+
+
+def test_a_partition_assigned_again_gets_its_pause_state_set_once() -> None:
+    rig = Rig(ceiling=1000, max_ahead=10)
+    rig.kafka.assign(P0)
+    rig.read(P0, range(10))
+    rig.source.step()
+    assert rig.kafka.paused == {P0}
+    rig.kafka.revoke(P0)  # librdkafka keeps the application's pause across a revoke
+    rig.kafka.assign(P0)
+    rig.source.step()
+    assert rig.kafka.paused == set()
+    calls = len(rig.kafka.pause_calls)
+    rig.source.step()
+    assert len(rig.kafka.pause_calls) == calls  # not paused or resumed again every round
+
+
+# -- fencing ------------------------------------------------------------------------------
+
+
+def test_a_fenced_member_stops_posting_everything_at_once_and_fails() -> None:
+    rig = Rig()
+    rig.kafka.assign(P0, P1)
+    rig.read(P0, range(3))
+    rig.finish(P0, 0)
+    rig.kafka.fatal = KafkaError(KafkaError.FENCED_INSTANCE_ID, "fenced", fatal=True)
+    rig.source.step()  # confluent-kafka raises the fatal error from consume()
+    assert rig.state.fatal_exit is not None
+    assert "fenced" in rig.state.fatal_exit
+    assert "group.instance.id" in rig.state.fatal_exit
+    rig.source.shutdown()
+    assert rig.handoff.released == [{P0, P1}]
+    assert rig.handoff.timeouts == [0]  # not waited for: the new owner is posting already
+    assert rig.handoff.stopped  # requests still open are cancelled
+    assert rig.kafka.commits == []

@@ -1,0 +1,83 @@
+"""Commits: the tracker's finished offsets handed to Kafka, the one commit path of
+``run`` (the source thread) and ``replay-dlq`` (the dead-letter reader).
+
+Each commit carries ``cdp-connector/<version> <instance>`` as its metadata and, when
+records above the commit point already have an outcome, which ones
+(``connector.offset_metadata``), so the next owner counts them instead of posting
+them. The metadata is encoded at commit time, never per record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaTP
+
+from connector import __version__, offset_metadata
+from connector.offsets import OffsetTracker, TopicPartition
+from connector.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+def commit_metadata(instance: str) -> str:
+    """The start of every commit's metadata: which build and replica committed."""
+    return f"cdp-connector/{__version__} {instance}"
+
+
+class Committer:
+    """Commits the tracker's finished offsets, with the finished set above each commit
+    point in the metadata; the one commit path of ``run`` and ``replay-dlq``.
+    ``on_committed`` is the consumer's ``on_commit`` callback."""
+
+    def __init__(
+        self,
+        tracker: OffsetTracker,
+        state: RunState,
+        metadata: str,
+        on_commit: Callable[[bool], None] | None = None,
+    ) -> None:
+        self._tracker = tracker
+        self._state = state
+        self._prefix = metadata
+        self._on_commit = on_commit or (lambda _ok: None)
+        self.last: dict[TopicPartition, int] = {}  # what was handed to Kafka, for summaries
+
+    def commit(
+        self, consumer: Consumer, *, asynchronous: bool, tps: list[TopicPartition] | None = None
+    ) -> None:
+        """Commit what moved (of ``tps``, all if None); nothing after a fatal failure.
+
+        The metadata is encoded here, at commit time, never per record."""
+        states = self._tracker.to_commit(tps)
+        if not states or self._state.fatal_exit is not None:
+            return  # a fatal failure (DLQ write failed, fenced): nothing past it is committed
+        kafka_offsets = [
+            KafkaTP(t, p, s.offset,
+                    metadata=offset_metadata.encode(self._prefix, s.offset, s.finished).text)
+            for (t, p), s in states.items()
+        ]  # fmt: skip
+        try:
+            if asynchronous:  # two calls: the stubs type each form on its own
+                consumer.commit(offsets=kafka_offsets, asynchronous=True)
+            else:
+                consumer.commit(offsets=kafka_offsets, asynchronous=False)
+        except KafkaException:
+            # on_committed counts and logs it (librdkafka reports sync commits there too);
+            # not marked committed, so these offsets are offered again.
+            return
+        self._tracker.mark_committed(states)
+        self.last.update({tp: s.offset for tp, s in states.items()})
+
+    def on_committed(self, err: KafkaError | None, partitions: list[KafkaTP]) -> None:
+        """The broker's answer to a commit, sync or async (served inside ``consume``)."""
+        if err is not None and err.code() == KafkaError._NO_OFFSET:
+            return  # nothing to commit: not a commit at all
+        failed = err is not None or any(p.error is not None for p in partitions)
+        self._on_commit(not failed)
+        if failed:
+            # Offer these partitions' commit points again with the next commit.
+            self._tracker.forget_committed([(str(p.topic), int(p.partition)) for p in partitions])
+            log.warning("offset commit failed: %s", err or [str(p.error) for p in partitions])

@@ -1,0 +1,75 @@
+"""replay-dlq's reader with a fake consumer: of a dead letter whose record had several
+events, only those its headers do not name delivered are posted again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from connector.cdp.client import Answer, Outcome
+from connector.commits import Committer
+from connector.config import DeliverySettings
+from connector.deadletter import EVENTS_DELIVERED, error_headers
+from connector.dispatch import Dispatcher
+from connector.mapping import MappedEvent, MapResult
+from connector.offsets import OffsetTracker
+from connector.records import Failure, Work
+from connector.replay import DlqReader, ReplayOptions
+from connector.settle import Settle
+from connector.state import RunState
+from tests.unit.fake_kafka import FakeConsumer, FakeDeadLetters, FakeMessage
+
+DLQ = "clicks.dlq"
+
+
+def view_and_add(topic: str, value: bytes | None) -> MapResult:
+    return MapResult(
+        (MappedEvent("r", "VIEW", "g", b"view"), MappedEvent("r", "ADD", "g", b"add")), None
+    )
+
+
+class Sender:
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def send(self, body: bytes) -> Answer:
+        self.bodies.append(body)
+        return Answer(Outcome.DELIVERED, 201, "OK")
+
+
+class NoDeadLetters:
+    def publish_work(self, work: Work, failure: Failure, on_done: Any) -> None:
+        raise AssertionError("nothing fails here")
+
+
+def dead_letter(offset: int, progress: str | None) -> FakeMessage:
+    headers = error_headers("clicks", 0, 7, stage="deliver", exception="DeliveryRejected",
+                            message="400", events=progress)  # fmt: skip
+    return FakeMessage(DLQ, 0, offset, headers=headers)
+
+
+async def test_replay_posts_only_the_events_the_dead_letter_does_not_name_delivered() -> None:
+    tracker, state = OffsetTracker(), RunState()
+    dlq: Any = FakeDeadLetters()
+    settle = Settle(view_and_add, "key", tracker, dlq, state, lambda _d: True)
+    consumer: Any = FakeConsumer({})
+    reader = DlqReader(consumer, DLQ, "g.dlq-replay", settle, tracker,
+                       Committer(tracker, state, "test"), dlq, state, ReplayOptions())  # fmt: skip
+    reader.ends = {0: 10}
+    reader.epochs = {0: tracker.assign((DLQ, 0))}
+    progress = '{"delivered":[{"index":0,"type":"VIEW"}],"failed":{"index":1,"type":"ADD"}}'
+    works = [reader._read(dead_letter(0, progress)), reader._read(dead_letter(1, None))]
+    assert [w.delivered for w in works if w is not None] == [frozenset({0}), frozenset()]
+    assert (EVENTS_DELIVERED, progress.encode()) in dead_letter(0, progress).headers()
+
+    sender = Sender()
+    dispatcher = Dispatcher(sender, NoDeadLetters(), tracker, DeliverySettings(), state)
+    dispatcher.submit([w for w in works if w is not None])
+    dispatcher.start()
+    try:
+        async with asyncio.timeout(5):
+            while tracker.pending:
+                await asyncio.sleep(0.01)
+    finally:
+        await dispatcher.stop()
+    assert sender.bodies == [b"add", b"view", b"add"]  # the first VIEW is not posted again
