@@ -126,8 +126,11 @@ def test_kill_9_reposts_at_most_in_flight_plus_the_last_commit_interval(
         seen |= set(lives[kill].ids())
         reposted = sum(1 for i in lives[kill + 1].ids() if i in seen)
         recent = lives[kill].accepted_between(at - COMMIT_INTERVAL, at)
-        figures.append({"reposted": reposted, "bound": MAX_IN_FLIGHT + recent,
-                        "delivered_in_life": len(lives[kill].events)})  # fmt: skip
+        statuses = Counter(r["status"] for r in lives[kill].requests)
+        figures.append({
+            "reposted": reposted, "bound": MAX_IN_FLIGHT + recent,
+            "delivered_in_life": len(lives[kill].events), "requests": dict(statuses),
+        })  # fmt: skip
     print(f"kill -9, sandbox {latency_ms} ms: {figures}; "
           f"total duplicates {duplicates(arrived.elements())}")  # fmt: skip
     assert all(f["reposted"] <= f["bound"] for f in figures), figures
