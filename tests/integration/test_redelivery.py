@@ -51,6 +51,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 MAX_IN_FLIGHT = 64
 COMMIT_INTERVAL = 0.25
 KILLS = 5
+WATCHED = ("records_buffered", "requests_in_flight", "paused", "assigned_partitions")
 POD = "POD_NAME"  # the variable kafka.group_instance_id_env names (the chart: the pod name)
 
 
@@ -100,12 +101,16 @@ def test_kill_9_reposts_at_most_in_flight_plus_the_last_commit_interval(
     rng = random.Random(1600 + latency_ms)
     lives: list[Delivered] = []
     kill_times: list[float] = []
+    state: list[dict[str, float]] = []  # the victim's gauges just before its kill
+    launched: list[float] = []
     for life in range(KILLS):
         cdp_sandbox.reset()
         cdp_sandbox.set_faults(latency_ms=latency_ms)
+        launched.append(time.time())
         victim = start_replica(connector_factory, config, f"life{life}", env={POD: "pod-0"})
         wait_accepted(cdp_sandbox, 1)  # this life delivers
         time.sleep(rng.uniform(*kill_after))  # a random point after that
+        state.append({m: victim.metric(f"cdp_connector_{m}") for m in WATCHED})
         kill_times.append(time.time())
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(10)
@@ -114,9 +119,16 @@ def test_kill_9_reposts_at_most_in_flight_plus_the_last_commit_interval(
         assert len(so_far) < len(backlog.ids), "the backlog ended before a kill: make it longer"
     cdp_sandbox.reset()
     cdp_sandbox.set_faults(latency_ms=latency_ms)
+    launched.append(time.time())
     start_replica(connector_factory, config, "last", env={POD: "pod-0"})
     backlog.caught_up()
     lives.append(snapshot(cdp_sandbox))
+    for life, at in zip(lives, launched, strict=True):
+        answered = sorted(r["end"] for r in life.requests if r["status"] == "201")
+        first, last = answered[0] - at, answered[-1] - at
+        rate = len(answered) / max(last - first, 1e-3)
+        print(f"life launched +{at - launched[0]:.1f} s: first delivery after {first:.1f} s, "
+              f"{len(answered)} delivered until {last:.1f} s ({rate:.0f}/s)")
 
     arrived = Counter(i for d in lives for i in d.ids())
     assert set(backlog.ids) - set(arrived) == set(), "records lost"
@@ -130,6 +142,7 @@ def test_kill_9_reposts_at_most_in_flight_plus_the_last_commit_interval(
         figures.append({
             "reposted": reposted, "bound": MAX_IN_FLIGHT + recent,
             "delivered_in_life": len(lives[kill].events), "requests": dict(statuses),
+            **state[kill],
         })  # fmt: skip
     print(f"kill -9, sandbox {latency_ms} ms: {figures}; "
           f"total duplicates {duplicates(arrived.elements())}")  # fmt: skip
