@@ -11,7 +11,9 @@ alone by the filter, or written back to the dead-letter topic (write acknowledge
 with fresh error headers and ``cdp.errors.replay.attempts`` one higher. Nothing is
 lost; the records written back lie past the end it stops at, so one run never loops.
 Of a record with several events, those its dead letter names delivered
-(``cdp.errors.events.delivered``) are not posted again, only the rest.
+(``cdp.errors.events.delivered``) are not posted again, only the rest. Commits carry
+the finished offsets above the commit point, as ``run``'s do, so a replay run again
+after a stop does not post again what the earlier one finished.
 
 A 401/403, retries exhausted in ``halt`` mode, or a schema registry that is down stops
 the run (exit 1) with unfinished records uncommitted: run it again later.
@@ -29,13 +31,14 @@ import jmespath
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
+from connector import offset_metadata
 from connector.commits import Committer
 from connector.config import Settings
 from connector.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, delivered_events
 from connector.dispatch import Dispatcher
 from connector.errors import ConfigError, ConnectorError
 from connector.observability import Metrics
-from connector.offsets import OffsetTracker
+from connector.offsets import ALREADY_FINISHED, OffsetTracker
 from connector.records import Headers, Work
 from connector.settle import Settle
 from connector.source import headers, message_error
@@ -140,6 +143,7 @@ class DlqReader:
         self.epochs: dict[int, int] = {}
         self.read = 0
         self.filtered_out = 0
+        self.finished_before = 0
 
     def assign(self) -> None:
         """Fix the end of each partition now; start from the group's committed offsets."""
@@ -160,7 +164,11 @@ class DlqReader:
             )
             start = tp.offset if tp.offset >= 0 else low
             self.ends[tp.partition] = high
-            self.epochs[tp.partition] = self._tracker.assign((self.topic, tp.partition))
+            # Dead letters an earlier run finished above its commit point are not posted.
+            done = offset_metadata.decode(tp.metadata, tp.offset) if tp.offset >= 0 else ()
+            self.epochs[tp.partition] = self._tracker.assign(
+                (self.topic, tp.partition), tp.offset if tp.offset >= 0 else None, done
+            )
             if start < high:
                 self.remaining.add(tp.partition)
             starts.append(
@@ -203,7 +211,9 @@ class DlqReader:
             self._partition_done(partition)
         tp = (self.topic, partition)
         epoch = self.epochs[partition]
-        self._tracker.add(tp, offset)
+        if self._tracker.admit(tp, offset) == ALREADY_FINISHED:
+            self.finished_before += 1  # an earlier run finished it (commit metadata)
+            return None
         self.read += 1
         own = headers(msg)
         if not self._filter.matches(msg.timestamp()[1], own):
@@ -279,6 +289,7 @@ class DlqReader:
             f"replay-dlq: topic {self.topic}, group {self.group}",
             f"  read                {self.read}",
             f"  filtered out        {self.filtered_out}  (left in the topic)",
+            f"  finished before     {self.finished_before}  (by an earlier run, not posted)",
             f"  delivered           {total('cdp_connector_records_delivered_total')}",
             f"  skipped by a rule   {skipped}",
             f"  failed again        {failed}  (written back with {REPLAY_ATTEMPTS})",

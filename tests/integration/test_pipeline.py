@@ -340,13 +340,15 @@ def test_sigterm_drains_and_a_second_signal_exits_at_once(
     scenario: Scenario, connector_factory: ConnectorFactory, cdp_sandbox: Any
 ) -> None:
     scenario.produce(sample_records(200, guests=20, seed=19))
-    cdp_sandbox.set_faults(outage_seconds=3600)  # nothing can finish: the drain must wait
+    # Requests that stay open: the drain waits for requests in flight (records parked in
+    # an outage's back-off are not waited for, so an outage alone would not hold it).
+    cdp_sandbox.set_faults(latency_ms=120_000)
     config = scenario.config(
         connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
-        shutdown={"drain_timeout_seconds": 60},
+        shutdown={"drain_timeout_seconds": 60}, cdp={"timeout_seconds": 120},
     )  # fmt: skip
     connector = connector_factory.start(config)
-    wait_for(lambda: cdp_sandbox.stats()["requests"] > 0, 30, "delivery attempts")
+    wait_for(lambda: cdp_sandbox.stats()["max_concurrent"] > 0, 30, "requests in flight")
 
     connector.proc.send_signal(signal.SIGTERM)
     time.sleep(1.0)
