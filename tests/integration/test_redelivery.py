@@ -127,8 +127,10 @@ def test_kill_9_reposts_at_most_in_flight_plus_the_last_commit_interval(
         answered = sorted(r["end"] for r in life.requests if r["status"] == "201")
         first, last = answered[0] - at, answered[-1] - at
         rate = len(answered) / max(last - first, 1e-3)
-        print(f"life launched +{at - launched[0]:.1f} s: first delivery after {first:.1f} s, "
-              f"{len(answered)} delivered until {last:.1f} s ({rate:.0f}/s)")
+        print(
+            f"life launched +{at - launched[0]:.1f} s: first delivery after {first:.1f} s, "
+            f"{len(answered)} delivered until {last:.1f} s ({rate:.0f}/s)"
+        )
 
     arrived = Counter(i for d in lives for i in d.ids())
     assert set(backlog.ids) - set(arrived) == set(), "records lost"
