@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import random
 import signal
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +190,29 @@ def test_a_process_killed_every_5_s_still_finishes_the_backlog(
 # -- replicas coming and going --------------------------------------------------------------
 
 
+def exit_time(connector: ConnectorProcess) -> Callable[[], float]:
+    """Starts watching ``connector``; the returned function gives when it exited
+    (``time.monotonic()``), waiting for the exit if need be."""
+    exited: list[float] = []
+
+    def watch() -> None:
+        connector.proc.wait()
+        exited.append(time.monotonic())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+
+    def when() -> float:
+        watcher.join(60)
+        return exited[0]
+
+    return when
+
+
+def in_flight(connector: ConnectorProcess) -> float:
+    return connector.metric("cdp_connector_requests_in_flight")
+
+
 def owned(*replicas: ConnectorProcess) -> list[int]:
     return [r.assigned() for r in replicas]
 
@@ -300,37 +324,43 @@ def test_static_member_replaced_while_draining_never_posts_beside_its_replacemen
     connector_factory: ConnectorFactory, cdp_sandbox: Any,
 ) -> None:  # fmt: skip
     """Static membership, two replicas; one gets SIGTERM and, while it still waits for
-    its 2 s requests, a replacement with the same instance id starts and takes its
-    partitions at once: never two processes posting for one guest, nothing lost.
+    its 2-4 s requests, a replacement with the same instance id starts and takes its
+    partitions at once: never two processes posting for one guest, nothing lost. (2-4 s
+    requests: with exactly 2 s they move in waves, and a SIGTERM at a wave's end leaves
+    no drain to overlap with.)
 
     Catches: a draining process that keeps posting after it was fenced (its consumer not
     polled during the drain), or a replacement re-posting what the old one finished."""
     backlog = Backlog(bootstrap, schema_registry.url, unique, records=3000, guests=1000, seed=165)
-    cdp_sandbox.set_faults(latency_ms=2000)
+    cdp_sandbox.set_faults(latency_ms=2000, latency_jitter_ms=2000)
     config = backlog.config(
         connector_factory, cdp_sandbox.url,
         kafka=kafka_section(backlog, group_instance_id_env=POD), delivery=delivery(),
         shutdown={"drain_timeout_seconds": 5},
     )  # fmt: skip
-    a = start_replica(connector_factory, config, "a", env={POD: "replica-a"})
+    # The broker fences the old member when its replacement joins; librdkafka says so.
+    a = start_replica(
+        connector_factory, config, "a", env={POD: "replica-a"}, expect_errors=["fenced"]
+    )
     b = start_replica(connector_factory, config, "b", env={POD: "replica-b"}, wait_assigned=False)
     wait_for(lambda: all(owned(a, b)) and sum(owned(a, b)) == 6, 60, "two replicas sharing")
-    wait_accepted(cdp_sandbox, MAX_IN_FLIGHT, timeout=30)
-    moved = a.assigned()
+    wait_for(lambda: all(in_flight(r) >= MAX_IN_FLIGHT // 2 for r in (a, b)), 30, "both posting")
+    moved, a_in_flight = a.assigned(), in_flight(a)
     a.proc.send_signal(signal.SIGTERM)
     terminated = time.monotonic()
+    a_exit = exit_time(a)
+    # Its 2-4 s requests keep it draining: the replacement starts beside it.
+    assert a.proc.poll() is None, "the old process was gone before its replacement started"
     replacement = start_replica(connector_factory, config, "a-again", env={POD: "replica-a"})
     replaced_after = time.monotonic() - terminated
-    old_was_draining = a.proc.poll() is None
     wait_for(lambda: delivered_by(replacement) > 0, 30, "the replacement to deliver")
-    a_exit = a.proc.wait(30)
-    old_exit_after = time.monotonic() - terminated
+    a_code = a.proc.wait(30)
     cdp_sandbox.set_faults(latency_ms=0)
     backlog.caught_up(60)
-    print(f"replacement owned partitions {replaced_after:.1f} s after SIGTERM "
-          f"(old still running: {old_was_draining}); old exited after {old_exit_after:.1f} s "
-          f"with {a_exit}")  # fmt: skip
-    assert old_was_draining, "the old process was gone before its replacement started"
+    abandoned = sum(1 for r in cdp_sandbox.requests() if r["status"] == "none")
+    print(f"old: {a_in_flight:g} requests in flight at SIGTERM, exited "
+          f"{a_exit() - terminated:.1f} s after it with {a_code}; replacement owned partitions "
+          f"{replaced_after:.1f} s after it; {abandoned} requests left unanswered")  # fmt: skip
     check_one_owner_per_guest(backlog, cdp_sandbox, moved, [f"static: {owned(replacement, b)}"])
 
 
