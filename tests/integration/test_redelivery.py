@@ -141,9 +141,13 @@ def test_kill_9_reposts_at_most_in_flight_plus_the_last_commit_interval(
         seen |= set(lives[kill].ids())
         reposted = sum(1 for i in lives[kill + 1].ids() if i in seen)
         recent = lives[kill].accepted_between(at - COMMIT_INTERVAL, at)
+        # For the report: how far back the re-posted finished records reach.
+        window = next((w / 100 for w in range(0, 501)
+                       if lives[kill].accepted_between(at - w / 100, at)
+                       >= reposted - MAX_IN_FLIGHT), None)  # fmt: skip
         statuses = Counter(r["status"] for r in lives[kill].requests)
         figures.append({
-            "reposted": reposted, "bound": MAX_IN_FLIGHT + recent,
+            "reposted": reposted, "bound": MAX_IN_FLIGHT + recent, "window_s": window,
             "delivered_in_life": len(lives[kill].events), "requests": dict(statuses),
             **state[kill],
         })  # fmt: skip
