@@ -4,7 +4,8 @@
 Each commit carries ``cdp-connector/<version> <instance>`` as its metadata and, when
 records above the commit point already have an outcome, which ones
 (``connector.offset_metadata``), so the next owner counts them instead of posting
-them. The metadata is encoded at commit time, never per record.
+them. The metadata is encoded at commit time, never per record; ``read_back`` reads
+the committed offsets and their metadata on assignment.
 """
 
 from __future__ import annotations
@@ -81,3 +82,27 @@ class Committer:
             # Offer these partitions' commit points again with the next commit.
             self._tracker.forget_committed([(str(p.topic), int(p.partition)) for p in partitions])
             log.warning("offset commit failed: %s", err or [str(p.error) for p in partitions])
+
+
+def read_back(
+    consumer: Consumer, partitions: list[KafkaTP], timeout: float
+) -> dict[TopicPartition, tuple[int, tuple[int, ...]]]:
+    """The group's committed offset of each partition and the finished offsets above it
+    that its metadata names, for ``OffsetTracker.assign``. Called on assignment, inside
+    the rebalance callback: it blocks up to ``timeout``. What cannot be read is a
+    warning and missing from the answer (those records are posted again)."""
+    names = ", ".join(f"{p.topic}[{p.partition}]" for p in partitions)
+    try:
+        answer = consumer.committed([KafkaTP(p.topic, p.partition) for p in partitions], timeout)
+    except KafkaException as exc:
+        log.warning("could not read the committed offsets of %s (%s); records finished "
+                    "before may be posted again", names, exc)  # fmt: skip
+        return {}
+    found: dict[TopicPartition, tuple[int, tuple[int, ...]]] = {}
+    for p in answer:
+        tp = (str(p.topic), int(p.partition))
+        if p.error is not None:
+            log.warning("could not read the committed offset of %s[%d]: %s", *tp, p.error)
+        elif p.offset >= 0:  # else no committed offset (OFFSET_INVALID)
+            found[tp] = (p.offset, offset_metadata.decode(p.metadata, p.offset))
+    return found

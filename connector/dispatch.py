@@ -237,8 +237,9 @@ class Dispatcher:
                 if not self._owned(work):
                     return
             self._observer.event_done(event.event_type, "dead_lettered")
-            delivered = tuple((i, e.event_type) for i, e in enumerate(events[:index]))
-            failure = replace(failure, event=(index, event.event_type), delivered=delivered)
+            if len(events) > 1:  # which of the record's events got through, for replay
+                delivered = tuple((i, e.event_type) for i, e in enumerate(events[:index]))
+                failure = replace(failure, event=(index, event.event_type), delivered=delivered)
             self._deadletter.publish_work(work, failure, self._finisher(work))
             return
         self._tracker.finish(work.tp, work.offset, work.epoch)

@@ -41,8 +41,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector import offset_metadata
-from connector.commits import Committer
+from connector.commits import Committer, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
 from connector.handoff import Handoff
@@ -244,7 +243,9 @@ class KafkaSource:
     # -- rebalance callbacks (run inside consume(), on this thread) ---------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
-        committed = self._committed(partitions)
+        # While stopping nothing is posted any more: no lookup to hold the drain up.
+        stopping = self._drain_deadline is not None
+        committed = {} if stopping else read_back(self._consumer, partitions, COMMITTED_TIMEOUT)
         restored = 0
         for p in partitions:
             tp = (p.topic, p.partition)
@@ -257,28 +258,6 @@ class KafkaSource:
         self._state.broker_down_since = None
         log.info("assigned %s (%d offsets above the commit points finished before)",
                  _names(partitions), restored)  # fmt: skip
-
-    def _committed(
-        self, partitions: list[KafkaTP]
-    ) -> dict[TopicPartition, tuple[int, tuple[int, ...]]]:
-        """The group's committed offset of each partition and the finished offsets its
-        metadata names. Blocks (inside the rebalance callback) up to COMMITTED_TIMEOUT;
-        what cannot be read is a warning, and those records are posted again."""
-        asked = [KafkaTP(p.topic, p.partition) for p in partitions]
-        try:
-            answer = self._consumer.committed(asked, timeout=COMMITTED_TIMEOUT)
-        except KafkaException as exc:
-            log.warning("could not read the committed offsets of %s (%s); records finished "
-                        "before may be posted again", _names(partitions), exc)  # fmt: skip
-            return {}
-        found: dict[TopicPartition, tuple[int, tuple[int, ...]]] = {}
-        for p in answer:
-            tp = (str(p.topic), int(p.partition))
-            if p.error is not None:
-                log.warning("could not read the committed offset of %s[%d]: %s", *tp, p.error)
-            elif p.offset >= 0:  # else no committed offset (OFFSET_INVALID)
-                found[tp] = (p.offset, offset_metadata.decode(p.metadata, p.offset))
-        return found
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         tps = {(p.topic, p.partition) for p in partitions}
@@ -337,7 +316,8 @@ class KafkaSource:
         fatal = self._state.fatal_exit is not None
         done = self._handoff.release(tps, 0 if fatal else self._drain_left(), self._poll_group)
         if not done or self._state.fatal_exit is not None:
-            self._handoff.stop(FLUSH_GRACE)
+            self._handoff.stop(FLUSH_GRACE)  # cancel what is still open
+        if not done:
             log.warning("stopped posting with requests in flight (%s); their records will be "
                         "read again", self._state.fatal_exit or "drain timeout")  # fmt: skip
         if self._dlq.flush(max(FLUSH_GRACE, self._drain_left())):
@@ -365,7 +345,13 @@ class KafkaSource:
         except KafkaException as exc:  # a fatal error raised again: nothing to leave
             log.warning("consumer closed after a fatal error: %s", exc)
             return
-        log.info("consumer closed; left the group")
+        if self._state.fatal_exit is not None:
+            log.info("consumer closed")
+        elif self._settings.kafka.group_instance_id_env:
+            log.info("consumer closed; a static member stays in the group: its partitions "
+                     "wait session.timeout.ms for a member with its group.instance.id")  # fmt: skip
+        else:
+            log.info("consumer closed; left the group")
 
 
 def client_error(state: RunState, err: KafkaError) -> None:
@@ -375,14 +361,8 @@ def client_error(state: RunState, err: KafkaError) -> None:
         if state.broker_down_since is None:
             state.broker_down_since = time.monotonic()
         log.error("all Kafka brokers are down: %s", err.str())
-    elif err.code() == KafkaError.FENCED_INSTANCE_ID:
-        state.fail(
-            "fenced: another consumer joined the group with this group.instance.id "
-            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
-            f"at once, nothing more is committed ({err.str()})"
-        )
-    elif err.fatal():
-        state.fail(f"Kafka client fatal error: {err.str()}")
+    elif _fatal(err):
+        state.fail(_fatal_reason(err, "Kafka client fatal error"))
     elif err.code() == KafkaError._AUTHENTICATION:
         # librdkafka retries a refused SASL login forever; no retry can fix a password.
         state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
@@ -394,10 +374,26 @@ def message_error(state: RunState, err: KafkaError) -> None:
     """An error ``consume`` handed over in place of a message."""
     if err.code() == KafkaError._PARTITION_EOF:
         return
-    if err.fatal():
-        state.fail(f"Kafka consumer fatal error: {err.str()}")
+    if _fatal(err):
+        state.fail(_fatal_reason(err, "Kafka consumer fatal error"))
     else:
         log.warning("Kafka consumer error: %s", err.str())
+
+
+def _fatal(err: KafkaError) -> bool:
+    # A fatal error reaches consume() as a message error coded _FATAL, not flagged fatal.
+    return bool(err.fatal()) or err.code() in (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID)
+
+
+def _fatal_reason(err: KafkaError, what: str) -> str:
+    # Under _FATAL only the text names the cause (librdkafka's FENCED_INSTANCE_ID text).
+    if err.code() == KafkaError.FENCED_INSTANCE_ID or "group.instance.id" in err.str():
+        return (
+            "fenced: another consumer joined the group with this group.instance.id "
+            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
+            f"at once, nothing more is committed ({err.str()})"
+        )
+    return f"{what}: {err.str()}"
 
 
 def headers(msg: Message) -> Headers:

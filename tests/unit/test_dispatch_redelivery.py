@@ -268,6 +268,19 @@ async def test_failure_names_the_events_delivered_before_the_one_that_failed() -
     assert delivered_events(headers, work.events) == {0}
 
 
+async def test_a_record_with_one_event_carries_no_events_progress() -> None:
+    sender = Sender(lambda _body: Answer(Outcome.PERMANENT, 400, "page: required"))
+    h = Harness(sender)
+    h.dispatcher.submit([h.work(P0, "a", "VIEW")])
+    h.dispatcher.start()
+    try:
+        await h.until(lambda: h.tracker.pending == 0)
+    finally:
+        await h.dispatcher.stop()
+    [(_, failure)] = h.dlq.failures
+    assert failure.event is None and events_progress(failure) is None
+
+
 async def test_events_delivered_before_are_not_posted_again() -> None:
     sender = Sender()
     h = Harness(sender)

@@ -13,7 +13,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from connector.commits import Committer, commit_metadata
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.settle import Settle
-from connector.source import KafkaSource
+from connector.source import KafkaSource, message_error
 from connector.state import RunState
 from tests.unit.fake_kafka import (
     FakeConsumer,
@@ -169,6 +169,23 @@ def test_assignment_while_paused_keeps_new_partitions_in_step() -> None:
     rig.kafka.assign(P1)  # arrives resumed
     rig.source.step()
     assert rig.kafka.paused == {P0, P1}
+
+
+def test_a_partition_handed_back_while_paused_leaves_no_partition_paused_for_good() -> None:
+    rig = Rig(ceiling=4)
+    rig.kafka.assign(P0)
+    rig.kafka.assign(P1)
+    rig.read(P0, range(3))
+    rig.read(P1, range(1))
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}  # at the ceiling
+    rig.kafka.revoke(P1)  # its held record is forgotten: 3 held, still above half
+    rig.kafka.assign(P1)
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}  # still above half: everything stays paused
+    rig.finish(P0, 0, 1)
+    rig.source.step()
+    assert rig.kafka.paused == set()  # at half: every partition resumes, P0 included
 
 
 def test_shutdown_commits_what_finished_and_leaves() -> None:
@@ -331,3 +348,14 @@ def test_a_fenced_member_stops_posting_everything_at_once_and_fails() -> None:
     assert rig.handoff.timeouts == [0]  # not waited for: the new owner is posting already
     assert rig.handoff.stopped  # requests still open are cancelled
     assert rig.kafka.commits == []
+
+
+def test_a_fence_handed_over_as_a_message_error_fails_the_run_too() -> None:
+    # librdkafka's fatal error reaches consume() as a message error coded _FATAL.
+    state = RunState()
+    why = (
+        "Fatal error: Broker: Static consumer fenced by other consumer with same group.instance.id"
+    )
+    message_error(state, KafkaError(KafkaError._FATAL, why))
+    assert state.fatal_exit is not None
+    assert state.fatal_exit.startswith("fenced: another consumer joined the group")
