@@ -500,6 +500,7 @@ def test_view_delivered_add_refused_one_dead_letter_and_replay_posts_only_the_ad
     )
     assert max(origins.values()) == 1  # one dead letter per record
     for letter in letters:
+        assert headers_of(letter)["cdp.errors.http.status"] == "400"
         progress = headers_of(letter).get("cdp.errors.events.delivered")
         assert progress is not None, headers_of(letter)
         assert yaml.safe_load(progress) == {
