@@ -18,6 +18,7 @@ smaller than what a buffered-bound connector re-posts.
 
 from __future__ import annotations
 
+import itertools
 import random
 import signal
 import threading
@@ -128,9 +129,11 @@ def test_kill_9_reposts_at_most_in_flight_plus_the_last_commit_interval(
         answered = sorted(r["end"] for r in life.requests if r["status"] == "201")
         first, last = answered[0] - at, answered[-1] - at
         rate = len(answered) / max(last - first, 1e-3)
+        gap = max((b - a for a, b in itertools.pairwise(answered)), default=0.0)
         print(
             f"life launched +{at - launched[0]:.1f} s: first delivery after {first:.1f} s, "
-            f"{len(answered)} delivered until {last:.1f} s ({rate:.0f}/s)"
+            f"{len(answered)} delivered until {last:.1f} s ({rate:.0f}/s), longest pause "
+            f"between answers {gap:.2f} s"
         )
 
     arrived = Counter(i for d in lives for i in d.ids())
