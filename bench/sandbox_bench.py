@@ -108,7 +108,7 @@ def main() -> None:
     print(f"body {len(BODY)} bytes, {args.concurrency} connections, {args.seconds:g} s per run")
     for label, extra in (("validate", ()), ("--no-validate", ("--no-validate",))):
         with tempfile.TemporaryDirectory() as tmp:
-            sandbox = start_sandbox(Path(tmp), *extra)
+            sandbox = start_sandbox(Path(tmp), *extra, spec=False)
             try:
                 url = sandbox.event_url
                 pid = sandbox.process.pid

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from connector import __version__
-from connector.cdp import sandbox as cdp_sandbox
+from connector.cdp import sandbox_cli as cdp_sandbox
 from connector.errors import ConfigError
 from connector.mapping import dryrun
 from connector.mapping import testing as mapping_tests

@@ -187,11 +187,6 @@ class Dispatcher:
         while self.in_flight(tps):  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
-    async def release_partitions(self, tps: set[TopicPartition]) -> None:
-        """``release``, then ``wait_in_flight``."""
-        self.release(tps)
-        await self.wait_in_flight(tps)
-
     @property
     def queued(self) -> int:
         return sum(len(lane) for lane in self._lanes.values())

@@ -1,7 +1,10 @@
 """The CDP sandbox as a pytest fixture: a real subprocess on a free loopback port.
 
 ``cdp_sandbox_server`` (session) starts ``python -m connector sandbox --port 0`` once;
-``cdp_sandbox`` (function) resets its faults, records and stats before each test.
+``cdp_sandbox`` (function) resets its faults, records and stats before each test, and
+reseeds its random faults (so a fault sequence does not depend on which tests ran before).
+The asyncapi sandbox validates bodies with the spec's own JSON schemas (``--spec``), not
+with the connector's models, so a model bug shows up as a refused event.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SPEC = REPO_ROOT / "tests" / "unit" / "fixtures" / "cdp-stream-api.asyncapi.yaml"
 CLIENT_KEY = "sandbox-client-key"
 API_TOKEN = "sandbox-api-token-s3cret"  # noqa: S105 - a test credential for the sandbox
 
@@ -57,6 +61,30 @@ class SandboxProcess:
         """``{"requests", "accepted", "by_status": {"201": n, ...}, "by_type": {...}}``."""
         return dict(self._call("GET", "/_sandbox/stats"))
 
+    def requests(self, browser_id: str | None = None) -> list[dict[str, Any]]:
+        """Event requests, oldest first: ``seq``, ``start``/``end`` (wall clock),
+        ``browser_id``, ``type``, ``status`` ("201", "503", ... or "none": no answer)."""
+        query = "" if browser_id is None else f"?browser_id={browser_id}"
+        return list(self._call("GET", "/_sandbox/requests" + query)["requests"])
+
+    def overlapping_guests(self) -> list[str]:
+        """Guests that had two requests open at once (breaks per-guest ordering)."""
+        return list(self.stats()["overlapping_guests"])
+
+    def first_deliveries(
+        self, key: Callable[[dict[str, Any]], Hashable]
+    ) -> dict[str, list[Hashable]]:
+        """Per guest, ``key(event)`` of each distinct accepted event in the order it was
+        first accepted (a redelivery of an earlier event does not count again)."""
+        order: dict[str, list[Hashable]] = {}
+        seen: set[tuple[str, Hashable]] = set()
+        for event in self.events():
+            guest, k = str(event.get("browser_id")), key(event)
+            if (guest, k) not in seen:
+                seen.add((guest, k))
+                order.setdefault(guest, []).append(k)
+        return order
+
     def faults(self) -> dict[str, Any]:
         return dict(self._call("GET", "/_sandbox/faults"))
 
@@ -67,13 +95,23 @@ class SandboxProcess:
     def clear_faults(self) -> None:
         self._call("DELETE", "/_sandbox/faults")
 
-    def reset(self) -> None:
-        """Forget events and stats; faults back to none."""
-        self._call("POST", "/_sandbox/reset")
+    def reset(self, seed: int | None = None) -> None:
+        """Forget events, requests and stats; faults back to the start-up ones; random
+        faults reseeded with ``seed`` (default: the start-up ``--seed``)."""
+        self._call("POST", "/_sandbox/reset", {} if seed is None else {"seed": seed})
 
 
-def start_sandbox(tmp: Path, *extra: str, timeout: float = 15.0) -> SandboxProcess:
-    """Start a sandbox subprocess and wait until it answers."""
+def start_sandbox(
+    tmp: Path, *extra: str, spec: bool = True, timeout: float = 15.0
+) -> SandboxProcess:
+    """Start a sandbox subprocess and wait until it answers.
+
+    An asyncapi sandbox (no ``--dialect``) validates with the spec's schemas (``--spec``)
+    unless ``spec=False`` (the connector's own models) or ``extra`` has ``--no-validate``.
+    """
+    validation = ["--spec", str(SPEC)]
+    if not spec or {"--dialect", "--no-validate"} & set(extra):
+        validation = []
     record_file = tmp / "events.jsonl"
     stderr = (tmp / "sandbox.stderr").open("w")
     process = subprocess.Popen(
@@ -92,6 +130,7 @@ def start_sandbox(tmp: Path, *extra: str, timeout: float = 15.0) -> SandboxProce
             str(record_file),
             "--seed",
             "7",
+            *validation,
             *extra,
         ],
         cwd=REPO_ROOT,

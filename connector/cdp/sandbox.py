@@ -8,50 +8,64 @@ offending field, 201 with ``ref``/``status``/``version``/``client_key`` for a
 valid event. ``GET /v1.2/browser/create.json?client_key=`` answers a new browser
 id as ``ref``. Given ``--known-pos``, an event for any other point of sale is
 answered 201 and dropped (counted in ``dropped``), as the real service does.
-Records accepted events and injects faults (``sandbox_faults``). Admin API, no
+Records accepted events and injects faults (``sandbox_faults``); the command
+line is ``sandbox_cli``. Admin API, no
 auth (it is a loopback test tool):
 
     GET    /_sandbox/events?type=T&offset=N&limit=N   accepted events, oldest first
     DELETE /_sandbox/events                           forget them
-    GET    /_sandbox/stats                            counts by status and by type
+    GET    /_sandbox/stats                            counts by status and type, guest overlaps
+    GET    /_sandbox/requests?browser_id=B            event requests: start, end, guest, status
     GET    /_sandbox/faults                           current faults
     PUT    /_sandbox/faults  {...}                    replace faults (missing = none)
     POST   /_sandbox/faults  {...}                    change only the given fields
     DELETE /_sandbox/faults                           no faults
-    POST   /_sandbox/reset                            events, stats, faults as at start
+    POST   /_sandbox/reset   {"seed": N}              events, stats, faults as at start;
+                                                      random faults reseeded (N or --seed)
 
 Faults JSON also takes ``outage_seconds`` (outage from now for that long).
+
+Bodies are validated with the dialect's payload models, or — ``spec`` given
+(``--spec FILE``, asyncapi only) — with the AsyncAPI document's own JSON
+schemas (``sandbox_spec``), so a bug in our models shows up in a test.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
 import collections
 import hmac
 import json
-import signal
-import sys
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import uvloop
 from aiohttp import web
 from pydantic import ValidationError
 
-from connector.cdp.dialect import Dialect, get_dialect
+from connector.cdp.dialect import Dialect
 from connector.cdp.sandbox_faults import FaultInjector, Faults
+from connector.cdp.sandbox_requests import RequestLog, RequestNote
+from connector.cdp.sandbox_spec import SpecValidator
 from connector.cdp.transport import BROWSER_PATH, EVENT_PATH, EVENTS_PATH
 
-__all__ = ["Sandbox", "add_arguments", "build_app", "run"]
+__all__ = ["Sandbox", "build_app"]
 
 API_VERSION = "1.2"
 DEFAULT_MAX_BODY = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """Why a request carries no event object (answered after faults and credentials)."""
+
+    status: int
+    message: str
 
 
 class Sandbox:
@@ -68,11 +82,15 @@ class Sandbox:
         record_file: Path | None = None,
         max_records: int = 1_000_000,
         known_pos: frozenset[str] | None = None,
+        spec: SpecValidator | None = None,
     ) -> None:
         self.client_key = client_key
         self._expected = f"{client_key}:{api_token}".encode()
         self._expected_header = "Basic " + base64.b64encode(self._expected).decode()
         self.dialect = dialect
+        self.spec = spec
+        self.seed = seed
+        self.requests = RequestLog(max_records)
         self.initial_faults = faults or Faults()
         self.injector = FaultInjector(self.initial_faults, seed=seed)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=max_records)
@@ -99,13 +117,21 @@ class Sandbox:
         # posts concurrently (reported as max_concurrent in the stats).
         self.concurrent += 1
         self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        note = self.requests.open(time.time())
         try:
-            return await self._create_event(request)
+            response = await self._create_event(request, note)
+            note.status = str(response.status)
+            return response
         finally:
             self.concurrent -= 1
+            self.requests.close(note, time.time())
 
-    async def _create_event(self, request: web.Request) -> web.StreamResponse:
+    async def _create_event(self, request: web.Request, note: RequestNote) -> web.StreamResponse:
         decision = self.injector.decide()
+        parsed = await self._read_event(request)
+        if isinstance(parsed, dict):
+            # Faulted requests count too: a retry is a request of the same guest.
+            self.requests.identify(note, parsed.get("browser_id"), parsed.get("type"))
         if decision.delay:
             await asyncio.sleep(decision.delay)
         if decision.drop:
@@ -113,10 +139,17 @@ class Sandbox:
         if decision.status is not None:
             headers = {"Retry-After": decision.retry_after} if decision.retry_after else None
             return self._error(decision.status, "injected fault", headers=headers)
-        payload = await self._read_event(request)
-        if isinstance(payload, web.Response):
-            return payload
-        if self.dialect is not None:
+        denied = self._authenticate(request, parsed)
+        if denied is not None:
+            return denied
+        if isinstance(parsed, _Refusal):
+            return self._error(parsed.status, parsed.message, field="body")
+        payload = parsed
+        if self.spec is not None:
+            errors = self.spec.errors(payload)
+            if errors:
+                return self._refuse(errors)
+        elif self.dialect is not None:
             try:
                 self.dialect.validate(payload)
             except ValidationError as exc:
@@ -132,6 +165,7 @@ class Sandbox:
             self.dropped_by_pos[str(pos)] += 1
         else:
             self._record_event(ref, event_type, payload)
+        note.ref = ref
         return self._ok(ref)
 
     async def create_browser(self, request: web.Request) -> web.StreamResponse:
@@ -156,33 +190,44 @@ class Sandbox:
             content_type="application/json",
         )
 
-    async def _read_event(self, request: web.Request) -> dict[str, Any] | web.Response:
-        """The event of a request on any transport, authenticated; or the error answer."""
+    async def _read_event(self, request: web.Request) -> dict[str, Any] | _Refusal:
+        """The event object of a request on any transport, or why there is none.
+
+        Read before faults and credentials are looked at, so every request is
+        attributed to its guest; the answer keeps the order faults, credentials, body.
+        """
         if request.method == "GET":  # get-query: the event is the message parameter
-            if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
-                return self._error(401, "unknown client_key", field="client_key")
             body = request.query.get("message", "").encode()
         else:
-            by_key = request.path == EVENTS_PATH  # post-events: the key is in the body
-            if not by_key and not self._authorized(request.headers.get("Authorization")):
-                return self._error(
-                    401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
-                )
             try:
                 body = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                return self._error(413, "body too large", field="body")
+                return _Refusal(413, "body too large")
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as exc:
-            return self._error(400, f"body is not valid JSON: {str(exc)[:200]}", field="body")
+            return _Refusal(400, f"body is not valid JSON: {str(exc)[:200]}")
         if not isinstance(payload, dict):
-            return self._error(400, "body must be a JSON object (one event)", field="body")
-        if request.method == "POST" and request.path == EVENTS_PATH:
-            key = payload.pop("client_key", None)
+            return _Refusal(400, "body must be a JSON object (one event)")
+        return payload
+
+    def _authenticate(
+        self, request: web.Request, parsed: dict[str, Any] | _Refusal
+    ) -> web.Response | None:
+        """The 401 answer for a request without the right credentials; None if allowed."""
+        if request.method == "GET":
+            if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
+                return self._error(401, "unknown client_key", field="client_key")
+        elif request.path != EVENTS_PATH:
+            if not self._authorized(request.headers.get("Authorization")):
+                return self._error(
+                    401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
+                )
+        elif isinstance(parsed, dict):  # post-events: the key is in the body
+            key = parsed.pop("client_key", None)
             if not isinstance(key, str) or not hmac.compare_digest(key, self.client_key):
                 return self._error(401, "unknown client_key", field="client_key")
-        return payload
+        return None
 
     def _authorized(self, header: str | None) -> bool:
         if header is None:
@@ -237,6 +282,10 @@ class Sandbox:
             by_field.setdefault(_field_name(err["loc"]), []).append(err["msg"])
         # One entry per field: an ext value refused by every union member reads as one error.
         errors = [{"field": f, "message": " or ".join(msgs)} for f, msgs in by_field.items()]
+        return self._refuse(errors)
+
+    def _refuse(self, errors: list[dict[str, str]]) -> web.Response:
+        """400 naming the first offending field, with every error listed."""
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         return self._error(
             400, f"{first['field']}: {first['message']}", field=first["field"], errors=errors
@@ -272,6 +321,7 @@ class Sandbox:
                 "dropped": sum(self.dropped_by_pos.values()),
                 "dropped_by_pos": dict(self.dropped_by_pos),
                 "browsers_created": self.browsers_created,
+                **self.requests.stats(),
             }
         )
 
@@ -297,7 +347,23 @@ class Sandbox:
         self.injector.faults = Faults()
         return await self.get_faults(request)
 
+    async def get_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"requests": self.requests.entries(request.query.get("browser_id"))}
+        )
+
     async def reset(self, request: web.Request) -> web.Response:
+        seed = self.seed
+        if request.can_read_body:
+            try:
+                body = await request.json()
+                if not isinstance(body, dict) or not isinstance(body.get("seed", 0), int):
+                    raise ValueError('expected {"seed": <int>}')
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            seed = body.get("seed", seed)
+        self.injector.reseed(seed)
+        self.requests.clear()
         self.events.clear()
         self.recorded = 0
         self.by_status.clear()
@@ -341,110 +407,10 @@ def build_app(sandbox: Sandbox, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> we
     app.router.add_get("/_sandbox/events", sandbox.get_events)
     app.router.add_delete("/_sandbox/events", sandbox.delete_events)
     app.router.add_get("/_sandbox/stats", sandbox.get_stats)
+    app.router.add_get("/_sandbox/requests", sandbox.get_requests)
     app.router.add_get("/_sandbox/faults", sandbox.get_faults)
     app.router.add_put("/_sandbox/faults", sandbox.set_faults)
     app.router.add_post("/_sandbox/faults", sandbox.set_faults)
     app.router.add_delete("/_sandbox/faults", sandbox.clear_faults)
     app.router.add_post("/_sandbox/reset", sandbox.reset)
     return app
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``sandbox`` subcommand's flags."""
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080, help="0 picks a free port")
-    parser.add_argument("--client-key", required=True)
-    parser.add_argument("--api-token", required=True)
-    parser.add_argument(
-        "--dialect", default="asyncapi", help="payload models to validate with (asyncapi, sitecore)"
-    )
-    parser.add_argument(
-        "--known-pos",
-        help="comma-separated points of sale; events for any other are answered 201 and dropped",
-    )
-    parser.add_argument("--no-validate", action="store_true", help="only check JSON object")
-    parser.add_argument("--record-file", type=Path, help="append accepted events as JSONL")
-    parser.add_argument("--max-records", type=int, default=1_000_000, help="kept in memory")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
-    parser.add_argument("--seed", type=int, help="RNG seed for random faults")
-    faults = parser.add_argument_group("faults (change at run time: /_sandbox/faults)")
-    faults.add_argument("--latency-ms", type=float, default=0.0)
-    faults.add_argument("--latency-jitter-ms", type=float, default=0.0)
-    faults.add_argument("--error-rate", type=float, default=0.0, help="share of 5xx answers")
-    faults.add_argument("--error-status", type=int, default=503)
-    faults.add_argument("--rate-429", type=float, default=0.0, help="share of 429 answers")
-    faults.add_argument("--retry-after", type=float, default=1.0, help="seconds, on 429")
-    faults.add_argument("--retry-after-http-date", action="store_true")
-    faults.add_argument("--max-rps", type=float, help="hard ceiling; above it 429")
-    faults.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped conns")
-    faults.add_argument("--outage-seconds", type=float, help="outage from start, this long")
-    faults.add_argument("--outage-mode", choices=["503", "drop"], default="503")
-    faults.add_argument("--auth-fail", action="store_true", help="401 for every event")
-
-
-def faults_from_args(args: argparse.Namespace) -> Faults:
-    """The start-up faults given on the command line."""
-    return Faults(
-        latency_ms=args.latency_ms,
-        latency_jitter_ms=args.latency_jitter_ms,
-        error_rate=args.error_rate,
-        error_status=args.error_status,
-        rate_429=args.rate_429,
-        retry_after=args.retry_after,
-        retry_after_http_date=args.retry_after_http_date,
-        max_rps=args.max_rps,
-        drop_rate=args.drop_rate,
-        outage_until=None if args.outage_seconds is None else time.time() + args.outage_seconds,
-        outage_mode=args.outage_mode,
-        auth_fail=args.auth_fail,
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Serve until SIGINT/SIGTERM; prints ``cdp-sandbox listening on <url>`` when ready."""
-    sandbox = Sandbox(
-        args.client_key,
-        args.api_token,
-        dialect=None if args.no_validate else get_dialect(args.dialect),
-        faults=faults_from_args(args),
-        seed=args.seed,
-        record_file=args.record_file,
-        max_records=args.max_records,
-        known_pos=frozenset(p.strip() for p in args.known_pos.split(",") if p.strip())
-        if args.known_pos
-        else None,
-    )
-    uvloop.run(_serve(sandbox, args.host, args.port, args.max_body_bytes))
-    return 0
-
-
-async def _serve(sandbox: Sandbox, host: str, port: int, max_body_bytes: int) -> None:
-    # handler_cancellation: a request whose client went away (timeout) is not recorded later.
-    runner = web.AppRunner(
-        build_app(sandbox, max_body_bytes=max_body_bytes),
-        access_log=None,
-        handler_cancellation=True,
-        # get-query events live in the request line; let the client's limit be the one
-        # that matters (connector.cdp.transport.MAX_GET_URL_BYTES), not aiohttp's 8 KiB.
-        max_line_size=64 * 1024,
-    )
-    await runner.setup()
-    sandbox.open_record_file()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
-        await site.start()
-        bound = runner.addresses[0]
-        print(f"cdp-sandbox listening on http://{bound[0]}:{bound[1]}", flush=True)
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=0.5)
-            except TimeoutError:
-                sandbox.flush()  # keep the JSONL file current without a flush per event
-    finally:
-        await runner.cleanup()
-        sandbox.close()
-        sys.stdout.flush()

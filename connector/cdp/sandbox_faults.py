@@ -69,6 +69,10 @@ class FaultInjector:
         self._last = clock()
         self.faults = faults or Faults()  # fills the token bucket
 
+    def reseed(self, seed: int | None) -> None:
+        """Start the random faults' sequence again from ``seed``."""
+        self._rng.seed(seed)
+
     @property
     def faults(self) -> Faults:
         return self._faults

@@ -1,16 +1,26 @@
-"""Run the real connector (`python -m connector run`) as a subprocess in tests."""
+"""Run the real connector (`python -m connector run`) as a subprocess in tests.
+
+``connector_factory.start`` returns once the connector listens and — unless
+``wait_assigned=False`` (a replica that may get no partition) — owns at least one
+partition. The subprocess gets a minimal environment (``minimal_env``), not the
+developer's. On teardown every connector still running is stopped with SIGTERM
+(SIGKILL only if it does not exit in time, which fails the test), and the test
+fails when a connector's log has a traceback or an ERROR line the test did not
+declare with ``expect_errors`` (regular expressions matched against the line).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +39,36 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # v3 (a superset of v1 with defaults): the sitecore example maps page.utm, which v3 added
 SCHEMA = REPO_ROOT / "avro" / "clickstream-v3.avsc"
 
+#: What a subprocess needs from the developer's environment; everything else stays out.
+PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+#: How long a connector may take to exit on SIGTERM at teardown (drain + leave + margin).
+STOP_TIMEOUT = 45.0
+
+
+def minimal_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """``PASSED_ENV`` from this process plus ``extra`` (what the test sets)."""
+    return {**{k: os.environ[k] for k in PASSED_ENV if k in os.environ}, **extra}
+
+
+def log_problems(text: str, expected: Iterable[re.Pattern[str]]) -> list[str]:
+    """Lines of a connector log with a traceback or an ERROR/CRITICAL record that no
+    pattern in ``expected`` matches (JSON lines; any other line counts when it holds a
+    traceback)."""
+    patterns = list(expected)
+    problems = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            bad = record.get("level") in ("error", "critical") or "exc" in record
+        else:
+            bad = "Traceback (most recent call last)" in line
+        if bad and not any(p.search(line) for p in patterns):
+            problems.append(line[:2000])
+    return problems
+
 
 @dataclass
 class ConnectorProcess:
@@ -36,6 +76,15 @@ class ConnectorProcess:
     config: Path
     port: int
     log: Path
+    expected_errors: list[re.Pattern[str]] = field(default_factory=list)
+
+    def expect_errors(self, *patterns: str) -> None:
+        """Declare log lines (regular expressions) this test expects at ERROR level."""
+        self.expected_errors.extend(re.compile(p) for p in patterns)
+
+    def log_problems(self) -> list[str]:
+        """Tracebacks and undeclared ERROR lines in this connector's log so far."""
+        return log_problems(self.output(), self.expected_errors)
 
     def _get(self, path: str) -> tuple[int, bytes]:
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -78,6 +127,21 @@ class ConnectorProcess:
                 time.sleep(0.1)
         raise AssertionError(f"connector never listened:\n{self.output()}")
 
+    def assigned(self) -> int:
+        """Partitions this replica owns right now (from /readyz)."""
+        return int(self.readyz()[1].get("assigned_partitions", 0))
+
+    def wait_assigned(self, timeout: float = 60) -> None:
+        """Until the connector owns at least one partition (the rebalance finished)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"connector exited {self.proc.returncode}:\n{self.output()}")
+            if self.assigned() > 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"connector never got a partition:\n{self.output()}")
+
     def terminate(self, timeout: float = 60) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -87,6 +151,15 @@ class ConnectorProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> str | None:
+        """SIGTERM and wait; SIGKILL if it does not exit in ``timeout`` (then: why)."""
+        try:
+            self.terminate(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return f"{self.log.name}: did not exit within {timeout:g} s of SIGTERM"
+        return None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -114,7 +187,17 @@ class ConnectorFactory:
                 base[key] = value
         return base
 
-    def start(self, config: dict[str, Any], name: str = "connector") -> ConnectorProcess:
+    def start(
+        self,
+        config: dict[str, Any],
+        name: str = "connector",
+        *,
+        wait_assigned: bool = True,
+        expect_errors: Iterable[str] = (),
+    ) -> ConnectorProcess:
+        """Start ``cdp-connector run``; returns when it listens and (``wait_assigned``)
+        owns a partition. ``expect_errors``: ERROR log lines (regular expressions) this
+        test expects; any other ERROR line or traceback fails the test at teardown."""
         port = free_port()
         config = {**config, "observability": {**config["observability"], "port": port}}
         path = self.tmp / f"{name}-{len(self.started)}.yaml"
@@ -124,14 +207,24 @@ class ConnectorFactory:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "connector", "run", "--config", str(path)],
                 cwd=REPO_ROOT,
-                env={**os.environ, **self.env},
+                env=minimal_env(self.env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
         running = ConnectorProcess(proc, path, port, log)
+        running.expect_errors(*expect_errors)
         self.started.append(running)
         running.wait_listening()
+        if wait_assigned:
+            running.wait_assigned()
         return running
+
+    def teardown(self) -> list[str]:
+        """Stop every connector still running; what went wrong in any of them."""
+        problems = [why for running in self.started if (why := running.stop()) is not None]
+        for running in self.started:
+            problems += [f"{running.log.name}: {line}" for line in running.log_problems()]
+        return problems
 
 
 @pytest.fixture
@@ -141,8 +234,9 @@ def connector_factory(
     env = {"CDP_CLIENT_KEY": cdp_sandbox.client_key, "CDP_API_TOKEN": cdp_sandbox.api_token}
     factory = ConnectorFactory(tmp_path, bootstrap, env)
     yield factory
-    for running in factory.started:
-        running.kill()
+    problems = factory.teardown()
+    if problems:
+        pytest.fail("connector log problems:\n" + "\n".join(problems), pytrace=False)
 
 
 def avro_serializer(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import yaml
 from confluent_kafka import Consumer, Message, Producer
 
 from connector.deadletter import error_headers
-from tests.integration.connector_proc import REPO_ROOT
+from tests.integration.connector_proc import REPO_ROOT, minimal_env
 
 
 def write_config(tmp: Path, config: dict[str, Any], name: str = "connector.yaml") -> Path:
@@ -28,7 +27,7 @@ def run_cli(
     return subprocess.run(
         [sys.executable, "-m", "connector", *args],
         cwd=REPO_ROOT,
-        env={**os.environ, **env},
+        env=minimal_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -7,6 +7,7 @@ import http.client
 import json
 import time
 import urllib.error
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,14 +94,21 @@ def test_lowercase_basic_scheme_is_accepted(cdp_sandbox: SandboxProcess) -> None
     assert status == 201
 
 
+@pytest.fixture(scope="module")
+def models_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    """A sandbox validating with the connector's own payload models, not the spec."""
+    sandbox = start_sandbox(tmp_path_factory.mktemp("models-sandbox"), spec=False)
+    yield sandbox
+    stop_sandbox(sandbox)
+
+
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({**VIEW, "currency": "eur"}, "currency"),
+        ({**VIEW, "channel": "FAX"}, "channel"),
         ({**VIEW, "type": "IDENTITY", "email": "nope"}, "email"),
         ({**VIEW, "type": "SEARCH"}, "search_term"),
-        ({**VIEW, "ext": {"a": {"b": 1}}}, "ext.a"),
-        ({**VIEW, "typo_field": 1}, "typo_field"),
+        ({k: v for k, v in VIEW.items() if k != "session_id"}, "session_id"),
     ],
 )
 def test_invalid_payload_gets_400_naming_the_field(
@@ -111,6 +119,36 @@ def test_invalid_payload_gets_400_naming_the_field(
     assert body["field"] == field
     assert field in body["error"]
     assert cdp_sandbox.events() == []
+
+
+def test_the_tests_sandbox_judges_by_the_spec_not_by_our_models(
+    cdp_sandbox: SandboxProcess, models_sandbox: SandboxProcess
+) -> None:
+    # The spec has no pattern for currency and no additionalProperties: false.
+    loose = {**VIEW, "currency": "eur", "typo_field": 1}
+    assert post(models_sandbox, loose)[0] == 400
+    assert post(cdp_sandbox, loose)[0] == 201
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**VIEW, "currency": "eur"}, "currency"),
+        ({**VIEW, "type": "IDENTITY", "email": "nope"}, "email"),
+        ({**VIEW, "type": "SEARCH"}, "search_term"),
+        ({**VIEW, "ext": {"a": {"b": 1}}}, "ext.a"),
+        ({**VIEW, "typo_field": 1}, "typo_field"),
+    ],
+)
+def test_models_mode_refuses_what_the_models_refuse_naming_the_field(
+    models_sandbox: SandboxProcess, payload: dict[str, Any], field: str
+) -> None:
+    models_sandbox.reset()
+    status, _, body = post(models_sandbox, payload)
+    assert status == 400
+    assert body["field"] == field
+    assert field in body["error"]
+    assert models_sandbox.events() == []
 
 
 NASTY_BODIES = [
@@ -130,7 +168,6 @@ NASTY_BODIES = [
     b'{"type": ["VIEW"], "channel": {"x": [1, 2]}}',
     b'{"type": {"$ne": 1}}',
     b'{"\\ud800": "lone surrogate"}',
-    json.dumps({**VIEW, "ext": {f"k{i}": [[[]]] for i in range(200)}}).encode(),
 ]
 
 
@@ -142,6 +179,15 @@ def test_garbage_body_gets_400_and_the_server_survives(
     assert status == 400
     assert answer["status"] == "ERROR"
     assert post(cdp_sandbox, VIEW)[0] == 201
+
+
+def test_deeply_nested_ext_gets_400_from_the_models_and_the_server_survives(
+    models_sandbox: SandboxProcess,
+) -> None:
+    # The spec allows any ext values; our models allow scalars only.
+    body = json.dumps({**VIEW, "ext": {f"k{i}": [[[]]] for i in range(200)}}).encode()
+    assert post(models_sandbox, body)[0] == 400
+    assert post(models_sandbox, VIEW)[0] == 201
 
 
 def test_oversized_body_gets_413(cdp_sandbox: SandboxProcess) -> None:
@@ -290,7 +336,7 @@ def test_stats_count_by_status_and_type(cdp_sandbox: SandboxProcess) -> None:
     post(cdp_sandbox, VIEW)
     post(cdp_sandbox, VIEW)
     post(cdp_sandbox, {**VIEW, "type": "ADD_TO_WISHLIST"})
-    post(cdp_sandbox, {**VIEW, "currency": "x"})
+    post(cdp_sandbox, {**VIEW, "channel": "x"})
     post(cdp_sandbox, VIEW, auth=None)
     stats = cdp_sandbox.stats()
     assert stats["by_status"] == {"201": 3, "400": 1, "401": 1}

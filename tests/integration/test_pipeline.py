@@ -251,7 +251,8 @@ def test_401_halts_without_dead_letters_or_commits_and_recovers(
         scenario.config(
             connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
             delivery={"auth_probe_seconds": 1.0},
-        )
+        ),
+        expect_errors=[r"delivery halted: CDP refused the credentials"],
     )  # fmt: skip
 
     wait_for(lambda: connector.readyz()[0] == 503, 30, "readiness false")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from email.utils import formatdate
 
 import pytest
 
-from connector.cdp.answer import MAX_REASON_CHARS, network_error
+from connector.cdp.answer import MAX_REASON_CHARS, Answer, network_error
 from connector.cdp.client import (
     REGIONS,
     CdpClient,
@@ -137,3 +138,81 @@ def test_ref_read_without_a_parse_equals_the_json_parse(body: bytes) -> None:
     parsed = json.loads(body)
     expected = parsed.get("ref") if isinstance(parsed, dict) else None
     assert classify(201, {}, body).ref == (expected if isinstance(expected, str) else None)
+
+
+# -- the whole decision table, answer by answer ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome", "reason"),
+    [
+        (100, Outcome.RETRYABLE, "100: Continue"),  # unusual: nothing says the event arrived
+        (199, Outcome.RETRYABLE, "199: HTTP 199"),
+        (200, Outcome.DELIVERED, "OK"),
+        (299, Outcome.DELIVERED, "OK"),
+        (300, Outcome.FATAL, "unexpected redirect to ?"),
+        (399, Outcome.FATAL, "unexpected redirect to ?"),
+        (400, Outcome.PERMANENT, "400: Bad Request"),
+        (401, Outcome.FATAL, "401: Unauthorized"),
+        (403, Outcome.FATAL, "403: Forbidden"),
+        (408, Outcome.RETRYABLE, "408: Request Timeout"),
+        (429, Outcome.RETRYABLE, "429: Too Many Requests"),
+        (499, Outcome.PERMANENT, "499: HTTP 499"),
+        (500, Outcome.RETRYABLE, "500: Internal Server Error"),
+        (599, Outcome.RETRYABLE, "599: HTTP 599"),
+        (600, Outcome.RETRYABLE, "600: HTTP 600"),  # unusual: retried, never dropped
+        (999, Outcome.RETRYABLE, "999: HTTP 999"),
+    ],
+)
+def test_every_status_class_boundary_gets_its_answer(
+    status: int, outcome: Outcome, reason: str
+) -> None:
+    # Retry-After counts only where the status says "try again later" (408, 429, 5xx).
+    retry_after = 3.0 if status in (408, 429) or 500 <= status < 600 else None
+    assert classify(status, {"Retry-After": "3"}, b"") == Answer(
+        outcome, status, reason, retry_after
+    )
+
+
+def test_redirect_reason_caps_the_location() -> None:
+    where = "https://elsewhere/" + "x" * 500
+    assert classify(302, {"Location": where}, b"").reason == f"unexpected redirect to {where[:200]}"
+
+
+@pytest.mark.parametrize("key", ["error", "message", "reason", "detail", "errors"])
+def test_the_reason_comes_from_any_usual_error_key(key: str) -> None:
+    body = json.dumps({"status": "ERROR", key: "pos: unknown"}).encode()
+    assert classify(400, {}, body).reason == "400: pos: unknown"
+
+
+def test_a_structured_error_value_is_kept_as_json() -> None:
+    body = json.dumps({"errors": [{"field": "pos"}]}).encode()
+    assert classify(422, {}, body).reason == '422: [{"field": "pos"}]'
+    assert classify(400, {}, b'{"error": ["a"]}').reason == '400: ["a"]'
+
+
+def test_a_body_that_is_not_utf8_still_gives_a_reason() -> None:
+    assert classify(400, {}, b"\xffbad\xfe").reason == "400: \ufffdbad\ufffd"
+
+
+def test_a_ref_that_is_not_text_is_no_ref() -> None:
+    assert classify(201, {}, b'{"ref": 5}').ref is None
+
+
+def test_network_error_reasons_name_the_error_and_its_detail() -> None:
+    assert network_error(TimeoutError()) == Answer(
+        Outcome.RETRYABLE, None, "timeout waiting for the CDP"
+    )
+    assert network_error(ConnectionResetError("peer reset")).reason == (
+        "network error: ConnectionResetError: peer reset"
+    )
+    assert network_error(ConnectionResetError()).reason == "ConnectionResetError"
+    long = network_error(OSError("e" * 1000)).reason
+    assert long == "network error: OSError: " + "e" * MAX_REASON_CHARS
+
+
+def test_retry_after_http_date_without_now_is_relative_to_the_clock() -> None:
+    header = formatdate(time.time() + 120, usegmt=True)
+    seconds = parse_retry_after(header)
+    assert seconds is not None
+    assert 110 <= seconds <= 120

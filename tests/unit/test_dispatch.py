@@ -11,12 +11,18 @@ from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
 from connector.dispatch import Dispatcher, Failure, Work, lane_for
 from connector.mapping import MappedEvent
-from connector.offsets import OffsetTracker
+from connector.offsets import OffsetTracker, TopicPartition
 from connector.state import RunState
 from tests.unit.fake_kafka import commit_points
 
 TP = ("clicks", 0)
 OK = Answer(Outcome.DELIVERED, 201, "OK")
+
+
+async def released(dispatcher: Dispatcher, tps: set[TopicPartition]) -> None:
+    """What the source's revoke does on the loop: release, then wait for in-flight."""
+    dispatcher.release(tps)
+    await dispatcher.wait_in_flight(tps)
 
 
 class FakeSender:
@@ -25,6 +31,7 @@ class FakeSender:
     def __init__(self, script: Callable[[bytes, int], Answer], latency: float = 0.0) -> None:
         self._script = script
         self._latency = latency
+        self._rng = random.Random(39)
         self.calls: list[bytes] = []
         self.attempts: dict[bytes, int] = defaultdict(int)
         self.in_flight = 0
@@ -37,7 +44,7 @@ class FakeSender:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             if self._latency:
-                await asyncio.sleep(random.uniform(0, self._latency))
+                await asyncio.sleep(self._rng.uniform(0, self._latency))
             return self._script(body, self.attempts[body])
         finally:
             self.in_flight -= 1
@@ -96,7 +103,8 @@ class Harness:
 async def test_same_key_is_posted_in_offset_order_and_keys_run_concurrently() -> None:
     sender = FakeSender(lambda body, n: OK, latency=0.005)
     h = Harness(sender, max_in_flight=64)
-    keys = [f"guest-{random.randrange(20)}" for _ in range(400)]
+    rng = random.Random(98)
+    keys = [f"guest-{rng.randrange(20)}" for _ in range(400)]
     h.submit(keys, events_per_record=2)
 
     await h.run_until_finished()
@@ -210,8 +218,10 @@ async def test_401_halts_everything_without_dead_letters_and_recovers() -> None:
 
 async def test_released_partition_records_are_not_posted() -> None:
     gate = asyncio.Event()
+    sending = asyncio.Event()
 
     async def blocked_send(body: bytes) -> Answer:
+        sending.set()
         await gate.wait()
         return OK
 
@@ -222,8 +232,13 @@ async def test_released_partition_records_are_not_posted() -> None:
     h.dispatcher.start()
     try:
         await asyncio.sleep(0.01)  # first record in flight, two queued
-        release = asyncio.create_task(h.dispatcher.release_partitions({TP}))
+        release = asyncio.create_task(released(h.dispatcher, {TP}))
         await asyncio.sleep(0.01)
+        await asyncio.wait_for(sending.wait(), 1)  # first record in flight, two queued
+        release = asyncio.create_task(h.dispatcher.release_partitions({TP}))
+        async with asyncio.timeout(1):  # until it dropped the queued two
+            while h.dispatcher.queued:
+                await asyncio.sleep(0.001)
         assert not release.done()  # waits for the in-flight one
         gate.set()
         await asyncio.wait_for(release, 1)

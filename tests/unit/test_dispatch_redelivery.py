@@ -30,6 +30,12 @@ DOWN = Answer(Outcome.RETRYABLE, 503, "unavailable")
 REFUSED = Answer(Outcome.FATAL, 401, "bad credentials")
 
 
+async def released(dispatcher: Dispatcher, tps: set[TopicPartition]) -> None:
+    """What the source's revoke does on the loop: release, then wait for in-flight."""
+    dispatcher.release(tps)
+    await dispatcher.wait_in_flight(tps)
+
+
 class Sender:
     """Answers with ``answer(body)``; a body in ``hold`` waits until released."""
 
@@ -128,7 +134,7 @@ async def test_no_next_event_after_revoke_while_the_previous_one_was_in_flight()
     h.dispatcher.start()
     try:
         await h.until(lambda: len(sender.calls) == 1)
-        release = asyncio.create_task(h.dispatcher.release_partitions({P0}))
+        release = asyncio.create_task(released(h.dispatcher, {P0}))
         await asyncio.sleep(0.01)
         assert not release.done()  # the request in flight is waited for
         sender.hold[work.events[0].body].set()
@@ -146,7 +152,7 @@ async def test_no_attempt_after_a_back_off_during_which_the_partition_was_revoke
     h = Harness(sender)
 
     async def revoke_while_backing_off(_seconds: float) -> None:
-        await h.dispatcher.release_partitions({P0})
+        await released(h.dispatcher, {P0})
 
     h.on_sleep = revoke_while_backing_off
     h.dispatcher.submit([h.work(P0, "a")])
@@ -170,7 +176,7 @@ async def test_no_attempt_after_a_circuit_wait_during_which_the_partition_was_re
     h.dispatcher.start()
     try:
         await h.until(lambda: bool(h.sleeps))  # parked at the gate
-        await asyncio.wait_for(h.dispatcher.release_partitions({P0}), 0.01)
+        await asyncio.wait_for(released(h.dispatcher, {P0}), 0.01)
         now[0] = 1.0  # the circuit lets one probe through: the revoked record's worker
         await asyncio.sleep(0.01)
         h.dispatcher.submit([h.work(P1, "b")])
@@ -191,7 +197,7 @@ async def test_no_attempt_after_a_halt_during_which_the_partition_was_revoked() 
         await h.until(lambda: h.state.halted_reason is not None)
         h.dispatcher.submit([h.work(P0, "a")])  # waits at the gate while halted
         await h.until(lambda: h.dispatcher.queued == 0)
-        await asyncio.wait_for(h.dispatcher.release_partitions({P0}), 0.01)
+        await asyncio.wait_for(released(h.dispatcher, {P0}), 0.01)
         creds["ok"] = True
         await h.until(lambda: h.tracker.pending == 1)
         await asyncio.sleep(0.02)
@@ -211,7 +217,7 @@ async def test_a_prober_whose_partition_is_revoked_hands_the_probing_over() -> N
         await h.until(lambda: h.state.halted_reason is not None)
         other = h.work(P1, "b")
         h.dispatcher.submit([other])
-        await asyncio.wait_for(h.dispatcher.release_partitions({P0}), 0.05)
+        await asyncio.wait_for(released(h.dispatcher, {P0}), 0.05)
         await h.until(lambda: other.events[0].body in sender.calls)
         probes_of_first = sender.calls.count(first.events[0].body)
         creds["ok"] = True
@@ -235,7 +241,7 @@ async def test_release_does_not_wait_for_records_parked_in_back_off() -> None:
     h.dispatcher.start()
     try:
         await h.until(lambda: len(h.sleeps) == 3)  # all three parked, none in flight
-        await asyncio.wait_for(h.dispatcher.release_partitions({P0}), 0.05)
+        await asyncio.wait_for(released(h.dispatcher, {P0}), 0.05)
         forever.set()
         await asyncio.sleep(0.02)
     finally:
@@ -309,7 +315,7 @@ async def test_a_released_partition_assigned_again_is_served_under_its_new_epoch
     h = Harness(sender)
     h.dispatcher.start()
     try:
-        await h.dispatcher.release_partitions({P0})
+        await released(h.dispatcher, {P0})
         h.tracker.revoke(P0)
         h.epochs[P0] = h.tracker.assign(P0)
         h.dispatcher.submit([h.work(P0, "a")])

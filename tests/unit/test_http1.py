@@ -132,7 +132,10 @@ async def test_stale_kept_alive_socket_is_replaced_once(scripted) -> None:  # ty
     server = await scripted(lambda req, n: [ok], close_after=True)
     client = pool(server.url)
     await client.post(b"{}")
-    await asyncio.sleep(0.05)  # the close reaches the client while the socket is idle
+    # Until the server's close reaches the client while the socket is idle in the pool.
+    async with asyncio.timeout(2):
+        while not all(conn.closed for conn in client._idle):
+            await asyncio.sleep(0.001)
     assert (await client.post(b"{}"))[::2] == (201, b"ok")
     await client.close()
     assert len(server.requests) == 2

@@ -4,14 +4,16 @@ events, only those its headers do not name delivered are posted again."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 from connector.cdp.client import Answer, Outcome
-from connector.commits import Committer
+from connector.commits import Committer, commit_metadata
 from connector.config import DeliverySettings
 from connector.deadletter import EVENTS_DELIVERED, error_headers
 from connector.dispatch import Dispatcher
 from connector.mapping import MappedEvent, MapResult
+from connector.offset_metadata import encode
 from connector.offsets import OffsetTracker
 from connector.records import Failure, Work
 from connector.replay import DlqReader, ReplayOptions
@@ -73,3 +75,31 @@ async def test_replay_posts_only_the_events_the_dead_letter_does_not_name_delive
     finally:
         await dispatcher.stop()
     assert sender.bodies == [b"add", b"view", b"add"]  # the first VIEW is not posted again
+
+
+class DlqConsumer(FakeConsumer):
+    """The dead-letter topic with one partition of ten records."""
+
+    def list_topics(self, topic: str, timeout: float) -> Any:
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions={0: None})})
+
+    def get_watermark_offsets(self, tp: Any, timeout: float) -> tuple[int, int]:
+        return (0, 10)
+
+    def assign(self, partitions: Any) -> None:  # type: ignore[override]
+        self.started = partitions
+
+
+def test_a_replay_run_again_does_not_post_what_the_earlier_one_finished() -> None:
+    tracker, state = OffsetTracker(), RunState()
+    dlq: Any = FakeDeadLetters()
+    settle = Settle(view_and_add, "key", tracker, dlq, state, lambda _d: True)
+    consumer: Any = DlqConsumer({})
+    prefix = commit_metadata("earlier replay")
+    consumer.group[(DLQ, 0)] = (2, encode(prefix, 2, [3, 4]).text)  # what the earlier run committed
+    reader = DlqReader(consumer, DLQ, "g.dlq-replay", settle, tracker,
+                       Committer(tracker, state, prefix), dlq, state, ReplayOptions())  # fmt: skip
+    reader.assign()
+    works = [reader._read(dead_letter(offset, None)) for offset in range(2, 6)]
+    assert [w.offset for w in works if w is not None] == [2, 5]
+    assert reader.finished_before == 2

@@ -73,3 +73,56 @@ def test_rate_limiter_spaces_requests() -> None:
     assert limiter.delay() == pytest.approx(0.5)
     clock.now += 1.0
     assert limiter.delay() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_open_period_doubles_up_to_the_ceiling_and_a_success_resets_it() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=5, max_open_seconds=12, clock=clock)
+    breaker.record_failure()
+    waits = []
+    for _ in range(3):  # each probe fails: 5 → 10 → 12 (capped) → 12
+        clock.now += breaker.wait_time()
+        assert breaker.wait_time() == 0  # the probe goes
+        breaker.record_failure()
+        waits.append(breaker.wait_time())
+    assert waits == [pytest.approx(10), pytest.approx(12), pytest.approx(12)]
+
+    clock.now += 12
+    assert breaker.wait_time() == 0
+    breaker.record_success()
+    breaker.record_failure()  # the next outage starts from the first period again
+    assert breaker.wait_time() == pytest.approx(5)
+
+
+def test_an_open_circuit_waits_out_its_last_second_too() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=5, max_open_seconds=40, clock=clock)
+    breaker.record_failure()
+    clock.now += 4.5
+    assert breaker.wait_time() == pytest.approx(0.5)
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_callers_behind_a_probe_look_again_within_half_a_second() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=5, max_open_seconds=40, clock=clock)
+    breaker.record_failure()
+    clock.now += 5
+    assert breaker.wait_time() == 0  # the probe
+    assert breaker.wait_time() == 0.5
+
+
+def test_rate_limiter_below_one_per_second_bursts_one_request() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=0.5, clock=clock)
+    assert limiter.delay() == 0
+    assert limiter.delay() == pytest.approx(2.0)
+
+
+def test_rate_limiter_with_a_partial_token_left_never_answers_a_negative_delay() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(rate=2.0, clock=clock)
+    assert [limiter.delay(), limiter.delay()] == [0, 0]  # the burst
+    clock.now += 0.75  # 1.5 tokens back
+    assert limiter.delay() == 0.0
+    assert limiter.delay() == pytest.approx(0.25)

@@ -113,7 +113,7 @@ def test_waits_only_for_the_requests_in_flight_not_for_held_records(loop: Loop, 
     while sender.calls == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
     elapsed = timed(lambda: rig.kafka.revoke(P0) if how == "revoke" else rig.source.shutdown())
-    assert elapsed < 0.6  # the one request in flight (0.2 s), not five, nor the 3 s drain
+    assert elapsed < 0.8  # the one request in flight (0.2 s), not five (1 s), nor the 3 s drain
     time.sleep(0.3)
     assert sender.calls == 1  # the held records were never posted
     assert rig.kafka.commits == [({P0: 1}, False)]  # the one that answered
@@ -127,7 +127,7 @@ def test_shutdown_waits_the_drain_once_when_requests_never_finish(loop: Loop) ->
     rig.read(P0, range(3))
     rig.finish(P0, 0)
     elapsed = timed(rig.source.shutdown)  # close() revokes P0 and P1 once more
-    assert 0.45 <= elapsed < 0.5 + 0.3
+    assert 0.45 <= elapsed < 0.5 + 0.4  # twice the drain would be 1 s
     assert stuck.released[0] == {P0, P1}  # no new attempt from the start of the drain
     assert stuck.stopped  # the requests still open are cancelled before the commit
     assert rig.kafka.commits == [({P0: 1}, False)]
