@@ -263,7 +263,11 @@ def scale_out_and_in(
     for replica in (second, third):
         assert replica.proc.wait(30) == 0, replica.output()[-3000:]
     wait_for(lambda: owned(first) == [backlog.partitions], 30, "the partitions back on one")
-    backlog.caught_up(60)
+    try:
+        backlog.caught_up(60)
+    except AssertionError as exc:
+        gauges = {g: first.metric(f"cdp_connector_{g}") for g in (*WATCHED, "circuit_open")}
+        raise AssertionError(f"{exc}; the remaining replica: {gauges}") from None
     notes.append(f"moved {moved_out} out, {moved_in} back")
     return moved_out + moved_in, notes
 
