@@ -11,7 +11,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.commits import Committer, commit_metadata
+from connector.commits import RETRY_PAUSES, Committer, commit_metadata, committed_offsets
+from connector.offset_metadata import encode
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.settle import Settle
 from connector.source import KafkaSource, message_error
@@ -464,3 +465,55 @@ def test_a_fence_handed_over_as_a_message_error_fails_the_run_too() -> None:
     message_error(state, KafkaError(KafkaError._FATAL, why))
     assert state.fatal_exit is not None
     assert state.fatal_exit.startswith("fenced: another consumer joined the group")
+
+
+# -- reading the committed offsets back --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT],
+)
+def test_a_coordinator_moving_or_loading_is_asked_again_before_the_read_back_gives_up(
+    code: int,
+) -> None:
+    rig = Rig(group={P0: (2, encode(commit_metadata("test"), 2, [3]).text)})
+    answer = rig.kafka.committed
+    asked: list[float] = []
+
+    def committed(partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+        asked.append(timeout)
+        if len(asked) == 1:
+            raise KafkaException(KafkaError(code))
+        return answer(partitions, timeout)
+
+    rig.kafka.committed = committed  # type: ignore[method-assign]
+    rig.kafka.assign(P0)
+    rig.read(P0, range(2, 5))
+    assert len(asked) == 2
+    assert all(0 < t <= 10 for t in asked)  # within the one timeout
+    assert [w.offset for w in rig.handoff.works] == [2, 4]  # 3 was finished before
+    assert rig.finished_before == [1]
+
+
+def test_the_read_back_gives_up_at_once_on_other_errors_and_after_a_few_attempts() -> None:
+    calls: list[int] = []
+    slept: list[float] = []
+
+    class Refusing:
+        def __init__(self, code: int) -> None:
+            self.code = code
+
+        def committed(self, partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+            calls.append(self.code)
+            raise KafkaException(KafkaError(self.code))
+
+    wanted = [KafkaTP(*P0)]
+    with pytest.raises(KafkaException):
+        committed_offsets(Refusing(KafkaError.GROUP_AUTHORIZATION_FAILED), wanted, 10, slept.append)  # type: ignore[arg-type]
+    assert len(calls) == 1 and slept == []
+    calls.clear()
+    with pytest.raises(KafkaException):
+        committed_offsets(Refusing(KafkaError.NOT_COORDINATOR), wanted, 10, slept.append)  # type: ignore[arg-type]
+    assert len(calls) == len(RETRY_PAUSES) + 1  # bounded
+    assert slept == list(RETRY_PAUSES)
