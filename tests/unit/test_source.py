@@ -216,6 +216,7 @@ def test_nothing_is_committed_after_a_fatal_failure() -> None:
 def test_pauses_while_delivery_cannot_progress(halt: str) -> None:
     rig = Rig()
     rig.kafka.assign(P0)
+    rig.read(P0, range(1))
     if halt == "halted":
         rig.state.halt("401")
     else:
@@ -224,6 +225,28 @@ def test_pauses_while_delivery_cannot_progress(halt: str) -> None:
     assert rig.kafka.paused == {P0}
     rig.state.resume()
     rig.state.circuit_open = False
+    rig.source.step()
+    assert rig.kafka.paused == set()
+
+
+def test_a_revoke_of_every_held_record_while_the_circuit_is_open_does_not_pause_for_good() -> None:
+    """The circuit closes only on its half-open probe, a request for a held record: when
+    a revoke takes every held record, reading goes on so that a new one can probe."""
+    rig = Rig()
+    rig.kafka.assign(P0, P1)
+    rig.read(P0, range(3))  # P1 has nothing held
+    rig.state.open_circuit("20 consecutive retryable failures, the last HTTP 503: outage")
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}
+    rig.kafka.revoke(P0)  # its records go to the new owner: none held here
+    rig.source.step()
+    assert P1 not in rig.kafka.paused  # its next record can be the probe
+    rig.kafka.assign(P0)  # handed back while the circuit is still open
+    rig.read(P1, range(2))
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}  # a record can probe now: paused again
+    rig.finish(P1, 0, 1)  # the probe got through; the circuit closes
+    rig.state.close_circuit()
     rig.source.step()
     assert rig.kafka.paused == set()
 
