@@ -11,6 +11,7 @@ the committed offsets and their metadata on assignment.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
@@ -21,6 +22,20 @@ from connector.offsets import OffsetTracker, TopicPartition
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
+
+# ``committed`` answers a group coordinator that is moving or still loading (and a
+# request that timed out) with an error a moment later would not give: asked again
+# after these pauses, within the caller's timeout.
+RETRIABLE = frozenset(
+    (
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+    )
+)
+RETRY_PAUSES = (0.1, 0.25, 0.5)
 
 
 def commit_metadata(instance: str) -> str:
@@ -93,7 +108,8 @@ def read_back(
     warning and missing from the answer (those records are posted again)."""
     names = ", ".join(f"{p.topic}[{p.partition}]" for p in partitions)
     try:
-        answer = consumer.committed([KafkaTP(p.topic, p.partition) for p in partitions], timeout)
+        wanted = [KafkaTP(p.topic, p.partition) for p in partitions]
+        answer = committed_offsets(consumer, wanted, timeout)
     except KafkaException as exc:
         log.warning("could not read the committed offsets of %s (%s); records finished "
                     "before may be posted again", names, exc)  # fmt: skip
@@ -106,3 +122,28 @@ def read_back(
         elif p.offset >= 0:  # else no committed offset (OFFSET_INVALID)
             found[tp] = (p.offset, offset_metadata.decode(p.metadata, p.offset))
     return found
+
+
+def committed_offsets(
+    consumer: Consumer,
+    partitions: list[KafkaTP],
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[KafkaTP]:
+    """``consumer.committed``, asked again (a few times, within ``timeout`` in all) when
+    the coordinator is moving or loading or the request timed out; any other error, or
+    the last one, is raised as ``committed`` raises it. Each attempt but the last gets
+    half the time left, so a timed-out attempt leaves room for another."""
+    deadline = time.monotonic() + timeout
+    for pause in (*RETRY_PAUSES, None):
+        left = deadline - time.monotonic()
+        try:
+            return consumer.committed(partitions, left if pause is None else left / 2)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            code = err.code() if isinstance(err, KafkaError) else None
+            if pause is None or code not in RETRIABLE or deadline - time.monotonic() <= pause:
+                raise
+            log.info("reading the committed offsets again in %.2fs: %s", pause, err)
+            sleep(pause)
+    raise AssertionError("unreachable")  # the last attempt returns or raises

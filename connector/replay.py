@@ -32,7 +32,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector import offset_metadata
-from connector.commits import Committer
+from connector.commits import Committer, committed_offsets
 from connector.config import Settings
 from connector.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, delivered_events
 from connector.dispatch import Dispatcher
@@ -156,7 +156,9 @@ class DlqReader:
             why = meta.error.str() if meta is not None and meta.error else "no partitions"
             raise ReplayError(f"dead-letter topic {self.topic!r} unavailable: {why}")
         parts = sorted(meta.partitions)
-        committed = self.consumer.committed([KafkaTP(self.topic, p) for p in parts], timeout)
+        committed = committed_offsets(
+            self.consumer, [KafkaTP(self.topic, p) for p in parts], timeout
+        )
         starts: list[KafkaTP] = []
         for tp in committed:
             low, high = self.consumer.get_watermark_offsets(

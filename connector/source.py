@@ -10,11 +10,12 @@ unit-tested without a broker.
 Back-pressure: all partitions pause while the records held (read, no outcome yet)
 reach ``max_buffered_records`` or delivery cannot make progress (halted, circuit
 open, a dependency down: ``RunState.pause_reason``), and resume once held records
-fall to half the ceiling and that cleared. A partition run too far ahead of its
-commit point (``OffsetTracker.accepts``) pauses on its own until its commit point
-moves. Each pause and resume is logged with its reason: at warning when delivery is
-blocked or a partition is held back, at info for the buffer ceiling (normal
-back-pressure under load).
+fall to half the ceiling and that cleared. An open circuit does not pause while no
+record is held (a revoke took them all): its probe needs a record to send. A partition
+run too far ahead of its commit point (``OffsetTracker.accepts``) pauses on its own
+until its commit point moves. Each pause and resume is logged with its reason: at
+warning when delivery is blocked or a partition is held back, at info for the buffer
+ceiling (normal back-pressure under load).
 
 Subscribed topic names are looked up at subscribe and after every assignment; those
 the cluster does not have are ``RunState.missing_topics`` (not ready) until a later
@@ -221,6 +222,11 @@ class KafkaSource:
         ceiling = self._settings.delivery.max_buffered_records
         held = self._tracker.pending
         blocked = self._state.pause_reason
+        if held == 0 and self._state.circuit_open and self._state.halted_reason is None:
+            # Only a request can close the circuit (its half-open probe), and only a held
+            # record makes one: with none held (a revoke took them all) reading stays on,
+            # or the pause would wait for a probe that is never sent.
+            blocked = self._state.degraded_reason
         if blocked is not None or (not self._paused and held >= ceiling):
             self._pause(blocked or CEILING)
         elif self._paused and held <= ceiling * RESUME_FRACTION:

@@ -7,6 +7,9 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaTP
+
 from connector.cdp.client import Answer, Outcome
 from connector.commits import Committer, commit_metadata
 from connector.config import DeliverySettings
@@ -103,3 +106,29 @@ def test_a_replay_run_again_does_not_post_what_the_earlier_one_finished() -> Non
     works = [reader._read(dead_letter(offset, None)) for offset in range(2, 6)]
     assert [w.offset for w in works if w is not None] == [2, 5]
     assert reader.finished_before == 2
+
+
+class MovingCoordinator(DlqConsumer):
+    """Answers the first committed() with NOT_COORDINATOR, as a fresh group's may."""
+
+    lookups = 0
+
+    def committed(self, partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+        self.lookups += 1
+        if self.lookups == 1:
+            raise KafkaException(KafkaError(KafkaError.NOT_COORDINATOR))
+        return super().committed(partitions, timeout)
+
+
+def test_replay_asks_a_moving_coordinator_again_for_the_committed_offsets() -> None:
+    tracker, state = OffsetTracker(), RunState()
+    dlq: Any = FakeDeadLetters()
+    settle = Settle(view_and_add, "key", tracker, dlq, state, lambda _d: True)
+    consumer = MovingCoordinator({})
+    prefix = commit_metadata("earlier replay")
+    consumer.group[(DLQ, 0)] = (2, encode(prefix, 2, []).text)
+    reader = DlqReader(consumer, DLQ, "g.dlq-replay", settle, tracker,  # type: ignore[arg-type]
+                       Committer(tracker, state, prefix), dlq, state, ReplayOptions())  # fmt: skip
+    reader.assign()
+    assert consumer.lookups == 2
+    assert [p.offset for p in consumer.started] == [2]

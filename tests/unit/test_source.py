@@ -11,7 +11,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.commits import Committer, commit_metadata
+from connector.commits import RETRY_PAUSES, Committer, commit_metadata, committed_offsets
+from connector.offset_metadata import encode
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.settle import Settle
 from connector.source import KafkaSource, message_error
@@ -215,6 +216,7 @@ def test_nothing_is_committed_after_a_fatal_failure() -> None:
 def test_pauses_while_delivery_cannot_progress(halt: str) -> None:
     rig = Rig()
     rig.kafka.assign(P0)
+    rig.read(P0, range(1))
     if halt == "halted":
         rig.state.halt("401")
     else:
@@ -223,6 +225,28 @@ def test_pauses_while_delivery_cannot_progress(halt: str) -> None:
     assert rig.kafka.paused == {P0}
     rig.state.resume()
     rig.state.circuit_open = False
+    rig.source.step()
+    assert rig.kafka.paused == set()
+
+
+def test_a_revoke_of_every_held_record_while_the_circuit_is_open_does_not_pause_for_good() -> None:
+    """The circuit closes only on its half-open probe, a request for a held record: when
+    a revoke takes every held record, reading goes on so that a new one can probe."""
+    rig = Rig()
+    rig.kafka.assign(P0, P1)
+    rig.read(P0, range(3))  # P1 has nothing held
+    rig.state.open_circuit("20 consecutive retryable failures, the last HTTP 503: outage")
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}
+    rig.kafka.revoke(P0)  # its records go to the new owner: none held here
+    rig.source.step()
+    assert P1 not in rig.kafka.paused  # its next record can be the probe
+    rig.kafka.assign(P0)  # handed back while the circuit is still open
+    rig.read(P1, range(2))
+    rig.source.step()
+    assert rig.kafka.paused == {P0, P1}  # a record can probe now: paused again
+    rig.finish(P1, 0, 1)  # the probe got through; the circuit closes
+    rig.state.close_circuit()
     rig.source.step()
     assert rig.kafka.paused == set()
 
@@ -464,3 +488,55 @@ def test_a_fence_handed_over_as_a_message_error_fails_the_run_too() -> None:
     message_error(state, KafkaError(KafkaError._FATAL, why))
     assert state.fatal_exit is not None
     assert state.fatal_exit.startswith("fenced: another consumer joined the group")
+
+
+# -- reading the committed offsets back --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code",
+    [KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TIMED_OUT],
+)
+def test_a_coordinator_moving_or_loading_is_asked_again_before_the_read_back_gives_up(
+    code: int,
+) -> None:
+    rig = Rig(group={P0: (2, encode(commit_metadata("test"), 2, [3]).text)})
+    answer = rig.kafka.committed
+    asked: list[float] = []
+
+    def committed(partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+        asked.append(timeout)
+        if len(asked) == 1:
+            raise KafkaException(KafkaError(code))
+        return answer(partitions, timeout)
+
+    rig.kafka.committed = committed  # type: ignore[method-assign]
+    rig.kafka.assign(P0)
+    rig.read(P0, range(2, 5))
+    assert len(asked) == 2
+    assert all(0 < t <= 10 for t in asked)  # within the one timeout
+    assert [w.offset for w in rig.handoff.works] == [2, 4]  # 3 was finished before
+    assert rig.finished_before == [1]
+
+
+def test_the_read_back_gives_up_at_once_on_other_errors_and_after_a_few_attempts() -> None:
+    calls: list[int] = []
+    slept: list[float] = []
+
+    class Refusing:
+        def __init__(self, code: int) -> None:
+            self.code = code
+
+        def committed(self, partitions: list[KafkaTP], timeout: float = -1) -> list[KafkaTP]:
+            calls.append(self.code)
+            raise KafkaException(KafkaError(self.code))
+
+    wanted = [KafkaTP(*P0)]
+    with pytest.raises(KafkaException):
+        committed_offsets(Refusing(KafkaError.GROUP_AUTHORIZATION_FAILED), wanted, 10, slept.append)  # type: ignore[arg-type]
+    assert len(calls) == 1 and slept == []
+    calls.clear()
+    with pytest.raises(KafkaException):
+        committed_offsets(Refusing(KafkaError.NOT_COORDINATOR), wanted, 10, slept.append)  # type: ignore[arg-type]
+    assert len(calls) == len(RETRY_PAUSES) + 1  # bounded
+    assert slept == list(RETRY_PAUSES)
