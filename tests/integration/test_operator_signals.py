@@ -270,7 +270,10 @@ def test_a_broker_restart_logs_each_kafka_error_once_per_interval(
             connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
             kafka={"bootstrap_servers": broker.bootstrap},
         )  # fmt: skip
-        connector = connector_factory.start(config)
+        connector = connector_factory.start(
+            config,  # the outage is logged at ERROR, by us and by librdkafka
+            expect_errors=[r"all Kafka brokers are down", r"Connect to .* failed"],
+        )
         scenario.produce(sample_records(10, guests=5, seed=46))
         scenario.caught_up()
         before = len(connector.output().splitlines())
