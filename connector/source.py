@@ -48,9 +48,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.commits import Committer, read_back
+from connector.commits import Committer, fenced_reason, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
+from connector.drain import DrainCommits
 from connector.handoff import Handoff
 from connector.logs import KAFKA_LOGGER
 from connector.offsets import ALREADY_FINISHED, OffsetTracker, TopicPartition
@@ -110,6 +111,7 @@ class KafkaSource:
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
         self._drain_deadline: float | None = None  # set when the shutdown drain starts
+        self._drain_commits: DrainCommits | None = None
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
@@ -387,6 +389,8 @@ class KafkaSource:
             self._apply_pauses()  # read nothing more; poll only for group events
         tps = set(self._assigned)
         fatal = self._state.fatal_exit is not None
+        if self._settings.kafka.group_instance_id_env and not fatal:
+            self._drain_commits = DrainCommits(self._committer, self._state)  # fence shows
         done = self._handoff.release(tps, 0 if fatal else self._drain_left(), self._poll_group)
         if not done or self._state.fatal_exit is not None:
             self._handoff.stop(FLUSH_GRACE)  # cancel what is still open
@@ -408,6 +412,8 @@ class KafkaSource:
             if (err := msg.error()) is not None:
                 message_error(self._state, err)
         self._dlq.poll(0)
+        if self._drain_commits is not None and self._state.broker_down_since is None:
+            self._drain_commits.due(self._consumer)  # a static member's fence shows at once
         return self._state.fatal_exit is not None
 
     def _close(self) -> None:
@@ -464,11 +470,7 @@ def _fatal(err: KafkaError) -> bool:
 def _fatal_reason(err: KafkaError, what: str) -> str:
     # Under _FATAL only the text names the cause (librdkafka's FENCED_INSTANCE_ID text).
     if err.code() == KafkaError.FENCED_INSTANCE_ID or "group.instance.id" in err.str():
-        return (
-            "fenced: another consumer joined the group with this group.instance.id "
-            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
-            f"at once, nothing more is committed ({err.str()})"
-        )
+        return fenced_reason(err)
     return f"{what}: {err.str()}"
 
 
