@@ -167,7 +167,9 @@ class KafkaSource:
         # Never read past the ceiling: held records stay within max_buffered_records.
         ceiling = self._settings.delivery.max_buffered_records
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
-        messages = self._consume(room, 0.1)
+        # Wait no longer than the next commit is due: it goes out on time when idle too.
+        wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
+        messages = self._consume(room, wait)
         self._dlq.poll(0)
         if self._topics_due:
             self._topics_due = False
@@ -352,7 +354,9 @@ class KafkaSource:
     def _drain_left(self) -> float:
         """How long a release may wait for requests in flight: the drain timeout, or
         at shutdown what is left of the one drain (so close()'s revoke does not wait
-        again)."""
+        again); nothing after a fatal failure (fenced: the requests were cancelled)."""
+        if self._state.fatal_exit is not None:
+            return 0.0
         if self._drain_deadline is None:
             return self._settings.shutdown.drain_timeout_seconds
         return max(0.0, self._drain_deadline - time.monotonic())
