@@ -10,6 +10,14 @@ every ``DRAIN_COMMIT_SECONDS``, what finished (the same offsets again when nothi
 moved: the commit is the question). A fenced static member's commit fails at once
 with ``FENCED_INSTANCE_ID``; ``Committer`` fails the run, and the drain cancels its
 open requests (``KafkaSource.shutdown``).
+
+That leaves a race: the old process learns of the fence up to one period (plus the
+drain's 50 ms poll step and a commit round trip) after the replacement joined, while
+the replacement could post tens of milliseconds after its join. So a static member
+holds its first assignment for ``TAKEOVER_HOLD_SECONDS`` before it reads the committed
+offsets and posts: longer than a draining predecessor needs to learn of the fence and
+cancel its requests. Later assignments come from rebalances, where the previous owner
+has revoked (and drained) first.
 """
 
 from __future__ import annotations
@@ -25,6 +33,10 @@ from connector.state import RunState
 # partitions: bounds how long a fenced process keeps requests open beside its
 # replacement (plus one commit round trip and the cancellation).
 DRAIN_COMMIT_SECONDS = 0.1
+# How long a static member's first assignment waits before anything is read or posted:
+# one drain period, the drain's 50 ms poll step, a commit round trip and the
+# cancellation, with room to spare (a predecessor stalled longer is not covered).
+TAKEOVER_HOLD_SECONDS = 0.3
 
 
 class DrainCommits:

@@ -51,7 +51,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from connector.commits import Committer, fenced_reason, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
-from connector.drain import DrainCommits
+from connector.drain import TAKEOVER_HOLD_SECONDS, DrainCommits
 from connector.handoff import Handoff
 from connector.logs import KAFKA_LOGGER
 from connector.offsets import ALREADY_FINISHED, OffsetTracker, TopicPartition
@@ -112,6 +112,7 @@ class KafkaSource:
         self._next_commit = 0.0
         self._drain_deadline: float | None = None  # set when the shutdown drain starts
         self._drain_commits: DrainCommits | None = None
+        self._hold_first_assignment = bool(settings.kafka.group_instance_id_env)
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
@@ -318,6 +319,9 @@ class KafkaSource:
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # While stopping nothing is posted any more: no lookup to hold the drain up.
         stopping = self._drain_deadline is not None
+        if self._hold_first_assignment and not stopping:
+            self._hold_first_assignment = False
+            time.sleep(TAKEOVER_HOLD_SECONDS)  # a draining predecessor learns of its fence
         committed = {} if stopping else read_back(self._consumer, partitions, COMMITTED_TIMEOUT)
         restored = 0
         for p in partitions:
