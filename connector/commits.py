@@ -62,12 +62,20 @@ class Committer:
         self.last: dict[TopicPartition, int] = {}  # what was handed to Kafka, for summaries
 
     def commit(
-        self, consumer: Consumer, *, asynchronous: bool, tps: list[TopicPartition] | None = None
+        self,
+        consumer: Consumer,
+        *,
+        asynchronous: bool,
+        tps: list[TopicPartition] | None = None,
+        again: bool = False,
     ) -> None:
-        """Commit what moved (of ``tps``, all if None); nothing after a fatal failure.
+        """Commit what moved (of ``tps``, all if None; ``again``: unchanged ones too, to
+        ask the coordinator whether this member still owns them); nothing after a fatal
+        failure. A commit refused because another member took this group.instance.id
+        fails the run (``RunState.fail``) at once.
 
         The metadata is encoded here, at commit time, never per record."""
-        states = self._tracker.to_commit(tps)
+        states = self._tracker.to_commit(tps, unchanged=again)
         if not states or self._state.fatal_exit is not None:
             return  # a fatal failure (DLQ write failed, fenced): nothing past it is committed
         kafka_offsets = [
@@ -80,9 +88,12 @@ class Committer:
                 consumer.commit(offsets=kafka_offsets, asynchronous=True)
             else:
                 consumer.commit(offsets=kafka_offsets, asynchronous=False)
-        except KafkaException:
+        except KafkaException as exc:
             # on_committed counts and logs it (librdkafka reports sync commits there too);
             # not marked committed, so these offsets are offered again.
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and fenced(err):
+                self._state.fail(fenced_reason(err))
             return
         self._tracker.mark_committed(states)
         self.last.update({tp: s.offset for tp, s in states.items()})
@@ -91,12 +102,30 @@ class Committer:
         """The broker's answer to a commit, sync or async (served inside ``consume``)."""
         if err is not None and err.code() == KafkaError._NO_OFFSET:
             return  # nothing to commit: not a commit at all
+        if err is not None and fenced(err):
+            self._state.fail(fenced_reason(err))  # an async commit learnt it first
         failed = err is not None or any(p.error is not None for p in partitions)
         self._on_commit(not failed)
         if failed:
             # Offer these partitions' commit points again with the next commit.
             self._tracker.forget_committed([(str(p.topic), int(p.partition)) for p in partitions])
             log.warning("offset commit failed: %s", err or [str(p.error) for p in partitions])
+
+
+def fenced(err: KafkaError) -> bool:
+    """Whether ``err`` says another member joined with this group.instance.id (under
+    ``_FATAL`` only librdkafka's text names the cause)."""
+    return err.code() == KafkaError.FENCED_INSTANCE_ID or (
+        err.code() == KafkaError._FATAL and "group.instance.id" in err.str()
+    )
+
+
+def fenced_reason(err: KafkaError) -> str:
+    return (
+        "fenced: another consumer joined the group with this group.instance.id "
+        "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
+        f"at once, nothing more is committed ({err.str()})"
+    )
 
 
 def read_back(

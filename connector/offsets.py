@@ -197,9 +197,10 @@ class OffsetTracker:
     # -- commits ------------------------------------------------------------
 
     def to_commit(
-        self, tps: list[TopicPartition] | None = None
+        self, tps: list[TopicPartition] | None = None, *, unchanged: bool = False
     ) -> dict[TopicPartition, CommitState]:
-        """Partitions whose commit point or finished set changed since ``mark_committed``.
+        """Partitions whose commit point or finished set changed since ``mark_committed``
+        (``unchanged``: every partition with a commit point, moved or not).
 
         Encode each with ``offset_metadata.encode(prefix, state.offset, state.finished)``.
         """
@@ -210,7 +211,7 @@ class OffsetTracker:
             return {
                 tp: CommitState(p.base, (*sorted(p.finished), *p.restored), p.epoch, p.version)
                 for tp, p in chosen.items()
-                if p.base is not None and p.version != p.committed_version
+                if p.base is not None and (unchanged or p.version != p.committed_version)
             }
 
     def mark_committed(self, offsets: Mapping[TopicPartition, CommitState]) -> None:

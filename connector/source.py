@@ -49,9 +49,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.commits import Committer, read_back
+from connector.commits import Committer, fenced_reason, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
+from connector.drain import TAKEOVER_HOLD_SECONDS, DrainCommits
 from connector.handoff import Handoff
 from connector.logs import KAFKA_LOGGER
 from connector.offsets import ALREADY_FINISHED, OffsetTracker, TopicPartition
@@ -111,6 +112,8 @@ class KafkaSource:
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
         self._drain_deadline: float | None = None  # set when the shutdown drain starts
+        self._drain_commits: DrainCommits | None = None
+        self._hold_first_assignment = bool(settings.kafka.group_instance_id_env)
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
@@ -166,7 +169,9 @@ class KafkaSource:
         # Never read past the ceiling: held records stay within max_buffered_records.
         ceiling = self._settings.delivery.max_buffered_records
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
-        messages = self._consume(room, 0.1)
+        # Wait no longer than the next commit is due: it goes out on time when idle too.
+        wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
+        messages = self._consume(room, wait)
         self._dlq.poll(0)
         if self._topics_due:
             self._topics_due = False
@@ -320,6 +325,9 @@ class KafkaSource:
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         # While stopping nothing is posted any more: no lookup to hold the drain up.
         stopping = self._drain_deadline is not None
+        if self._hold_first_assignment and not stopping:
+            self._hold_first_assignment = False
+            time.sleep(TAKEOVER_HOLD_SECONDS)  # a draining predecessor learns of its fence
         committed = {} if stopping else read_back(self._consumer, partitions, COMMITTED_TIMEOUT)
         restored = 0
         for p in partitions:
@@ -356,7 +364,9 @@ class KafkaSource:
     def _drain_left(self) -> float:
         """How long a release may wait for requests in flight: the drain timeout, or
         at shutdown what is left of the one drain (so close()'s revoke does not wait
-        again)."""
+        again); nothing after a fatal failure (fenced: the requests were cancelled)."""
+        if self._state.fatal_exit is not None:
+            return 0.0
         if self._drain_deadline is None:
             return self._settings.shutdown.drain_timeout_seconds
         return max(0.0, self._drain_deadline - time.monotonic())
@@ -393,6 +403,8 @@ class KafkaSource:
             self._apply_pauses()  # read nothing more; poll only for group events
         tps = set(self._assigned)
         fatal = self._state.fatal_exit is not None
+        if self._settings.kafka.group_instance_id_env and not fatal:
+            self._drain_commits = DrainCommits(self._committer, self._state)  # fence shows
         done = self._handoff.release(tps, 0 if fatal else self._drain_left(), self._poll_group)
         if not done or self._state.fatal_exit is not None:
             self._handoff.stop(FLUSH_GRACE)  # cancel what is still open
@@ -414,6 +426,8 @@ class KafkaSource:
             if (err := msg.error()) is not None:
                 message_error(self._state, err)
         self._dlq.poll(0)
+        if self._drain_commits is not None and self._state.broker_down_since is None:
+            self._drain_commits.due(self._consumer)  # a static member's fence shows at once
         return self._state.fatal_exit is not None
 
     def _close(self) -> None:
@@ -470,11 +484,7 @@ def _fatal(err: KafkaError) -> bool:
 def _fatal_reason(err: KafkaError, what: str) -> str:
     # Under _FATAL only the text names the cause (librdkafka's FENCED_INSTANCE_ID text).
     if err.code() == KafkaError.FENCED_INSTANCE_ID or "group.instance.id" in err.str():
-        return (
-            "fenced: another consumer joined the group with this group.instance.id "
-            "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "
-            f"at once, nothing more is committed ({err.str()})"
-        )
+        return fenced_reason(err)
     return f"{what}: {err.str()}"
 
 
