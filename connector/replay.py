@@ -37,11 +37,12 @@ from connector.config import Settings
 from connector.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, delivered_events
 from connector.dispatch import Dispatcher
 from connector.errors import ConfigError, ConnectorError
+from connector.kafka_errors import message_error
 from connector.observability import Metrics
 from connector.offsets import ALREADY_FINISHED, OffsetTracker
 from connector.records import Headers, Work
 from connector.settle import Settle
-from connector.source import headers, message_error
+from connector.source import headers
 from connector.state import RunState
 
 __all__ = [

@@ -49,19 +49,19 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.commits import Committer, fenced_reason, read_back
+from connector.commits import Committer, read_back
 from connector.config import Settings
 from connector.deadletter import DeadLetterQueue
 from connector.drain import TAKEOVER_HOLD_SECONDS, DrainCommits
 from connector.handoff import Handoff
-from connector.logs import KAFKA_LOGGER
+from connector.kafka_errors import client_error, message_error
 from connector.offsets import ALREADY_FINISHED, OffsetTracker, TopicPartition
+from connector.pausing import PartitionPauses
 from connector.records import Headers, Work
 from connector.settle import Settle
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
-kafka_log = logging.getLogger(KAFKA_LOGGER)  # repeats are collapsed (connector.logs)
 
 RESUME_FRACTION = 0.5  # resume once held records fall to half the ceiling
 CEILING = "delivery.max_buffered_records reached"  # the pause reason of plain back-pressure
@@ -104,10 +104,8 @@ class KafkaSource:
         self._on_records = on_records or (lambda _topic, _n: None)
         self._on_finished_before = on_finished_before or (lambda _n: None)
         self._paused = False  # the global pause: buffer ceiling, halt, outage, degraded
-        self._pause_state: dict[TopicPartition, bool] = {}  # as the consumer has it
         self._paused_for: str | None = None  # the reason the last pause line gave
         self._paused_at = 0.0
-        self._held_back: set[TopicPartition] = set()  # paused by the run-ahead bound
         self._topics_due = False  # an assignment happened: look the topics up again
         self._assigned: set[TopicPartition] = set()
         self._next_commit = 0.0
@@ -115,6 +113,7 @@ class KafkaSource:
         self._drain_commits: DrainCommits | None = None
         self._hold_first_assignment = bool(settings.kafka.group_instance_id_env)
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
+        self._pauses = PartitionPauses(self._consumer)
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
     # -- control from other threads --------------------------------------------
@@ -259,43 +258,11 @@ class KafkaSource:
             self._paused_for = None
 
     def _apply_pauses(self) -> None:
-        """Bring the consumer's pause state in line: every partition while the global
-        pause holds (or the source is stopping), else the ones the tracker blocks
-        (too far ahead of their commit point). A newly assigned partition's state is
-        unknown (librdkafka keeps an old pause across a revoke), so it is set once."""
+        """Every partition paused while the global pause holds (or the source is
+        stopping), else the ones the tracker blocks (too far ahead of their commit point)."""
         held_back = self._tracker.blocked_partitions() & self._assigned
-        if held_back != self._held_back:
-            self._log_held_back(held_back)
         everything = self._paused or self._drain_deadline is not None
-        wanted = self._assigned if everything else held_back
-        pause = [
-            tp for tp in self._assigned if tp in wanted and self._pause_state.get(tp) is not True
-        ]
-        resume = [
-            tp
-            for tp in self._assigned
-            if tp not in wanted and self._pause_state.get(tp) is not False
-        ]
-        if pause:
-            self._consumer.pause([KafkaTP(t, p) for t, p in pause])
-        if resume:
-            self._consumer.resume([KafkaTP(t, p) for t, p in resume])
-        for tp in pause:
-            self._pause_state[tp] = True
-        for tp in resume:
-            self._pause_state[tp] = False
-
-    def _log_held_back(self, held_back: set[TopicPartition]) -> None:
-        """Partitions the run-ahead bound pauses on their own (and frees again)."""
-        newly = held_back - self._held_back
-        freed = (self._held_back - held_back) & self._assigned  # not revoked meanwhile
-        if newly:
-            log.warning("paused %s: read delivery.max_run_ahead offsets past the commit "
-                        "point; the oldest record without an outcome holds it back",
-                        _tp_names(newly))  # fmt: skip
-        if freed:
-            log.warning("resumed %s: the commit point moved", _tp_names(freed))
-        self._held_back = held_back
+        self._pauses.apply(self._assigned, held_back, everything=everything)
 
     def _check_topics(self) -> None:
         """Which subscribed topic names the cluster lacks (``RunState.missing_topics``).
@@ -336,7 +303,7 @@ class KafkaSource:
             self._tracker.assign(tp, offset, finished)
             restored += len(finished)
             self._assigned.add(tp)
-            self._pause_state.pop(tp, None)  # unknown: the next round sets it
+            self._pauses.forget(tp)  # unknown: the next round sets it
         self._state.assigned = len(self._assigned)
         self._state.broker_down_since = None
         log.info("assigned %s (%d offsets above the commit points finished before)",
@@ -383,7 +350,7 @@ class KafkaSource:
         for tp in tps:
             self._tracker.revoke(tp)
             self._assigned.discard(tp)
-            self._pause_state.pop(tp, None)
+            self._pauses.forget(tp)
         self._state.assigned = len(self._assigned)
 
     # -- shutdown ---------------------------------------------------------------
@@ -447,47 +414,6 @@ class KafkaSource:
             log.info("consumer closed; left the group")
 
 
-def client_error(state: RunState, err: KafkaError) -> None:
-    """The consumer's ``error_cb`` (and a fatal error ``consume`` raised): brokers
-    down → not ready; fatal → stop.
-
-    Logged through ``kafka_log``, whose repeats (and librdkafka's own line for the same
-    error) collapse into one line per interval."""
-    if err.code() == KafkaError._ALL_BROKERS_DOWN:
-        if state.broker_down_since is None:
-            state.broker_down_since = time.monotonic()
-        kafka_log.error("all Kafka brokers are down: %s", err.str())
-    elif _fatal(err):
-        state.fail(_fatal_reason(err, "Kafka client fatal error"))
-    elif err.code() == KafkaError._AUTHENTICATION:
-        # librdkafka retries a refused SASL login forever; no retry can fix a password.
-        state.fail(f"Kafka refused the credentials (kafka.client sasl.*): {err.str()}")
-    else:
-        kafka_log.warning("Kafka client error: %s", err.str())
-
-
-def message_error(state: RunState, err: KafkaError) -> None:
-    """An error ``consume`` handed over in place of a message."""
-    if err.code() == KafkaError._PARTITION_EOF:
-        return
-    if _fatal(err):
-        state.fail(_fatal_reason(err, "Kafka consumer fatal error"))
-    else:
-        kafka_log.warning("Kafka consumer error: %s", err.str())
-
-
-def _fatal(err: KafkaError) -> bool:
-    # A fatal error reaches consume() as a message error coded _FATAL, not flagged fatal.
-    return bool(err.fatal()) or err.code() in (KafkaError._FATAL, KafkaError.FENCED_INSTANCE_ID)
-
-
-def _fatal_reason(err: KafkaError, what: str) -> str:
-    # Under _FATAL only the text names the cause (librdkafka's FENCED_INSTANCE_ID text).
-    if err.code() == KafkaError.FENCED_INSTANCE_ID or "group.instance.id" in err.str():
-        return fenced_reason(err)
-    return f"{what}: {err.str()}"
-
-
 def headers(msg: Message) -> Headers:
     """A consumed message's headers as a list (confluent-kafka may hand over a dict)."""
     raw = msg.headers()
@@ -496,7 +422,3 @@ def headers(msg: Message) -> Headers:
 
 def _names(partitions: list[KafkaTP]) -> str:
     return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"
-
-
-def _tp_names(tps: set[TopicPartition]) -> str:
-    return ", ".join(f"{t}[{p}]" for t, p in sorted(tps))

@@ -12,10 +12,11 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.commits import RETRY_PAUSES, Committer, commit_metadata, committed_offsets
+from connector.kafka_errors import message_error
 from connector.offset_metadata import encode
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.settle import Settle
-from connector.source import KafkaSource, message_error
+from connector.source import KafkaSource
 from connector.state import RunState
 from tests.unit.fake_kafka import (
     FakeConsumer,
