@@ -32,7 +32,7 @@ MODULES = (
     "connector/settle.py",
 )
 #: Data files the unit tests read (mutmut copies the package and tests/ itself).
-ALSO_COPY = ("avro", "config")
+ALSO_COPY = ("avro", "config", "docs", "helm", "scripts", "README.md")
 
 KILLED = {1, 3}  # pytest failed / internal error: a test noticed
 TIMEOUT = {24, -24, 36, 152, 255}  # the mutant made the tests hang: noticed too
