@@ -6,9 +6,9 @@ member learns it and stops at once), cancel what is still open, wait for the
 dead-letter acknowledgements, commit what finished, close the consumer (which does not
 wait again: its revoke gets what is left of the one drain).
 
-The drain's talk with the group coordinator (``DrainCommits``):
-While the drain waits for the requests in flight, nothing else would reach the
-coordinator but librdkafka's heartbeats (``heartbeat.interval.ms``, 3 s by default).
+The drain's talk with the group coordinator (``DrainCommits``): while the drain
+waits for the requests in flight, nothing else would reach the coordinator but
+librdkafka's heartbeats (``heartbeat.interval.ms``, 3 s by default).
 A static member (``group.instance.id``) does not leave the group on close, and a
 replacement with its instance id owns the partitions as soon as it joins: the old
 process would learn it was fenced only on its next heartbeat, seconds during which
