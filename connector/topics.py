@@ -1,8 +1,11 @@
-"""Topics the connector writes to (dead letters, browser ids): there at start, or created.
+"""Topics on the cluster: the ones the connector writes to, and the ones it reads.
 
-One function for both, so ``run``, ``check`` and the browser-id store decide the same
-way: a topic that exists is used as it is; a missing one is created when its section
-allows it, and otherwise, or when the broker refuses, it is a ConfigError (exit 2).
+Topics it writes to (dead letters, browser ids) must be there at start, or be created.
+One function for both (``ensure_topic``), so ``run``, ``check`` and the browser-id store
+decide the same way: a topic that exists is used as it is; a missing one is created
+when its section allows it, and otherwise, or when the broker refuses, it is a
+ConfigError (exit 2). Topics it subscribes to by name may be missing for a while:
+``check_subscribed`` says which, for readiness.
 """
 
 from __future__ import annotations
@@ -12,16 +15,20 @@ import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from connector.config import KafkaSettings
+from connector.config import KafkaSettings, TopicSettings
 from connector.errors import ConfigError, TransientError
+from connector.state import RunState
 
-__all__ = ["CredentialsRefused", "cluster_metadata", "ensure_topic"]
+__all__ = ["CredentialsRefused", "check_subscribed", "cluster_metadata", "ensure_topic"]
 
 log = logging.getLogger(__name__)
+source_log = logging.getLogger("connector.source")  # the source's lines, as before the split
+
+METADATA_TIMEOUT = 5.0  # seconds for the subscribed topics' lookup
 
 
 class CredentialsRefused(ConfigError):
@@ -106,6 +113,31 @@ def ensure_topic(
         return f"does not exist yet; run creates it ({new.num_partitions} partition(s))"
     log.info("created topic %s (%d partition(s)) for %s", name, new.num_partitions, section)
     return f"created ({new.num_partitions} partition(s))"
+
+
+def check_subscribed(consumer: Consumer, topics: list[TopicSettings], state: RunState) -> None:
+    """Which subscribed topic names the cluster lacks (``RunState.missing_topics``).
+
+    Called by ``KafkaSource`` on the consumer thread at subscribe and after each
+    assignment (never inside a rebalance callback). Patterns are not looked up:
+    matching nothing yet is what a pattern may do. A broker that does not answer leaves
+    the last finding (brokers down is its own reason); nothing is raised."""
+    names = [t.name for t in topics if t.name is not None]
+    if not names:
+        return
+    try:
+        found = consumer.list_topics(timeout=METADATA_TIMEOUT).topics
+    except KafkaException as exc:
+        source_log.warning("could not look up the subscribed topics: %s", exc)
+        return
+    missing = tuple(n for n in names if n not in found or found[n].error is not None)
+    if missing != state.missing_topics:
+        if missing:
+            source_log.warning("subscribed topics missing, not read until created: %s",
+                               ", ".join(missing))  # fmt: skip
+        else:
+            source_log.warning("subscribed topics found: %s", ", ".join(state.missing_topics))
+    state.missing_topics = missing
 
 
 def _reason(exc: KafkaException) -> str:

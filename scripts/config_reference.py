@@ -1,4 +1,4 @@
-"""The field table of docs/configuration.md, generated from the models in connector/config.py.
+"""The field table of docs/configuration.md, generated from the models in connector/config/.
 
     scripts/config-reference           print the table
     scripts/config-reference --write   put it into docs/configuration.md (between the markers)
@@ -24,7 +24,7 @@ from connector.config import Settings
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 BEGIN = (
-    "<!-- generated from connector/config.py by scripts/config-reference --write; "
+    "<!-- generated from connector/config/ by scripts/config-reference --write; "
     "edit the models, not this table -->"
 )
 END = "<!-- end of generated table -->"

@@ -8,9 +8,9 @@ offending field, 201 with ``ref``/``status``/``version``/``client_key`` for a
 valid event. ``GET /v1.2/browser/create.json?client_key=`` answers a new browser
 id as ``ref``. Given ``--known-pos``, an event for any other point of sale is
 answered 201 and dropped (counted in ``dropped``), as the real service does.
-Records accepted events and injects faults (``sandbox_faults``); the command
-line is ``sandbox_cli``. Admin API, no
-auth (it is a loopback test tool):
+Records accepted events, checks each request (``sandbox_checks``: body,
+credentials, payload) and injects faults (``sandbox_faults``); the command line is
+``sandbox_cli``. Admin API (``sandbox_admin``), no auth (it is a loopback test tool):
 
     GET    /_sandbox/events?type=T&offset=N&limit=N   accepted events, oldest first
     DELETE /_sandbox/events                           forget them
@@ -33,22 +33,18 @@ schemas (``sandbox_spec``), so a bug in our models shows up in a test.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
-import hmac
 import json
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from connector.cdp.dialect import Dialect
+from connector.cdp.sandbox_admin import Admin
+from connector.cdp.sandbox_checks import Credentials, Refusal, read_event, validate
 from connector.cdp.sandbox_faults import FaultInjector, Faults
 from connector.cdp.sandbox_requests import RequestLog, RequestNote
 from connector.cdp.sandbox_spec import SpecValidator
@@ -60,16 +56,11 @@ API_VERSION = "1.2"
 DEFAULT_MAX_BODY = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class _Refusal:
-    """Why a request carries no event object (answered after faults and credentials)."""
-
-    status: int
-    message: str
-
-
 class Sandbox:
-    """State of one sandbox: credentials, recorded events, counters and faults."""
+    """State of one sandbox: credentials, recorded events, counters and faults.
+
+    aiohttp calls ``create_event`` and ``create_browser`` on the sandbox's event loop
+    (``build_app``); every answer (and a dropped connection) counts in ``by_status``."""
 
     def __init__(
         self,
@@ -85,8 +76,7 @@ class Sandbox:
         spec: SpecValidator | None = None,
     ) -> None:
         self.client_key = client_key
-        self._expected = f"{client_key}:{api_token}".encode()
-        self._expected_header = "Basic " + base64.b64encode(self._expected).decode()
+        self._credentials = Credentials(client_key, api_token)
         self.dialect = dialect
         self.spec = spec
         self.seed = seed
@@ -128,7 +118,7 @@ class Sandbox:
 
     async def _create_event(self, request: web.Request, note: RequestNote) -> web.StreamResponse:
         decision = self.injector.decide()
-        parsed = await self._read_event(request)
+        parsed = await read_event(request)
         if isinstance(parsed, dict):
             # Faulted requests count too: a retry is a request of the same guest.
             self.requests.identify(note, parsed.get("browser_id"), parsed.get("type"))
@@ -137,25 +127,14 @@ class Sandbox:
         if decision.drop:
             return self._drop(request)
         if decision.status is not None:
-            headers = {"Retry-After": decision.retry_after} if decision.retry_after else None
-            return self._error(decision.status, "injected fault", headers=headers)
-        denied = self._authenticate(request, parsed)
-        if denied is not None:
-            return denied
-        if isinstance(parsed, _Refusal):
-            return self._error(parsed.status, parsed.message, field="body")
+            return self._error(_injected(decision.status, decision.retry_after))
+        if (refusal := self._credentials.check(request, parsed)) is not None:
+            return self._error(refusal)
+        if isinstance(parsed, Refusal):
+            return self._error(parsed)
+        if (refusal := validate(parsed, self.dialect, self.spec)) is not None:
+            return self._error(refusal)
         payload = parsed
-        if self.spec is not None:
-            errors = self.spec.errors(payload)
-            if errors:
-                return self._refuse(errors)
-        elif self.dialect is not None:
-            try:
-                self.dialect.validate(payload)
-            except ValidationError as exc:
-                return self._invalid(exc)
-            except RecursionError:
-                return self._error(400, "body nests too deeply", field="body")
         event_type = payload.get("type")
         event_type = event_type if isinstance(event_type, str) else "?"
         ref = str(uuid.uuid4())
@@ -174,10 +153,10 @@ class Sandbox:
         if decision.delay:
             await asyncio.sleep(decision.delay)
         if decision.status is not None:
-            headers = {"Retry-After": decision.retry_after} if decision.retry_after else None
-            return self._error(decision.status, "injected fault", headers=headers)
-        if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
-            return self._error(401, "unknown client_key", field="client_key")
+            return self._error(_injected(decision.status, decision.retry_after))
+        refusal = self._credentials.key_refused(request.query.get("client_key", ""))
+        if refusal is not None:
+            return self._error(refusal)
         self.browsers_created += 1
         return self._ok(str(uuid.uuid4()))
 
@@ -189,59 +168,6 @@ class Sandbox:
             % (ref.encode(), API_VERSION.encode(), self._key_json),
             content_type="application/json",
         )
-
-    async def _read_event(self, request: web.Request) -> dict[str, Any] | _Refusal:
-        """The event object of a request on any transport, or why there is none.
-
-        Read before faults and credentials are looked at, so every request is
-        attributed to its guest; the answer keeps the order faults, credentials, body.
-        """
-        if request.method == "GET":  # get-query: the event is the message parameter
-            body = request.query.get("message", "").encode()
-        else:
-            try:
-                body = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                return _Refusal(413, "body too large")
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            return _Refusal(400, f"body is not valid JSON: {str(exc)[:200]}")
-        if not isinstance(payload, dict):
-            return _Refusal(400, "body must be a JSON object (one event)")
-        return payload
-
-    def _authenticate(
-        self, request: web.Request, parsed: dict[str, Any] | _Refusal
-    ) -> web.Response | None:
-        """The 401 answer for a request without the right credentials; None if allowed."""
-        if request.method == "GET":
-            if not hmac.compare_digest(request.query.get("client_key", ""), self.client_key):
-                return self._error(401, "unknown client_key", field="client_key")
-        elif request.path != EVENTS_PATH:
-            if not self._authorized(request.headers.get("Authorization")):
-                return self._error(
-                    401, "unauthorized", headers={"WWW-Authenticate": 'Basic realm="cdp"'}
-                )
-        elif isinstance(parsed, dict):  # post-events: the key is in the body
-            key = parsed.pop("client_key", None)
-            if not isinstance(key, str) or not hmac.compare_digest(key, self.client_key):
-                return self._error(401, "unknown client_key", field="client_key")
-        return None
-
-    def _authorized(self, header: str | None) -> bool:
-        if header is None:
-            return False
-        if header == self._expected_header:
-            return True
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            raw = base64.b64decode(token.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        return hmac.compare_digest(raw, self._expected)
 
     def _record_event(self, ref: str, event_type: str, payload: dict[str, Any]) -> None:
         entry = {"ref": ref, "received_at": time.time(), "event": payload}
@@ -259,109 +185,18 @@ class Sandbox:
         # aiohttp cannot write to the aborted transport; this ends the handler cleanly.
         raise asyncio.CancelledError
 
-    def _error(
-        self,
-        status: int,
-        message: str,
-        *,
-        field: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        errors: list[dict[str, str]] | None = None,
-    ) -> web.Response:
-        self.by_status[str(status)] += 1
-        body: dict[str, Any] = {"status": "ERROR", "error": message, "version": API_VERSION}
-        if field is not None:
-            body["field"] = field
-        if errors is not None:
-            body["errors"] = errors
-        return web.json_response(body, status=status, headers=headers)
+    def _error(self, refusal: Refusal) -> web.Response:
+        self.by_status[str(refusal.status)] += 1
+        body: dict[str, Any] = {"status": "ERROR", "error": refusal.message, "version": API_VERSION}
+        if refusal.field is not None:
+            body["field"] = refusal.field
+        if refusal.errors is not None:
+            body["errors"] = refusal.errors
+        return web.json_response(body, status=refusal.status, headers=refusal.headers)
 
-    def _invalid(self, exc: ValidationError) -> web.Response:
-        by_field: dict[str, list[str]] = {}
-        for err in exc.errors(include_url=False, include_input=False):
-            by_field.setdefault(_field_name(err["loc"]), []).append(err["msg"])
-        # One entry per field: an ext value refused by every union member reads as one error.
-        errors = [{"field": f, "message": " or ".join(msgs)} for f, msgs in by_field.items()]
-        return self._refuse(errors)
-
-    def _refuse(self, errors: list[dict[str, str]]) -> web.Response:
-        """400 naming the first offending field, with every error listed."""
-        first = errors[0] if errors else {"field": "body", "message": "invalid"}
-        return self._error(
-            400, f"{first['field']}: {first['message']}", field=first["field"], errors=errors
-        )
-
-    # -- admin ----------------------------------------------------------------------------
-
-    async def get_events(self, request: web.Request) -> web.Response:
-        self.flush()
-        wanted = request.query.get("type")
-        try:
-            offset = int(request.query.get("offset", "0"))
-            limit = int(request.query.get("limit", "100000"))
-        except ValueError:
-            return web.json_response({"error": "offset/limit must be integers"}, status=400)
-        events = [e for e in self.events if wanted is None or e["event"].get("type") == wanted]
-        return web.json_response(
-            {"total": self.recorded, "events": events[offset : offset + limit]}
-        )
-
-    async def delete_events(self, request: web.Request) -> web.Response:
-        self.events.clear()
-        return web.json_response({"ok": True})
-
-    async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "requests": sum(self.by_status.values()),
-                "accepted": self.recorded,
-                "by_status": dict(self.by_status),
-                "by_type": dict(self.by_type),
-                "max_concurrent": self.max_concurrent,
-                "dropped": sum(self.dropped_by_pos.values()),
-                "dropped_by_pos": dict(self.dropped_by_pos),
-                "browsers_created": self.browsers_created,
-                **self.requests.stats(),
-            }
-        )
-
-    async def get_faults(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.injector.faults.model_dump(), "now": time.time()})
-
-    async def set_faults(self, request: web.Request) -> web.Response:
-        try:
-            changes = await request.json()
-            if not isinstance(changes, dict):
-                raise ValueError("expected a JSON object")
-            outage_seconds = changes.pop("outage_seconds", None)
-            if outage_seconds is not None:
-                changes["outage_until"] = time.time() + float(outage_seconds)
-            base = self.injector.faults.model_dump() if request.method == "POST" else {}
-            faults = Faults.model_validate({**base, **changes})
-        except (ValueError, TypeError) as exc:  # ValidationError is a ValueError
-            return web.json_response({"error": str(exc)}, status=400)
-        self.injector.faults = faults
-        return await self.get_faults(request)
-
-    async def clear_faults(self, request: web.Request) -> web.Response:
-        self.injector.faults = Faults()
-        return await self.get_faults(request)
-
-    async def get_requests(self, request: web.Request) -> web.Response:
-        return web.json_response(
-            {"requests": self.requests.entries(request.query.get("browser_id"))}
-        )
-
-    async def reset(self, request: web.Request) -> web.Response:
-        seed = self.seed
-        if request.can_read_body:
-            try:
-                body = await request.json()
-                if not isinstance(body, dict) or not isinstance(body.get("seed", 0), int):
-                    raise ValueError('expected {"seed": <int>}')
-            except ValueError as exc:
-                return web.json_response({"error": str(exc)}, status=400)
-            seed = body.get("seed", seed)
+    def reset(self, seed: int | None) -> None:
+        """Events, counters, the request log and faults as at start; random faults
+        reseeded with ``seed`` (the admin API's ``POST /_sandbox/reset``)."""
         self.injector.reseed(seed)
         self.requests.clear()
         self.events.clear()
@@ -372,7 +207,6 @@ class Sandbox:
         self.browsers_created = 0
         self.max_concurrent = self.concurrent
         self.injector.faults = self.initial_faults
-        return web.json_response({"ok": True})
 
     # -- lifetime -------------------------------------------------------------------------
 
@@ -390,11 +224,11 @@ class Sandbox:
             self._record = None
 
 
-def _field_name(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if p != "[key]"]
-    if len(parts) > 2 and parts[0] == "ext":
-        parts = parts[:2]  # drop the union member tried ("bool", "int", ...)
-    return ".".join(parts) or "body"
+def _injected(status: int, retry_after: str | None) -> Refusal:
+    """The answer of an injected error status (``sandbox_faults``)."""
+    return Refusal(
+        status, "injected fault", headers={"Retry-After": retry_after} if retry_after else None
+    )
 
 
 def build_app(sandbox: Sandbox, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> web.Application:
@@ -404,13 +238,5 @@ def build_app(sandbox: Sandbox, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> we
     app.router.add_get(EVENT_PATH, sandbox.create_event)
     app.router.add_post(EVENTS_PATH, sandbox.create_event)
     app.router.add_get(BROWSER_PATH, sandbox.create_browser)
-    app.router.add_get("/_sandbox/events", sandbox.get_events)
-    app.router.add_delete("/_sandbox/events", sandbox.delete_events)
-    app.router.add_get("/_sandbox/stats", sandbox.get_stats)
-    app.router.add_get("/_sandbox/requests", sandbox.get_requests)
-    app.router.add_get("/_sandbox/faults", sandbox.get_faults)
-    app.router.add_put("/_sandbox/faults", sandbox.set_faults)
-    app.router.add_post("/_sandbox/faults", sandbox.set_faults)
-    app.router.add_delete("/_sandbox/faults", sandbox.clear_faults)
-    app.router.add_post("/_sandbox/reset", sandbox.reset)
+    app.router.add_routes(Admin(sandbox).routes())
     return app

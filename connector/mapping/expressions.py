@@ -20,6 +20,7 @@ from jmespath.exceptions import JMESPathError
 
 from connector.errors import InternalError
 from connector.mapping import paths, uses
+from connector.mapping.json_values import json_safe
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target
 from connector.mapping.transforms import (
@@ -27,7 +28,6 @@ from connector.mapping.transforms import (
     Transform,
     TransformArgError,
     build_transform,
-    json_safe,
 )
 
 __all__ = [

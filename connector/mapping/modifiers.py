@@ -17,6 +17,7 @@ from connector.mapping.expressions import (
     check_allowed,
     suggest,
 )
+from connector.mapping.json_values import json_safe
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target
 from connector.mapping.transforms import (
@@ -24,7 +25,6 @@ from connector.mapping.transforms import (
     Transform,
     TransformArgError,
     build_transform,
-    json_safe,
 )
 
 __all__ = ["compile_transforms", "pipeline"]

@@ -1,4 +1,4 @@
-"""Named value transforms, and the conversion of decoded Avro values to JSON-safe ones.
+"""Named value transforms: built once from their YAML arguments, called per record.
 
 A transform is built once at compile time from its YAML arguments (a bad
 argument is a :class:`TransformArgError`, which the compiler reports with the
@@ -10,18 +10,15 @@ into a MappingError naming the rule and field.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import enum
-import math
-import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connector.errors import InternalError
+from connector.mapping.json_values import decimal_to_float, iso_datetime, json_safe
 
-__all__ = ["TRANSFORMS", "Transform", "TransformArgError", "build_transform", "json_safe"]
+__all__ = ["TRANSFORMS", "Transform", "TransformArgError", "build_transform"]
 
 Transform = Callable[[Any], Any]
 
@@ -32,61 +29,6 @@ class TransformArgError(InternalError, ValueError):
 
 _UTC = dt.UTC
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
-_PRIMITIVES = frozenset({str, int, float, bool, type(None)})
-
-
-# ---------------------------------------------------------------------------
-# JSON-safe values
-
-
-def iso_datetime(value: dt.datetime) -> str:
-    """``2024-05-01T12:34:56.789Z``: UTC, millisecond precision, fixed width (naive = UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=_UTC)
-    return value.astimezone(_UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _decimal_to_float(value: Decimal) -> float:
-    if not value.is_finite():
-        raise ValueError(f"{value} is not a finite number")
-    return float(value)
-
-
-def json_safe(value: Any) -> Any:
-    """Turn decoded Avro values into what JSON can carry, the same way every time.
-
-    datetime → ISO 8601 UTC string (milliseconds, ``Z``); date and time → ISO
-    strings; Decimal → float; UUID → str; bytes → base64; tuples → lists;
-    mapping keys → str. NaN and infinities are refused (JSON has no such numbers).
-    """
-    kind = type(value)
-    if kind in _PRIMITIVES:
-        if kind is float and not math.isfinite(value):
-            raise ValueError(f"{value} is not a finite number")
-        return value
-    if isinstance(value, Decimal):
-        return _decimal_to_float(value)
-    if isinstance(value, dt.datetime):
-        return iso_datetime(value)
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, enum.Enum):
-        return json_safe(value.value)
-    if isinstance(value, str):
-        return str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return json_safe(float(value))
-    raise TypeError(f"a {kind.__name__} value cannot be sent as JSON")
 
 
 # ---------------------------------------------------------------------------
@@ -183,7 +125,7 @@ def _string(args: Any) -> Transform:
 
 def _number(args: Any) -> Transform:
     _no_args("number", args)
-    return lambda v: _decimal_to_float(_to_decimal(v))
+    return lambda v: decimal_to_float(_to_decimal(v))
 
 
 def _integer(args: Any) -> Transform:
@@ -213,7 +155,7 @@ def _minor_units(args: Any) -> Transform:
     exponent = _int_arg("minor_units", args, "exponent", 2, 0, 8)
 
     def to_major(value: Any) -> float:
-        return _decimal_to_float(_to_decimal(value).scaleb(-exponent))
+        return decimal_to_float(_to_decimal(value).scaleb(-exponent))
 
     return to_major
 
@@ -223,7 +165,7 @@ def _round(args: Any) -> Transform:
     quantum = Decimal(1).scaleb(-places)
 
     def rounded(value: Any) -> float:
-        return _decimal_to_float(_to_decimal(value).quantize(quantum))
+        return decimal_to_float(_to_decimal(value).quantize(quantum))
 
     return rounded
 

@@ -9,7 +9,7 @@ import fastavro
 import pytest
 
 from connector.cli import main
-from connector.mapping.transforms import json_safe
+from connector.mapping.json_values import json_safe
 from tests.unit.mapping_records import RECORDS
 
 EXAMPLE = str(Path(__file__).resolve().parents[2] / "config" / "mappings.example.yaml")

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from connector.mapping.transforms import TransformArgError, build_transform, json_safe
+from connector.mapping.json_values import json_safe
+from connector.mapping.transforms import TransformArgError, build_transform
 
 AT = dt.datetime(2026, 11, 2, 8, 15, 30, 123456, tzinfo=dt.UTC)
 

@@ -1,16 +1,21 @@
-"""ensure_topic without a broker: an unreachable broker is transient, never a config error."""
+"""Topics without a broker: an unreachable broker is transient, never a config error, and
+never makes a subscribed topic count as missing."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.cimpl import NewTopic
 
 from connector import deadletter
-from connector.config import KafkaSettings, Settings
+from connector.config import KafkaSettings, Settings, TopicSettings
 from connector.errors import TransientError
-from connector.topics import ensure_topic
+from connector.state import RunState
+from connector.topics import check_subscribed, ensure_topic
 
 NOWHERE = "127.0.0.1:1"
 
@@ -36,3 +41,41 @@ def test_run_goes_on_with_a_warning_when_the_broker_does_not_answer_at_start(
     deadletter.verify_at_start(settings)  # no ConfigError: nothing is known about the topic
 
     assert "dead-letter topic t.dlq not verified: no metadata" in caplog.text
+
+
+class _Cluster:
+    """A consumer's metadata lookup: the topics it knows, or no answer (None)."""
+
+    def __init__(self, topics: set[str] | None) -> None:
+        self.topics = topics
+        self.asked = 0
+
+    def list_topics(self, timeout: float) -> Any:
+        self.asked += 1
+        if self.topics is None:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "no answer"))
+        return SimpleNamespace(topics={n: SimpleNamespace(error=None) for n in self.topics})
+
+
+def _subscribed(*names: str) -> list[TopicSettings]:
+    return [TopicSettings(name=n, decoder="schemaless", schema="t.avsc") for n in names]
+
+
+def test_a_lookup_without_answer_keeps_the_last_finding(caplog: pytest.LogCaptureFixture) -> None:
+    state = RunState()
+    cluster = _Cluster({"clicks"})
+    check_subscribed(cluster, _subscribed("clicks", "orders"), state)  # type: ignore[arg-type]
+    assert state.missing_topics == ("orders",)
+    cluster.topics = None  # brokers down: that is a reason of its own, not "missing"
+    check_subscribed(cluster, _subscribed("clicks", "orders"), state)  # type: ignore[arg-type]
+    assert state.missing_topics == ("orders",)
+    assert "could not look up the subscribed topics" in caplog.text
+
+
+def test_patterns_are_not_looked_up() -> None:
+    state = RunState()
+    cluster = _Cluster(set())
+    pattern = TopicSettings(pattern="^clicks-.*", decoder="schemaless", schema="t.avsc")
+    check_subscribed(cluster, [pattern], state)  # type: ignore[arg-type]
+    assert cluster.asked == 0
+    assert state.missing_topics == ()

@@ -1,0 +1,204 @@
+"""The Kafka side: the broker connection, the topics read, the schema registry.
+
+``KafkaSettings`` builds the librdkafka settings of each kind of client, so none is
+handed a key it ignores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from connector.config.base import ENV_NAME, _Section, read_secret
+from connector.errors import ConfigError
+from connector.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
+
+__all__ = ["KafkaSettings", "RegistrySettings", "TopicSettings"]
+
+
+class KafkaSettings(_Section):
+    """The broker connection; ``*_conf()`` build each kind of client's librdkafka settings."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", min_length=1, description="brokers, `host:port[,host:port...]`"
+    )
+    group_id: str = Field(
+        "cdp-connector",
+        min_length=1,
+        description="consumer group; replicas with the same id share the partitions",
+    )
+    group_instance_id_env: str | None = Field(
+        None,
+        pattern=ENV_NAME,
+        description="environment variable holding this replica's `group.instance.id` "
+        "(static membership: a restart within `session.timeout.ms` keeps the partitions, "
+        "no rebalance); each replica needs its own value, so the Helm chart sets it from the "
+        "pod name (`staticMembership.enabled`). Unset: dynamic membership",
+    )
+    client: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="extra librdkafka settings, e.g. `security.protocol: SASL_SSL`, "
+        "`sasl.mechanism: SCRAM-SHA-512`, `sasl.username`, `ssl.ca.location`, "
+        "`session.timeout.ms`. Consumer-only keys go to the consumers only, producer-only "
+        "keys to the producers only (librdkafka's own table), the rest to every client. "
+        "`auto.offset.reset` defaults to `earliest` (a group without committed offsets "
+        "reads from the start; `latest` skips the backlog). Never a password",
+    )
+    sasl_password_env: str | None = Field(
+        "KAFKA_SASL_PASSWORD",
+        pattern=ENV_NAME,
+        description="environment variable holding the SASL password",
+    )
+    sasl_password_file: Path | None = Field(
+        None, description="mounted file holding the SASL password (wins over the variable)"
+    )
+    commit_interval_seconds: float = Field(
+        1.0, gt=0, le=60, description="period of the asynchronous commit of finished offsets"
+    )
+    poll_batch: int = Field(
+        500,
+        ge=1,
+        le=100_000,
+        description="records per `consume()` call (never more than the room left under "
+        "`delivery.max_buffered_records`)",
+    )
+
+    @field_validator("client")
+    @classmethod
+    def _no_secrets_or_owned_keys(cls, client: dict[str, Any]) -> dict[str, Any]:
+        for key in client:
+            if "password" in key or key.endswith(".secret"):
+                raise ValueError(
+                    f"{key}: secrets are not taken from the file; "
+                    "use sasl_password_env or sasl_password_file"
+                )
+            if key in OWNED_KEYS:
+                raise ValueError(f"{key}: set by the connector; use {OWNED_KEYS[key]} instead")
+        return client
+
+    def admin_conf(self) -> dict[str, Any]:
+        """Settings every client understands (AdminClient uses only these), secrets included.
+
+        librdkafka's log lines go through ``logging`` (JSON in containers), not raw stderr.
+        """
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "logger": logging.getLogger("librdkafka"),
+            **{k: v for k, v in self.client.items() if k not in CONSUMER_ONLY | PRODUCER_ONLY},
+        }
+        password = read_secret(self.sasl_password_env, self.sasl_password_file, "kafka")
+        if password is not None and "sasl.mechanism" in conf:
+            conf["sasl.password"] = password.get_secret_value()
+        return conf
+
+    def consumer_conf(self) -> dict[str, Any]:
+        """A consumer's settings: ``admin_conf()`` plus the consumer-only ``client`` keys."""
+        conf = {**self.admin_conf(), "auto.offset.reset": "earliest"}
+        return conf | {k: v for k, v in self.client.items() if k in CONSUMER_ONLY}
+
+    def producer_conf(self) -> dict[str, Any]:
+        """A producer's settings: ``admin_conf()`` plus the producer-only ``client`` keys."""
+        return self.admin_conf() | {k: v for k, v in self.client.items() if k in PRODUCER_ONLY}
+
+    def member_conf(self) -> dict[str, Any]:
+        """``group.id``, and ``group.instance.id`` when static membership is configured.
+
+        Only for the consumer of ``run`` (the one group member per replica); raises
+        ConfigError when the named environment variable is unset or empty.
+        """
+        conf: dict[str, Any] = {"group.id": self.group_id}
+        if self.group_instance_id_env:
+            value = os.environ.get(self.group_instance_id_env, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"kafka.group_instance_id_env: environment variable "
+                    f"{self.group_instance_id_env} is not set (each replica needs its own "
+                    "value, e.g. the pod name); set it or remove group_instance_id_env"
+                )
+            conf["group.instance.id"] = value
+        return conf
+
+
+class TopicSettings(_Section):
+    name: str | None = Field(
+        None, min_length=1, description="the topic's name (give `name` or `pattern`)"
+    )
+    pattern: str | None = Field(
+        None,
+        min_length=1,
+        description="a regex: every matching topic is subscribed (librdkafka `^...`)",
+    )
+    decoder: Literal["confluent", "schemaless"] = Field(
+        "confluent",
+        description="`confluent`: Confluent wire format, schemas from the registry; "
+        "`schemaless`: plain Avro with the writer schema in `schema`",
+    )
+    schema_path: Path | None = Field(
+        None, alias="schema", description="writer schema `.avsc` for `schemaless` topics"
+    )
+    reader_schema: Path | None = Field(
+        None, description="reader schema `.avsc` for schema evolution"
+    )
+    subject: str | None = Field(
+        None,
+        min_length=1,
+        description="registry subject whose latest schema the mapping's record paths are "
+        "checked against at start (default: <name>-value, TopicNameStrategy)",
+    )
+
+    @model_validator(mode="after")
+    def _one_of_name_or_pattern(self) -> TopicSettings:
+        if (self.name is None) == (self.pattern is None):
+            raise ValueError("give exactly one of 'name' or 'pattern'")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regex: {exc}") from exc
+        if self.decoder == "schemaless" and self.schema_path is None:
+            raise ValueError("decoder 'schemaless' needs 'schema' (the writer .avsc)")
+        return self
+
+    @property
+    def subscription(self) -> str:
+        """What to pass to subscribe(): the name, or the pattern with librdkafka's '^'."""
+        if self.pattern is None:
+            return str(self.name)
+        return self.pattern if self.pattern.startswith("^") else f"^{self.pattern}"
+
+    def matches(self, topic: str) -> bool:
+        if self.pattern is None:
+            return topic == self.name
+        return re.fullmatch(self.pattern.lstrip("^"), topic) is not None
+
+
+class RegistrySettings(_Section):
+    url: str = Field(
+        ...,
+        pattern=r"^https?://",
+        description="Confluent-compatible registry base URL (Confluent, Apicurio "
+        "`/apis/ccompat/v7`, Karapace, Redpanda); the section is required for `confluent` "
+        "topics",
+    )
+    username_env: str | None = Field(
+        None, pattern=ENV_NAME, description="environment variable holding the HTTP Basic user"
+    )
+    password_env: str | None = Field(
+        None, pattern=ENV_NAME, description="environment variable holding the HTTP Basic password"
+    )
+    timeout_seconds: float = Field(
+        5.0, gt=0, description="per request; unreachable or 5xx pauses consumption and retries"
+    )
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        """(user, password) when both are configured, for HTTP Basic auth."""
+        user = read_secret(self.username_env, None, "schema_registry.username")
+        password = read_secret(self.password_env, None, "schema_registry.password")
+        if user is None or password is None:
+            return None
+        return user.get_secret_value(), password.get_secret_value()
