@@ -2,7 +2,7 @@
 and accepts the same types, choices and bounds as the config models.
 
 `values.schema.json` has `additionalProperties: false` everywhere, so a config field
-added to `connector/config.py` but not to the schema could not be set through the
+added to `connector/config/` but not to the schema could not be set through the
 chart; a field left in the schema after it left the config would render a
 connector.yaml the connector refuses. This compares the two, section by section.
 """

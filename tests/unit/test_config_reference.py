@@ -8,7 +8,7 @@ from scripts.config_reference import DOC, fields, table, with_table
 def test_the_documented_table_is_the_generated_one() -> None:
     doc = DOC.read_text()
     assert with_table(doc) == doc, (
-        "docs/configuration.md's field table differs from connector/config.py: "
+        "docs/configuration.md's field table differs from the models in connector/config/: "
         "run scripts/config-reference --write"
     )
 
