@@ -158,6 +158,25 @@ def wait_accepted(sandbox: Any, at_least: int, timeout: float = 60, poll: float 
     raise AssertionError(f"sandbox never accepted {at_least} events ({accepted(sandbox)})")
 
 
+def reposted_per_life(lives: list[Delivered]) -> list[int]:
+    """For each life, how many of the records it delivered a later life posted again.
+
+    A re-posted record counts against the last life that delivered it before: that
+    life's commits (or its crash) decide whether it is posted again. Counting against
+    the next life alone would be wrong: a restarted process that never reads a
+    partition before it is killed too (a fresh partition's fetch starts late) leaves
+    the earlier life's uncommitted records to the life after it."""
+    last_delivered_by: dict[str, int] = {}
+    reposted = [0] * len(lives)
+    for life, delivered in enumerate(lives):
+        for record in delivered.ids():
+            if record in last_delivered_by:
+                reposted[last_delivered_by[record]] += 1
+        for record in delivered.ids():
+            last_delivered_by[record] = life
+    return reposted
+
+
 def duplicates(ids: Iterable[str]) -> int:
     """Events beyond the first per record."""
     return sum(n - 1 for n in Counter(ids).values())
