@@ -37,13 +37,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
+from connector.lanes import Lanes
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Failure, Work
@@ -89,7 +89,7 @@ class _NoObserver:
 
 
 class Dispatcher:
-    """Owns the lanes and the worker pool on the event loop."""
+    """Owns the lanes (``connector.lanes``) and the worker pool on the event loop."""
 
     def __init__(
         self,
@@ -118,9 +118,7 @@ class Dispatcher:
         self._limiter = (
             RateLimiter(settings.rate_limit_per_second) if settings.rate_limit_per_second else None
         )
-        self._lanes: dict[Hashable, deque[Work]] = {}
-        self._ready: asyncio.PriorityQueue[tuple[int, Hashable]] = asyncio.PriorityQueue()
-        self._seq = 0
+        self._lanes = Lanes()
         self._requests: dict[TopicPartition, int] = {}  # HTTP requests open, per partition
         self._fenced: dict[TopicPartition, int] = {}  # epoch released, not yet revoked
         self._resumed = asyncio.Event()
@@ -145,17 +143,7 @@ class Dispatcher:
     # -- input from the consumer thread (via call_soon_threadsafe) ---------------
 
     def submit(self, works: list[Work]) -> None:
-        seq = self._seq
-        for work in works:
-            work.seq = seq
-            seq += 1
-            lane = self._lanes.get(work.lane)
-            if lane is None:
-                self._lanes[work.lane] = deque((work,))
-                self._ready.put_nowait((work.seq, work.lane))
-            else:
-                lane.append(work)
-        self._seq = seq
+        self._lanes.submit(works)
 
     def release(self, tps: set[TopicPartition]) -> None:
         """On revoke, at shutdown or when fenced: from now on no request starts for the
@@ -171,11 +159,7 @@ class Dispatcher:
         for tp in tps:
             if (epoch := self._tracker.epoch(tp)) is not None:
                 self._fenced[tp] = epoch
-        for lane in self._lanes.values():
-            if any(w.tp in tps for w in lane):
-                kept = [w for w in lane if w.tp not in tps]
-                lane.clear()
-                lane.extend(kept)
+        self._lanes.drop(tps)
 
     def in_flight(self, tps: set[TopicPartition]) -> int:
         """Requests open for records of these partitions."""
@@ -189,18 +173,19 @@ class Dispatcher:
 
     @property
     def queued(self) -> int:
-        return sum(len(lane) for lane in self._lanes.values())
+        return self._lanes.queued
 
     # -- workers ------------------------------------------------------------
 
     async def _worker(self) -> None:
+        lanes = self._lanes
+        work = None
         while True:
-            _, key = await self._ready.get()
-            lane = self._lanes.get(key)
-            if not lane:
-                self._lanes.pop(key, None)
-                continue
-            work = lane.popleft()
+            if work is None:
+                work = lanes.take()
+                if work is None:
+                    await lanes.wait()
+                    continue
             try:
                 await self._process(work)
             except Exception as exc:
@@ -209,10 +194,7 @@ class Dispatcher:
                 log.exception("dispatch failed on %s[%d]@%d", *work.tp, work.offset)
                 self._state.fail(f"dispatch failed: {exc!r}")
                 raise
-            if lane:
-                self._ready.put_nowait((lane[0].seq, key))
-            else:
-                del self._lanes[key]
+            work = lanes.done(work)
 
     async def _process(self, work: Work) -> None:
         events = work.events
@@ -264,47 +246,62 @@ class Dispatcher:
             await self._sleep(delay)
         return probe
 
-    async def _post(self, tp: TopicPartition, event: MappedEvent) -> Answer:
-        """One request. Callers check ``_owned`` right before, with no await between."""
-        started = time.monotonic()
-        self.requests_in_flight += 1
-        requests = self._requests
-        requests[tp] = requests.get(tp, 0) + 1
-        try:
-            answer = await self._sender.send(event.body)
-        finally:
-            self.requests_in_flight -= 1
-            requests[tp] -= 1
-        self._observer.answered(event.event_type, answer, time.monotonic() - started)
-        return answer
-
     async def _deliver(self, work: Work, event: MappedEvent) -> Failure | _Revoked | None:
         """Post one event until delivered; a Failure when it must be dead-lettered,
-        _REVOKED when its partition stopped being ours before an attempt."""
+        _REVOKED when its partition stopped being ours before an attempt.
+
+        On 401/403 this worker halts every other one and re-sends its own event every
+        ``auth_probe_seconds`` (``probing``) until the credentials are accepted, then
+        lets everyone go; nothing is dead-lettered for it. If the event's partition is
+        revoked meanwhile, the halt is lifted so that another worker's record probes."""
         retry = self._settings.retry
+        tp = work.tp
+        requests = self._requests
         attempts = 0
         waited = 0.0
+        probing = False
         while True:
-            probe = await self._gate()
-            # The one-owner check: after every wait above and every back-off below.
+            if probing:
+                probe = False
+                await self._sleep(self._settings.auth_probe_seconds)
+            elif self._limiter is None and self._resumed.is_set() and self.breaker.closed:
+                probe = False  # nothing to wait for: no gate coroutine per attempt
+            else:
+                probe = await self._gate()
+            # The one-owner check: after every wait above and every back-off below, with
+            # no await between it and the request.
             if not self._owned(work):
                 if probe:
                     self.breaker.probe_not_sent()
+                if probing:
+                    self._resume()
                 return _REVOKED
             counted = self.breaker.closed  # failures during an outage spend no retries
-            answer = await self._post(work.tp, event)
-            if answer.outcome is Outcome.FATAL:
-                if not self._resumed.is_set():
-                    continue  # another worker is already probing; wait at the gate
-                probed = await self._probe_until_accepted(work, event, answer)
-                if probed is None:
-                    return _REVOKED
-                answer = probed
-            if answer.outcome is Outcome.DELIVERED:
-                self._on_success()
+            started = time.monotonic()
+            self.requests_in_flight += 1
+            requests[tp] = requests.get(tp, 0) + 1
+            try:
+                answer = await self._sender.send(event.body)
+            finally:
+                self.requests_in_flight -= 1
+                requests[tp] -= 1
+            self._observer.answered(event.event_type, answer, time.monotonic() - started)
+            outcome = answer.outcome
+            if outcome is Outcome.FATAL:
+                if not probing and self._resumed.is_set():
+                    probing = True
+                    self._halt_for_credentials(answer)
+                continue  # probe again, or another worker is probing: wait at the gate
+            if probing:
+                probing = False
+                self._resume()
+            if outcome is Outcome.DELIVERED:
+                if self.breaker.record_success():
+                    self._state.close_circuit()
                 return None
-            if answer.outcome is Outcome.PERMANENT:
-                self._on_success()  # the service is up; this event is the problem
+            if outcome is Outcome.PERMANENT:
+                if self.breaker.record_success():  # the service is up; the event is the problem
+                    self._state.close_circuit()
                 return Failure(answer.reason, event.rule, answer.status, attempts + 1)
             if self.breaker.record_failure():
                 status = f"HTTP {answer.status}" if answer.status else "no answer"
@@ -327,30 +324,13 @@ class Dispatcher:
             waited += delay
             await self._sleep(delay)
 
-    def _on_success(self) -> None:
-        if self.breaker.record_success():
-            self._state.close_circuit()
-
-    async def _probe_until_accepted(
-        self, work: Work, event: MappedEvent, answer: Answer
-    ) -> Answer | None:
-        """401/403: halt every worker; this one re-sends its own event slowly until the
-        credentials are accepted, then lets everyone go. Nothing is dead-lettered.
-
-        None when the event's partition was revoked meanwhile: the halt is lifted so
-        that another worker's record takes over the probing."""
+    def _halt_for_credentials(self, answer: Answer) -> None:
         self._resumed.clear()
         self._state.halt(
             f"CDP refused the credentials (HTTP {answer.status}: {answer.reason}); fix the "
             f"client key / API token; re-trying every {self._settings.auth_probe_seconds:g}s"
         )
-        while answer.outcome is Outcome.FATAL:
-            await self._sleep(self._settings.auth_probe_seconds)
-            if not self._owned(work):
-                self._state.resume()
-                self._resumed.set()
-                return None
-            answer = await self._post(work.tp, event)
+
+    def _resume(self) -> None:
         self._state.resume()
         self._resumed.set()
-        return answer
