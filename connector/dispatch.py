@@ -30,6 +30,9 @@ Guarantees:
 
 Failures that are not about one record never spend a record's retries: while the
 circuit is open or delivery is halted (401/403), workers wait at the gate.
+
+Parts: ``connector.lanes`` (the lane queues and the ready heap), ``connector.gate``
+(halts, circuit, rate limit), ``connector.fencing`` (ownership, requests in flight).
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ from typing import Protocol
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
+from connector.fencing import Ownership
+from connector.gate import Gate
 from connector.lanes import Lanes
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Failure, Work
 from connector.records import lane_for as lane_for  # re-exported: test_dispatch imports it here
-from connector.retry import Backoff, CircuitBreaker, CircuitState, RateLimiter
+from connector.retry import Backoff, CircuitBreaker
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
@@ -111,20 +116,20 @@ class Dispatcher:
         self._halt_on_exhaustion = settings.on_retries_exhausted == "halt"
         retry = settings.retry
         self._backoff = Backoff(retry.initial_backoff_seconds, retry.max_backoff_seconds)
-        circuit = settings.circuit
-        self.breaker = CircuitBreaker(
-            circuit.failure_threshold, circuit.open_seconds, circuit.max_open_seconds
-        )
-        self._limiter = (
-            RateLimiter(settings.rate_limit_per_second) if settings.rate_limit_per_second else None
-        )
+        self._gate = Gate(settings, state, sleep)
         self._lanes = Lanes()
-        self._requests: dict[TopicPartition, int] = {}  # HTTP requests open, per partition
-        self._fenced: dict[TopicPartition, int] = {}  # epoch released, not yet revoked
-        self._resumed = asyncio.Event()
-        self._resumed.set()
+        self._own = Ownership(tracker)
         self._workers: list[asyncio.Task[None]] = []
         self.requests_in_flight = 0
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker of the gate (replaceable, for tests with their own clock)."""
+        return self._gate.breaker
+
+    @breaker.setter
+    def breaker(self, breaker: CircuitBreaker) -> None:
+        self._gate.breaker = breaker
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -153,23 +158,16 @@ class Dispatcher:
 
         Called on the loop for the consumer thread (``source.Handoff``), before it
         revokes the partitions in the tracker."""
-        self._fenced = {
-            tp: epoch for tp, epoch in self._fenced.items() if self._tracker.epoch(tp) == epoch
-        }
-        for tp in tps:
-            if (epoch := self._tracker.epoch(tp)) is not None:
-                self._fenced[tp] = epoch
+        self._own.release(tps)
         self._lanes.drop(tps)
 
     def in_flight(self, tps: set[TopicPartition]) -> int:
         """Requests open for records of these partitions."""
-        return sum(self._requests.get(tp, 0) for tp in tps)
+        return self._own.in_flight(tps)
 
     async def wait_in_flight(self, tps: set[TopicPartition]) -> None:
         """Until no request is open for these partitions; the caller bounds the wait."""
-        # In-flight counts change at many awaits; polling them is the simple, cheap way.
-        while self.in_flight(tps):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+        await self._own.wait_in_flight(tps)
 
     @property
     def queued(self) -> int:
@@ -208,10 +206,9 @@ class Dispatcher:
             if isinstance(failure, _Revoked):
                 return  # the new owner reads the record again
             if failure.exception == "RetriesExhausted" and self._halt_on_exhaustion:
-                self._resumed.clear()
-                self._state.halt(f"{failure.reason} (on_retries_exhausted: halt)")
-                await self._resumed.wait()  # until an operator restarts the connector
-                if not self._owned(work):
+                self._gate.halt(f"{failure.reason} (on_retries_exhausted: halt)")
+                await self._gate.until_resumed()  # until an operator restarts the connector
+                if not self._own.owns(work):
                     return
             self._observer.event_done(event.event_type, "dead_lettered")
             if len(events) > 1:  # which of the record's events got through, for replay
@@ -222,29 +219,8 @@ class Dispatcher:
         self._tracker.finish(work.tp, work.offset, work.epoch)
         self._observer.record_delivered()
 
-    def _owned(self, work: Work) -> bool:
-        """Whether the record's partition is still ours (not released, not revoked)."""
-        tp = work.tp
-        return self._fenced.get(tp) != work.epoch and self._tracker.epoch(tp) == work.epoch
-
     def _finisher(self, work: Work) -> Callable[[], None]:
         return lambda: self._tracker.finish(work.tp, work.offset, work.epoch)
-
-    async def _gate(self) -> bool:
-        """Wait while halted or the circuit is open; then take a rate-limit token.
-        True when the circuit let this caller through as its one probe."""
-        while True:
-            if not self._resumed.is_set():
-                await self._resumed.wait()
-                continue
-            wait = self.breaker.wait_time()
-            if wait <= 0:
-                break
-            await self._sleep(min(wait, 1.0))
-        probe = self.breaker.state is CircuitState.HALF_OPEN
-        if self._limiter is not None and (delay := self._limiter.delay()) > 0:
-            await self._sleep(delay)
-        return probe
 
     async def _deliver(self, work: Work, event: MappedEvent) -> Failure | _Revoked | None:
         """Post one event until delivered; a Failure when it must be dead-lettered,
@@ -255,8 +231,10 @@ class Dispatcher:
         lets everyone go; nothing is dead-lettered for it. If the event's partition is
         revoked meanwhile, the halt is lifted so that another worker's record probes."""
         retry = self._settings.retry
+        gate = self._gate
         tp = work.tp
-        requests = self._requests
+        own = self._own
+        requests = own.requests
         attempts = 0
         waited = 0.0
         probing = False
@@ -264,19 +242,19 @@ class Dispatcher:
             if probing:
                 probe = False
                 await self._sleep(self._settings.auth_probe_seconds)
-            elif self._limiter is None and self._resumed.is_set() and self.breaker.closed:
+            elif gate.open:
                 probe = False  # nothing to wait for: no gate coroutine per attempt
             else:
-                probe = await self._gate()
+                probe = await gate.wait()
             # The one-owner check: after every wait above and every back-off below, with
             # no await between it and the request.
-            if not self._owned(work):
+            if not own.owns(work):
                 if probe:
-                    self.breaker.probe_not_sent()
+                    gate.breaker.probe_not_sent()
                 if probing:
-                    self._resume()
+                    gate.resume()
                 return _REVOKED
-            counted = self.breaker.closed  # failures during an outage spend no retries
+            counted = gate.breaker.closed  # failures during an outage spend no retries
             started = time.monotonic()
             self.requests_in_flight += 1
             requests[tp] = requests.get(tp, 0) + 1
@@ -288,27 +266,19 @@ class Dispatcher:
             self._observer.answered(event.event_type, answer, time.monotonic() - started)
             outcome = answer.outcome
             if outcome is Outcome.FATAL:
-                if not probing and self._resumed.is_set():
+                if not probing and not gate.halted:
                     probing = True
-                    self._halt_for_credentials(answer)
+                    gate.refused(answer, self._settings.auth_probe_seconds)
                 continue  # probe again, or another worker is probing: wait at the gate
             if probing:
                 probing = False
-                self._resume()
-            if outcome is Outcome.DELIVERED:
-                if self.breaker.record_success():
-                    self._state.close_circuit()
-                return None
-            if outcome is Outcome.PERMANENT:
-                if self.breaker.record_success():  # the service is up; the event is the problem
-                    self._state.close_circuit()
+                gate.resume()
+            if outcome is not Outcome.RETRYABLE:
+                gate.succeeded()  # the service is up (PERMANENT: the event is the problem)
+                if outcome is Outcome.DELIVERED:
+                    return None
                 return Failure(answer.reason, event.rule, answer.status, attempts + 1)
-            if self.breaker.record_failure():
-                status = f"HTTP {answer.status}" if answer.status else "no answer"
-                self._state.open_circuit(
-                    f"{self.breaker.failures} consecutive retryable failures, "
-                    f"the last {status}: {answer.reason}"
-                )
+            gate.failed(answer)
             self._observer.event_done(event.event_type, "retried")
             if counted:
                 attempts += 1
@@ -323,14 +293,3 @@ class Dispatcher:
             delay = self._backoff.delay(max(attempts, 1), answer.retry_after)
             waited += delay
             await self._sleep(delay)
-
-    def _halt_for_credentials(self, answer: Answer) -> None:
-        self._resumed.clear()
-        self._state.halt(
-            f"CDP refused the credentials (HTTP {answer.status}: {answer.reason}); fix the "
-            f"client key / API token; re-trying every {self._settings.auth_probe_seconds:g}s"
-        )
-
-    def _resume(self) -> None:
-        self._state.resume()
-        self._resumed.set()
