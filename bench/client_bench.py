@@ -2,10 +2,11 @@
 
     PYTHONPATH=. .venv/bin/python -m bench.client_bench [--requests 20000]
         [--in-flight 256] [--latency-ms 0] [--transports post-basic,post-events,get-query]
-        [--tls]
+        [--tls] [--nginx]
 
 Starts ``bench/latency_sink.py`` (``--tls``: with a self-signed certificate the client
-trusts through ``SSL_CERT_FILE``), then per transport sends ``--requests`` ready event
+trusts through ``SSL_CERT_FILE``; ``--nginx``: the e2e bench's nginx instead, no
+latency), then per transport sends ``--requests`` ready event
 bodies from ``--in-flight`` concurrent senders on uvloop and prints requests/s and the
 process CPU µs per request (``time.process_time``; the sink runs in its own process).
 No Kafka, no mapping: this isolates the HTTP path the connector's dispatcher calls.
@@ -22,7 +23,14 @@ from pathlib import Path
 
 import uvloop
 
-from bench.e2e_parts import API_TOKEN, CLIENT_KEY, make_certificate, start_latency_sink
+from bench.e2e_parts import (
+    API_TOKEN,
+    CLIENT_KEY,
+    make_certificate,
+    nginx_binary,
+    start_latency_sink,
+    start_nginx,
+)
 from connector.cdp.client import CdpClient, Outcome
 from connector.cdp.dialect import get_dialect
 from scripts.services.common import REPO_ROOT
@@ -67,10 +75,17 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--transports", default="post-basic,post-events,get-query")
     parser.add_argument("--tls", action="store_true", help="https with a self-signed certificate")
+    parser.add_argument("--nginx", action="store_true", help="nginx 201 as the sink (no latency)")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     cert: tuple[Path, Path] | None = make_certificate(WORK / "tls") if args.tls else None
-    sink = start_latency_sink(WORK / "sink", args.latency_ms, certificate=cert)
+    nginx = nginx_binary(install=False) if args.nginx else None
+    if args.nginx and nginx is None:
+        parser.error("--nginx: no nginx binary (scripts/bench installs nginx-light)")
+    if nginx is not None:
+        sink = start_nginx(nginx, WORK / "nginx", certificate=cert)
+    else:
+        sink = start_latency_sink(WORK / "sink", args.latency_ms, certificate=cert)
     if cert is not None:
         os.environ["SSL_CERT_FILE"] = str(cert[0])  # what the client's default context trusts
     try:

@@ -38,6 +38,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from json.encoder import encode_basestring_ascii as _json_string  # json.dumps(str), in C
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -67,6 +68,9 @@ def find_placeholder(body: bytes) -> tuple[int, int, str] | None:
     if start < 0:
         return None
     position = start + len(_MARKER)
+    quote = body.find(b'"', position)
+    if quote > 0 and body.find(b"\\", position, quote) < 0:  # no escape: the bytes are the id
+        return start, quote + 1, body[position:quote].decode()
     while True:  # the closing quote: one not escaped by an odd run of backslashes
         quote = body.find(b'"', position)
         if quote < 0:
@@ -304,7 +308,7 @@ class BrowserIdResolver:
         ref = self._store.get(visitor) or await self.browser_id(visitor)
         if isinstance(ref, Answer):
             return ref
-        body = b"".join((body[:start], b'"browser_id":', json.dumps(ref).encode(), body[end:]))
+        body = b"".join((body[:start], b'"browser_id":', _json_string(ref).encode(), body[end:]))
         return await self._client.send(body)
 
     async def browser_id(self, visitor: str) -> str | Answer:

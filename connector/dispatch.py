@@ -30,6 +30,9 @@ Guarantees:
 
 Failures that are not about one record never spend a record's retries: while the
 circuit is open or delivery is halted (401/403), workers wait at the gate.
+
+Parts: ``connector.lanes`` (the lane queues and the ready heap), ``connector.gate``
+(halts, circuit, rate limit), ``connector.fencing`` (ownership, requests in flight).
 """
 
 from __future__ import annotations
@@ -37,18 +40,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Protocol
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
+from connector.fencing import Ownership
+from connector.gate import Gate
+from connector.lanes import Lanes
 from connector.mapping import MappedEvent
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.records import Failure, Work
 from connector.records import lane_for as lane_for  # re-exported: test_dispatch imports it here
-from connector.retry import Backoff, CircuitBreaker, CircuitState, RateLimiter
+from connector.retry import Backoff, CircuitBreaker
 from connector.state import RunState
 
 log = logging.getLogger(__name__)
@@ -89,7 +94,7 @@ class _NoObserver:
 
 
 class Dispatcher:
-    """Owns the lanes and the worker pool on the event loop."""
+    """Owns the lanes (``connector.lanes``) and the worker pool on the event loop."""
 
     def __init__(
         self,
@@ -111,22 +116,20 @@ class Dispatcher:
         self._halt_on_exhaustion = settings.on_retries_exhausted == "halt"
         retry = settings.retry
         self._backoff = Backoff(retry.initial_backoff_seconds, retry.max_backoff_seconds)
-        circuit = settings.circuit
-        self.breaker = CircuitBreaker(
-            circuit.failure_threshold, circuit.open_seconds, circuit.max_open_seconds
-        )
-        self._limiter = (
-            RateLimiter(settings.rate_limit_per_second) if settings.rate_limit_per_second else None
-        )
-        self._lanes: dict[Hashable, deque[Work]] = {}
-        self._ready: asyncio.PriorityQueue[tuple[int, Hashable]] = asyncio.PriorityQueue()
-        self._seq = 0
-        self._requests: dict[TopicPartition, int] = {}  # HTTP requests open, per partition
-        self._fenced: dict[TopicPartition, int] = {}  # epoch released, not yet revoked
-        self._resumed = asyncio.Event()
-        self._resumed.set()
+        self._gate = Gate(settings, state, sleep)
+        self._lanes = Lanes()
+        self._own = Ownership(tracker)
         self._workers: list[asyncio.Task[None]] = []
         self.requests_in_flight = 0
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The circuit breaker of the gate (replaceable, for tests with their own clock)."""
+        return self._gate.breaker
+
+    @breaker.setter
+    def breaker(self, breaker: CircuitBreaker) -> None:
+        self._gate.breaker = breaker
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -145,17 +148,7 @@ class Dispatcher:
     # -- input from the consumer thread (via call_soon_threadsafe) ---------------
 
     def submit(self, works: list[Work]) -> None:
-        seq = self._seq
-        for work in works:
-            work.seq = seq
-            seq += 1
-            lane = self._lanes.get(work.lane)
-            if lane is None:
-                self._lanes[work.lane] = deque((work,))
-                self._ready.put_nowait((work.seq, work.lane))
-            else:
-                lane.append(work)
-        self._seq = seq
+        self._lanes.submit(works)
 
     def release(self, tps: set[TopicPartition]) -> None:
         """On revoke, at shutdown or when fenced: from now on no request starts for the
@@ -165,42 +158,32 @@ class Dispatcher:
 
         Called on the loop for the consumer thread (``source.Handoff``), before it
         revokes the partitions in the tracker."""
-        self._fenced = {
-            tp: epoch for tp, epoch in self._fenced.items() if self._tracker.epoch(tp) == epoch
-        }
-        for tp in tps:
-            if (epoch := self._tracker.epoch(tp)) is not None:
-                self._fenced[tp] = epoch
-        for lane in self._lanes.values():
-            if any(w.tp in tps for w in lane):
-                kept = [w for w in lane if w.tp not in tps]
-                lane.clear()
-                lane.extend(kept)
+        self._own.release(tps)
+        self._lanes.drop(tps)
 
     def in_flight(self, tps: set[TopicPartition]) -> int:
         """Requests open for records of these partitions."""
-        return sum(self._requests.get(tp, 0) for tp in tps)
+        return self._own.in_flight(tps)
 
     async def wait_in_flight(self, tps: set[TopicPartition]) -> None:
         """Until no request is open for these partitions; the caller bounds the wait."""
-        # In-flight counts change at many awaits; polling them is the simple, cheap way.
-        while self.in_flight(tps):  # noqa: ASYNC110
-            await asyncio.sleep(0.02)
+        await self._own.wait_in_flight(tps)
 
     @property
     def queued(self) -> int:
-        return sum(len(lane) for lane in self._lanes.values())
+        return self._lanes.queued
 
     # -- workers ------------------------------------------------------------
 
     async def _worker(self) -> None:
+        lanes = self._lanes
+        work = None
         while True:
-            _, key = await self._ready.get()
-            lane = self._lanes.get(key)
-            if not lane:
-                self._lanes.pop(key, None)
-                continue
-            work = lane.popleft()
+            if work is None:
+                work = lanes.take()
+                if work is None:
+                    await lanes.wait()
+                    continue
             try:
                 await self._process(work)
             except Exception as exc:
@@ -209,10 +192,7 @@ class Dispatcher:
                 log.exception("dispatch failed on %s[%d]@%d", *work.tp, work.offset)
                 self._state.fail(f"dispatch failed: {exc!r}")
                 raise
-            if lane:
-                self._ready.put_nowait((lane[0].seq, key))
-            else:
-                del self._lanes[key]
+            work = lanes.done(work)
 
     async def _process(self, work: Work) -> None:
         events = work.events
@@ -226,10 +206,9 @@ class Dispatcher:
             if isinstance(failure, _Revoked):
                 return  # the new owner reads the record again
             if failure.exception == "RetriesExhausted" and self._halt_on_exhaustion:
-                self._resumed.clear()
-                self._state.halt(f"{failure.reason} (on_retries_exhausted: halt)")
-                await self._resumed.wait()  # until an operator restarts the connector
-                if not self._owned(work):
+                self._gate.halt(f"{failure.reason} (on_retries_exhausted: halt)")
+                await self._gate.until_resumed()  # until an operator restarts the connector
+                if not self._own.owns(work):
                     return
             self._observer.event_done(event.event_type, "dead_lettered")
             if len(events) > 1:  # which of the record's events got through, for replay
@@ -240,78 +219,66 @@ class Dispatcher:
         self._tracker.finish(work.tp, work.offset, work.epoch)
         self._observer.record_delivered()
 
-    def _owned(self, work: Work) -> bool:
-        """Whether the record's partition is still ours (not released, not revoked)."""
-        tp = work.tp
-        return self._fenced.get(tp) != work.epoch and self._tracker.epoch(tp) == work.epoch
-
     def _finisher(self, work: Work) -> Callable[[], None]:
         return lambda: self._tracker.finish(work.tp, work.offset, work.epoch)
 
-    async def _gate(self) -> bool:
-        """Wait while halted or the circuit is open; then take a rate-limit token.
-        True when the circuit let this caller through as its one probe."""
-        while True:
-            if not self._resumed.is_set():
-                await self._resumed.wait()
-                continue
-            wait = self.breaker.wait_time()
-            if wait <= 0:
-                break
-            await self._sleep(min(wait, 1.0))
-        probe = self.breaker.state is CircuitState.HALF_OPEN
-        if self._limiter is not None and (delay := self._limiter.delay()) > 0:
-            await self._sleep(delay)
-        return probe
-
-    async def _post(self, tp: TopicPartition, event: MappedEvent) -> Answer:
-        """One request. Callers check ``_owned`` right before, with no await between."""
-        started = time.monotonic()
-        self.requests_in_flight += 1
-        requests = self._requests
-        requests[tp] = requests.get(tp, 0) + 1
-        try:
-            answer = await self._sender.send(event.body)
-        finally:
-            self.requests_in_flight -= 1
-            requests[tp] -= 1
-        self._observer.answered(event.event_type, answer, time.monotonic() - started)
-        return answer
-
     async def _deliver(self, work: Work, event: MappedEvent) -> Failure | _Revoked | None:
         """Post one event until delivered; a Failure when it must be dead-lettered,
-        _REVOKED when its partition stopped being ours before an attempt."""
+        _REVOKED when its partition stopped being ours before an attempt.
+
+        On 401/403 this worker halts every other one and re-sends its own event every
+        ``auth_probe_seconds`` (``probing``) until the credentials are accepted, then
+        lets everyone go; nothing is dead-lettered for it. If the event's partition is
+        revoked meanwhile, the halt is lifted so that another worker's record probes."""
         retry = self._settings.retry
+        gate = self._gate
+        tp = work.tp
+        own = self._own
+        requests = own.requests
         attempts = 0
         waited = 0.0
+        probing = False
         while True:
-            probe = await self._gate()
-            # The one-owner check: after every wait above and every back-off below.
-            if not self._owned(work):
+            if probing:
+                probe = False
+                await self._sleep(self._settings.auth_probe_seconds)
+            elif gate.open:
+                probe = False  # nothing to wait for: no gate coroutine per attempt
+            else:
+                probe = await gate.wait()
+            # The one-owner check: after every wait above and every back-off below, with
+            # no await between it and the request.
+            if not own.owns(work):
                 if probe:
-                    self.breaker.probe_not_sent()
+                    gate.breaker.probe_not_sent()
+                if probing:
+                    gate.resume()
                 return _REVOKED
-            counted = self.breaker.closed  # failures during an outage spend no retries
-            answer = await self._post(work.tp, event)
-            if answer.outcome is Outcome.FATAL:
-                if not self._resumed.is_set():
-                    continue  # another worker is already probing; wait at the gate
-                probed = await self._probe_until_accepted(work, event, answer)
-                if probed is None:
-                    return _REVOKED
-                answer = probed
-            if answer.outcome is Outcome.DELIVERED:
-                self._on_success()
-                return None
-            if answer.outcome is Outcome.PERMANENT:
-                self._on_success()  # the service is up; this event is the problem
+            counted = gate.breaker.closed  # failures during an outage spend no retries
+            started = time.monotonic()
+            self.requests_in_flight += 1
+            requests[tp] = requests.get(tp, 0) + 1
+            try:
+                answer = await self._sender.send(event.body)
+            finally:
+                self.requests_in_flight -= 1
+                requests[tp] -= 1
+            self._observer.answered(event.event_type, answer, time.monotonic() - started)
+            outcome = answer.outcome
+            if outcome is Outcome.FATAL:
+                if not probing and not gate.halted:
+                    probing = True
+                    gate.refused(answer, self._settings.auth_probe_seconds)
+                continue  # probe again, or another worker is probing: wait at the gate
+            if probing:
+                probing = False
+                gate.resume()
+            if outcome is not Outcome.RETRYABLE:
+                gate.succeeded()  # the service is up (PERMANENT: the event is the problem)
+                if outcome is Outcome.DELIVERED:
+                    return None
                 return Failure(answer.reason, event.rule, answer.status, attempts + 1)
-            if self.breaker.record_failure():
-                status = f"HTTP {answer.status}" if answer.status else "no answer"
-                self._state.open_circuit(
-                    f"{self.breaker.failures} consecutive retryable failures, "
-                    f"the last {status}: {answer.reason}"
-                )
+            gate.failed(answer)
             self._observer.event_done(event.event_type, "retried")
             if counted:
                 attempts += 1
@@ -326,31 +293,3 @@ class Dispatcher:
             delay = self._backoff.delay(max(attempts, 1), answer.retry_after)
             waited += delay
             await self._sleep(delay)
-
-    def _on_success(self) -> None:
-        if self.breaker.record_success():
-            self._state.close_circuit()
-
-    async def _probe_until_accepted(
-        self, work: Work, event: MappedEvent, answer: Answer
-    ) -> Answer | None:
-        """401/403: halt every worker; this one re-sends its own event slowly until the
-        credentials are accepted, then lets everyone go. Nothing is dead-lettered.
-
-        None when the event's partition was revoked meanwhile: the halt is lifted so
-        that another worker's record takes over the probing."""
-        self._resumed.clear()
-        self._state.halt(
-            f"CDP refused the credentials (HTTP {answer.status}: {answer.reason}); fix the "
-            f"client key / API token; re-trying every {self._settings.auth_probe_seconds:g}s"
-        )
-        while answer.outcome is Outcome.FATAL:
-            await self._sleep(self._settings.auth_probe_seconds)
-            if not self._owned(work):
-                self._state.resume()
-                self._resumed.set()
-                return None
-            answer = await self._post(work.tp, event)
-        self._state.resume()
-        self._resumed.set()
-        return answer

@@ -13,18 +13,84 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable
+import time
+from bisect import bisect_left
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 from connector import __version__
 from connector.cdp.client import Answer
 from connector.state import RunState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}  # else "error" (no answer)
+
+
+class _DeliveryCounts:
+    """The dispatcher's per-request series, kept as plain numbers, exported at scrape.
+
+    ``events_total``, ``http_responses_total``, ``delivery_latency_seconds`` and
+    ``records_delivered_total`` change several times per event. As prometheus_client
+    metrics each change takes a lock (four to six per record, ~2.5 µs); here it is a
+    dict or list increment, and ``collect`` (a registry collector, called per scrape)
+    turns the numbers into the same samples, ``_created`` included. Only the event loop
+    (the dispatcher's observer calls) changes them, so no lock is needed.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+        self.created = time.time()
+        self.status = dict.fromkeys((*_STATUS_CLASSES.values(), "error"), 0)
+        self.events: dict[tuple[str, str], int] = {}  # (type, outcome) → count
+        self.events_created: dict[tuple[str, str], float] = {}
+        self.delivered = 0
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, the last is +Inf
+        self.latency_sum = 0.0
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        p = self._prefix
+        events = CounterMetricFamily(
+            f"{p}_events_total",
+            "CDP events by type and outcome (delivered, retried, dead_lettered)",
+            labels=["type", "outcome"],
+        )
+        for labels, count in list(self.events.items()):
+            events.add_metric(labels, count, created=self.events_created[labels])
+        yield events
+        responses = CounterMetricFamily(
+            f"{p}_http_responses_total",
+            "CDP answers by status class (2xx, 3xx, 4xx, 5xx; error: no answer)",
+            labels=["class"],
+        )
+        for label, count in self.status.items():
+            responses.add_metric([label], count, created=self.created)
+        yield responses
+        name = f"{p}_delivery_latency_seconds"
+        latency = HistogramMetricFamily(
+            name, "Time of one CDP request, from send to answer (or network error)"
+        )
+        cumulative, total = [], 0
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.buckets, strict=True):
+            total += count
+            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), float(total)))
+        latency.add_metric([], cumulative, self.latency_sum)
+        latency.samples.append(Sample(f"{name}_created", {}, self.created))
+        yield latency
+        yield CounterMetricFamily(
+            f"{p}_records_delivered_total",
+            "Records whose every event the CDP accepted",
+            value=self.delivered,
+            created=self.created,
+        )
 
 
 class _Children:
@@ -59,13 +125,10 @@ class Metrics:
             registry=r,
         )
         self.info.labels(__version__, instance).set(1)
+        self._counts = _DeliveryCounts(p)  # events, answers, latency, records delivered
+        r.register(self._counts)
         self.records_consumed = Counter(
             f"{p}_records_consumed_total", "Records read from Kafka", ["topic"], registry=r
-        )
-        self.records_delivered = Counter(
-            f"{p}_records_delivered_total",
-            "Records whose every event the CDP accepted",
-            registry=r,
         )
         self.records_skipped = Counter(
             f"{p}_records_skipped_total",
@@ -89,24 +152,6 @@ class Metrics:
             f"{p}_records_dead_lettered_total",
             "Records written to the dead-letter topic (write acknowledged), by failing stage",
             ["stage"],
-            registry=r,
-        )
-        self.events = Counter(
-            f"{p}_events_total",
-            "CDP events by type and outcome (delivered, retried, dead_lettered)",
-            ["type", "outcome"],
-            registry=r,
-        )
-        self.http_responses = Counter(
-            f"{p}_http_responses_total",
-            "CDP answers by status class (2xx, 3xx, 4xx, 5xx; error: no answer)",
-            ["class"],
-            registry=r,
-        )
-        self.delivery_latency = Histogram(
-            f"{p}_delivery_latency_seconds",
-            "Time of one CDP request, from send to answer (or network error)",
-            buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.requests_in_flight = Gauge(
@@ -148,30 +193,31 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
-        self._status_children = {
-            c: self.http_responses.labels(c) for c in ("2xx", "3xx", "4xx", "5xx", "error")
-        }
-        self._latency = self.delivery_latency  # bound once: observe() is on the hot path
-        self._delivered = self.records_delivered
-        self._events = _Children(self.events)
         self._consumed = _Children(self.records_consumed)
         self._skipped = _Children(self.records_skipped)
         self._dead_lettered = _Children(self.records_dead_lettered)
         self._stats_series: set[tuple[str, str]] = set()
 
-    # -- DispatchObserver (event loop) --------------------------------------------------
+    # -- DispatchObserver (event loop only: see _DeliveryCounts) --------------------------
 
     def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
+        counts = self._counts
         status = answer.status
-        key = "error" if status is None else f"{status // 100}xx"
-        self._status_children.get(key, self._status_children["error"]).inc()
-        self._latency.observe(seconds)
+        counts.status[_STATUS_CLASSES.get(status // 100, "error") if status else "error"] += 1
+        counts.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        counts.latency_sum += seconds
 
     def event_done(self, event_type: str, outcome: str) -> None:
-        self._events(event_type, outcome).inc()
+        events = self._counts.events
+        key = (event_type, outcome)
+        count = events.get(key)
+        if count is None:
+            self._counts.events_created[key] = time.time()
+            count = 0
+        events[key] = count + 1
 
     def record_delivered(self) -> None:
-        self._delivered.inc()
+        self._counts.delivered += 1
 
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
 

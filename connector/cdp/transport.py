@@ -195,10 +195,10 @@ class GetQuery(Transport):
     def __init__(self, pool: Pool, base_url: str, client_key: str) -> None:
         super().__init__(pool, base_url, client_key)
         self._origin_bytes = len(base_url.rstrip("/"))
-        self._client_key = client_key
+        self._prefix = query_url(EVENT_PATH, client_key, b"")  # made once: ends "&message="
 
     async def send(self, body: bytes) -> Answer:
-        target = query_url(EVENT_PATH, self._client_key, body)
+        target = self._prefix + _quote(body)
         length = self._origin_bytes + len(target)
         if length > MAX_GET_URL_BYTES:
             return Answer(

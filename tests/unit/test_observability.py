@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from connector.cdp.answer import Answer, Outcome
 from connector.deadletter import error_headers
 from connector.observability import Metrics, brokers_up, build_app
 from connector.pipeline import on_stats
@@ -17,6 +18,9 @@ from connector.state import RunState
 
 def stats(partitions: dict[str, dict[str, object]]) -> str:
     return json.dumps({"topics": {"clicks": {"partitions": partitions}}})
+
+
+NO_ANSWER = Answer(Outcome.RETRYABLE, None, "connection refused")
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -51,6 +55,30 @@ def test_outcome_counters_use_bound_children() -> None:
     assert value(metrics, "cdp_connector_events_total", type="VIEW", outcome="delivered") == 3
     assert value(metrics, "cdp_connector_records_skipped_total", rule="bots") == 3
     assert value(metrics, "cdp_connector_records_dead_lettered_total", stage="decode") == 3
+
+
+def test_delivery_series_count_answers_latencies_and_records() -> None:
+    metrics = Metrics("test")
+    ok, busy = Answer(Outcome.DELIVERED, 201, "OK"), Answer(Outcome.RETRYABLE, 503, "busy")
+    for answer, seconds in [(ok, 0.003), (ok, 0.05), (busy, 0.2), (NO_ANSWER, 40.0)]:
+        metrics.answered("VIEW", answer, seconds)
+    metrics.record_delivered()
+    responses = "cdp_connector_http_responses_total"
+    assert value(metrics, responses, **{"class": "2xx"}) == 2
+    assert value(metrics, responses, **{"class": "5xx"}) == 1
+    assert value(metrics, responses, **{"class": "error"}) == 1
+    assert value(metrics, responses, **{"class": "4xx"}) == 0  # every class from the start
+    latency = "cdp_connector_delivery_latency_seconds"
+    assert value(metrics, f"{latency}_bucket", le="0.005") == 1
+    assert value(metrics, f"{latency}_bucket", le="0.05") == 2  # le: a bound counts itself
+    assert value(metrics, f"{latency}_bucket", le="30.0") == 3
+    assert value(metrics, f"{latency}_bucket", le="+Inf") == 4
+    assert value(metrics, f"{latency}_count") == 4
+    assert value(metrics, f"{latency}_sum") == 0.003 + 0.05 + 0.2 + 40.0
+    assert value(metrics, "cdp_connector_records_delivered_total") == 1
+    metrics.event_done("ADD", "retried")
+    assert value(metrics, "cdp_connector_events_total", type="ADD", outcome="retried") == 1
+    assert value(metrics, "cdp_connector_events_created", type="ADD", outcome="retried")
 
 
 def test_origin_keeps_coordinates_and_own_headers_and_counts_attempts() -> None:
