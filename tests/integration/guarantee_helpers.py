@@ -11,32 +11,28 @@ import contextlib
 import socket
 import threading
 import time
-import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from scripts.services import kafka
 from tests.integration.connector_proc import (
-    ConnectorFactory,
     ConnectorProcess,
     avro_serializer,
-    committed,
-    end_offsets,
 )
-from tests.integration.kafka_helpers import create_topic
-
-VIEW_ALL = str(Path(__file__).parent / "mappings" / "view-all.yaml")
+from tests.integration.streams import VIEW_ALL, TestStream
 
 Coords = tuple[int, int]  # (partition, offset)
 
 
-class Stream:
+class Stream(TestStream):
     """One test's topic, DLQ and group; remembers where each produced record landed."""
+
+    default_mapping = VIEW_ALL
 
     def __init__(
         self,
@@ -47,21 +43,10 @@ class Stream:
         *,
         dlq_config: dict[str, str] | None = None,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.registry_url = registry_url
-        self.topic = f"g-clicks-{unique}"
-        self.dlq = f"g-clicks-{unique}.dlq"
-        self.group = f"g-cdp-{unique}"
-        self.partitions = partitions
-        create_topic(bootstrap, self.topic, partitions)
-        if dlq_config is None:
-            create_topic(bootstrap, self.dlq, 1)
-        else:
-            from confluent_kafka.admin import AdminClient, NewTopic
-
-            admin = AdminClient({"bootstrap.servers": bootstrap})
-            topic = NewTopic(self.dlq, num_partitions=1, replication_factor=1, config=dlq_config)
-            admin.create_topics([topic])[self.dlq].result(timeout=30)
+        super().__init__(
+            bootstrap, registry_url, unique, prefix="g-clicks", group_prefix="g-cdp",
+            partitions=partitions, dlq_config=dlq_config,
+        )  # fmt: skip
         self.registry = SchemaRegistryClient({"url": registry_url})
         self.serialize = avro_serializer(self.registry)
         self.records: list[dict[str, Any]] = []
@@ -106,50 +91,6 @@ class Stream:
             self.records.append(record)
             self.where[record["event_id"]] = where
         return done
-
-    def config(
-        self, factory: ConnectorFactory, sandbox_url: str, **sections: Any
-    ) -> dict[str, Any]:
-        """The connector config for this stream (view-all mapping unless overridden)."""
-        base = factory.config(
-            kafka={"group_id": self.group},
-            topics=[{"name": self.topic, "decoder": "confluent"}],
-            schema_registry={"url": self.registry_url},
-            cdp={"base_url": sandbox_url, "region": None},
-            dead_letter={"topic": self.dlq},
-            mapping=VIEW_ALL,
-        )
-        for key, value in sections.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                base[key] = {**base[key], **value}
-            else:
-                base[key] = value
-        return base
-
-    def committed(self) -> dict[int, int]:
-        return committed(self.bootstrap, self.group, self.topic, self.partitions)
-
-    def end_offsets(self) -> dict[int, int]:
-        return end_offsets(self.bootstrap, self.topic, self.partitions)
-
-    def dead_letters(self, expected: int, timeout: float = 15) -> list[Message]:
-        """Every dead letter (at least ``expected``; waits a little longer for late ones)."""
-        return read_topic(self.bootstrap, self.dlq, expected, timeout)
-
-
-def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 15) -> list[Message]:
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-    })  # fmt: skip
-    consumer.subscribe([topic])
-    found: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(found) < expected:
-        found += [m for m in consumer.consume(100, timeout=0.3) if m.error() is None]
-    found += [m for m in consumer.consume(100, timeout=1.0) if m.error() is None]  # late ones
-    consumer.close()
-    return sorted(found, key=lambda m: (m.partition() or 0, m.offset() or 0))
 
 
 def delivery_counts(sandbox: Any) -> Counter[str]:

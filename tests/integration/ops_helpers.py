@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Message, Producer
 
 from connector.deadletter import error_headers
 from tests.integration.connector_proc import REPO_ROOT, minimal_env
@@ -54,25 +54,6 @@ def produce_dead_letters(
         ]  # fmt: skip
         producer.produce(dlq, key=key, value=value, headers=headers, partition=0)
     assert producer.flush(30) == 0
-
-
-def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 15) -> list[Message]:
-    """Every record of ``topic`` (at least ``expected``), from the beginning."""
-    import time
-    import uuid
-
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest", "enable.auto.commit": False,
-    })  # fmt: skip
-    consumer.subscribe([topic])
-    found: list[Message] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and len(found) < expected:
-        found += [m for m in consumer.consume(100, timeout=0.3) if m.error() is None]
-    found += [m for m in consumer.consume(100, timeout=0.5) if m.error() is None]
-    consumer.close()
-    return sorted(found, key=lambda m: (m.partition() or 0, m.offset() or 0))
 
 
 def headers_of(msg: Message) -> dict[str, str]:

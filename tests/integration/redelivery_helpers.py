@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import fastavro
@@ -25,14 +24,9 @@ from tests.integration.connector_proc import (
     ConnectorFactory,
     ConnectorProcess,
     avro_serializer,
-    committed,
-    end_offsets,
-    wait_caught_up,
     wait_for,
 )
-from tests.integration.kafka_helpers import create_topic
-
-VIEW_ALL = str(Path(__file__).parent / "mappings" / "view-all.yaml")
+from tests.integration.streams import VIEW_ALL, TestStream
 
 
 def event_id(accepted: Mapping[str, Any]) -> str:
@@ -40,8 +34,10 @@ def event_id(accepted: Mapping[str, Any]) -> str:
     return str(accepted["event"]["ext"]["eventId"])
 
 
-class Backlog:
+class Backlog(TestStream):
     """A keyed topic holding sample records, its dead-letter topic and a consumer group."""
+
+    default_mapping = VIEW_ALL
 
     def __init__(
         self,
@@ -54,14 +50,10 @@ class Backlog:
         seed: int,
         partitions: int = 6,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.registry_url = registry_url
-        self.topic = f"redelivery-{unique}"
-        self.dlq = f"redelivery-{unique}.dlq"
-        self.group = f"cdp-{unique}"
-        self.partitions = partitions
-        create_topic(bootstrap, self.topic, partitions)
-        create_topic(bootstrap, self.dlq, 1)
+        super().__init__(
+            bootstrap, registry_url, unique, prefix="redelivery", group_prefix="cdp",
+            partitions=partitions,
+        )  # fmt: skip
         self.records = sample_records(records, guests=guests, seed=seed)
         self.ids = [r["event_id"] for r in self.records]
         assert len(set(self.ids)) == len(self.ids)
@@ -90,27 +82,8 @@ class Backlog:
             producer.poll(0)
         assert producer.flush(30) == 0
 
-    def config(self, factory: ConnectorFactory, sandbox_url: str, **sections: Any) -> Any:
-        """A connector.yaml for this backlog; ``sections`` are merged into the base ones."""
-        base = factory.config(
-            kafka={"group_id": self.group},
-            topics=[{"name": self.topic, "decoder": "confluent"}],
-            schema_registry={"url": self.registry_url},
-            cdp={"base_url": sandbox_url, "region": None},
-            dead_letter={"topic": self.dlq},
-            mapping=VIEW_ALL,
-        )
-        for key, value in sections.items():
-            base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
-        return base
-
     def caught_up(self, timeout: float = 90) -> None:
-        wait_caught_up(self.bootstrap, self.group, self.topic, self.partitions, timeout)
-
-    def is_caught_up(self) -> bool:
-        ends = end_offsets(self.bootstrap, self.topic, self.partitions)
-        done = committed(self.bootstrap, self.group, self.topic, self.partitions)
-        return all(done.get(p, 0) >= end for p, end in ends.items())
+        super().caught_up(timeout)
 
 
 @dataclass

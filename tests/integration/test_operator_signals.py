@@ -18,7 +18,8 @@ from connector.sample import sample_records
 from scripts.services import kafka
 from tests.integration.connector_proc import ConnectorFactory, ConnectorProcess, wait_for
 from tests.integration.kafka_helpers import create_topic, describe_group
-from tests.integration.test_pipeline import VIEW_ALL, Scenario
+from tests.integration.streams import VIEW_ALL
+from tests.integration.test_pipeline import Scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,11 +11,10 @@ import struct
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connector.cdp.dialect import get_dialect
@@ -27,30 +26,24 @@ from tests.integration.connector_proc import (
     REPO_ROOT,
     ConnectorFactory,
     avro_serializer,
-    committed,
-    wait_caught_up,
     wait_for,
 )
-from tests.integration.kafka_helpers import create_topic, describe_group
+from tests.integration.kafka_helpers import describe_group
+from tests.integration.streams import VIEW_ALL, TestStream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-VIEW_ALL = str(Path(__file__).parent / "mappings" / "view-all.yaml")
 EXAMPLE = REPO_ROOT / "config" / "mappings.example.yaml"
 
 
-class Scenario:
+class Scenario(TestStream):
     """One test's topic, DLQ topic, group and produced records."""
 
     def __init__(self, bootstrap: str, registry_url: str, unique: str, partitions: int = 3):
-        self.bootstrap = bootstrap
-        self.registry_url = registry_url
-        self.topic = f"clicks-{unique}"
-        self.dlq = f"clicks-{unique}.dlq"
-        self.group = f"cdp-{unique}"
-        self.partitions = partitions
-        create_topic(bootstrap, self.topic, partitions)
-        create_topic(bootstrap, self.dlq, 1)
+        super().__init__(
+            bootstrap, registry_url, unique, prefix="clicks", group_prefix="cdp",
+            partitions=partitions,
+        )  # fmt: skip
         self.registry_client = SchemaRegistryClient({"url": registry_url})
         self.serialize = avro_serializer(self.registry_client)
         self.values: list[bytes] = []
@@ -69,41 +62,6 @@ class Scenario:
         for key, value in extra:
             producer.produce(self.topic, key=key, value=value)
         assert producer.flush(30) == 0
-
-    def config(
-        self, factory: ConnectorFactory, sandbox_url: str, **sections: Any
-    ) -> dict[str, Any]:
-        base = factory.config(
-            kafka={"group_id": self.group},
-            topics=[{"name": self.topic, "decoder": "confluent"}],
-            schema_registry={"url": self.registry_url},
-            cdp={"base_url": sandbox_url, "region": None},
-            dead_letter={"topic": self.dlq},
-        )
-        for key, value in sections.items():
-            base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
-        return base
-
-    def caught_up(self, timeout: float = 120) -> None:
-        wait_caught_up(self.bootstrap, self.group, self.topic, self.partitions, timeout)
-
-    def dead_letters(self, expected: int, timeout: float = 15) -> list[Any]:
-        consumer = Consumer({
-            "bootstrap.servers": self.bootstrap, "group.id": f"{self.group}-dlq-reader",
-            "auto.offset.reset": "earliest", "enable.auto.commit": False,
-        })  # fmt: skip
-        consumer.subscribe([self.dlq])
-        found: list[Any] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(found) < expected:
-            found += [m for m in consumer.consume(100, timeout=0.3) if m.error() is None]
-        if expected == 0:  # make sure nothing shows up late
-            found += [m for m in consumer.consume(100, timeout=1.0) if m.error() is None]
-        consumer.close()
-        return found
-
-    def nothing_committed(self) -> bool:
-        return committed(self.bootstrap, self.group, self.topic, self.partitions) == {}
 
 
 @pytest.fixture

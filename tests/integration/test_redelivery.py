@@ -39,7 +39,7 @@ from confluent_kafka import Message
 
 from tests.fixtures_sandbox import SPEC, start_sandbox, stop_sandbox
 from tests.integration.connector_proc import ConnectorFactory, ConnectorProcess, wait_for
-from tests.integration.ops_helpers import headers_of, read_all, run_cli, write_config
+from tests.integration.ops_helpers import headers_of, run_cli, write_config
 from tests.integration.redelivery_helpers import (
     Backlog,
     Delivered,
@@ -53,6 +53,7 @@ from tests.integration.redelivery_helpers import (
     start_replica,
     wait_accepted,
 )
+from tests.integration.streams import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -522,7 +523,7 @@ def test_view_delivered_add_refused_one_dead_letter_and_replay_posts_only_the_ad
 
     assert sorted(event_id(e) for e in strict_sandbox.records("VIEW")) == sorted(added)
     assert strict_sandbox.records("ADD") == []
-    letters: list[Message] = read_all(bootstrap, backlog.dlq, len(added))
+    letters: list[Message] = read_topic(bootstrap, backlog.dlq, len(added))
     assert len(letters) == len(added)
     origins = Counter(
         (headers_of(m)["__connect.errors.partition"], headers_of(m)["__connect.errors.offset"])

@@ -15,14 +15,13 @@ from tests.integration.kafka_helpers import create_topic
 from tests.integration.ops_helpers import (
     headers_of,
     produce_dead_letters,
-    read_all,
     run_cli,
     write_config,
 )
+from tests.integration.streams import VIEW_ALL, read_topic
 
 pytestmark = pytest.mark.integration
 
-VIEW_ALL = str(Path(__file__).parent / "mappings" / "view-all.yaml")
 ATTEMPTS = "cdp.errors.replay.attempts"
 
 
@@ -81,7 +80,7 @@ def test_replay_delivers_what_now_works_and_writes_back_what_fails_again(
 
     ids = sorted(e["ext"]["eventId"] for e in cdp_sandbox.events())
     assert ids == sorted(r["event_id"] for r in letters.records)
-    messages = read_all(letters.bootstrap, letters.dlq, 10)
+    messages = read_topic(letters.bootstrap, letters.dlq, 10)
     assert len(messages) == 10  # 8 as before + the 2 undecodable ones written back
     back = messages[8:]
     assert sorted(m.key() for m in back) == [b"bad-1", b"bad-2"]
@@ -98,7 +97,7 @@ def test_replay_delivers_what_now_works_and_writes_back_what_fails_again(
 
     again = letters.replay()  # only the written-back pair is left; they fail once more
     assert again.returncode == 0, again.stdout + again.stderr
-    messages = read_all(letters.bootstrap, letters.dlq, 12)
+    messages = read_topic(letters.bootstrap, letters.dlq, 12)
     assert [headers_of(m)[ATTEMPTS] for m in messages[10:]] == ["2", "2"]
     assert letters.replay_committed() == 10
     assert len(cdp_sandbox.events()) == 6  # nothing delivered twice
@@ -109,7 +108,7 @@ def test_replay_filter_leaves_other_records_alone(letters: Letters, cdp_sandbox:
     assert result.returncode == 0, result.stdout + result.stderr
     assert cdp_sandbox.events() == []
     assert "filtered out        6" in result.stdout
-    assert len(read_all(letters.bootstrap, letters.dlq, 10)) == 10  # only the 2 replayed
+    assert len(read_topic(letters.bootstrap, letters.dlq, 10)) == 10  # only the 2 replayed
     assert letters.replay_committed() == 8
 
 
@@ -130,7 +129,7 @@ def test_replay_stops_on_refused_credentials_and_commits_nothing(
     # The first record is unfinished: the offset does not move (the commit's metadata
     # names the filtered-out dead letters after it finished; none was delivered).
     assert letters.replay_committed() == 0
-    assert len(read_all(letters.bootstrap, letters.dlq, 8)) == 8  # nothing written back
+    assert len(read_topic(letters.bootstrap, letters.dlq, 8)) == 8  # nothing written back
 
     cdp_sandbox.clear_faults()
     assert letters.replay("--filter", "\"cdp.errors.stage\" == 'deliver'").returncode == 0

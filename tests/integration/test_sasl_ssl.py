@@ -19,7 +19,8 @@ from scripts.services.kafka import Broker
 from tests.conftest import SASL_USER
 from tests.integration.connector_proc import REPO_ROOT, ConnectorFactory
 from tests.integration.kafka_helpers import create_topic
-from tests.integration.ops_helpers import read_all, run_cli, write_config
+from tests.integration.ops_helpers import run_cli, write_config
+from tests.integration.streams import read_topic
 from tests.integration.test_check import rows
 from tests.integration.test_pipeline import Scenario
 
@@ -113,7 +114,7 @@ def test_run_and_replay_dlq_work_through_sasl_ssl(
     path = write_config(tmp_path, config, "replay.yaml")
     result = run_cli("replay-dlq", "--config", str(path), env=factory.env)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert len(read_all(scenario.bootstrap, scenario.dlq, 2)) == 2
+    assert len(read_topic(scenario.bootstrap, scenario.dlq, 2)) == 2
 
 
 def test_browser_id_topic_works_through_sasl_ssl(
@@ -134,7 +135,7 @@ def test_browser_id_topic_works_through_sasl_ssl(
     scenario.caught_up()
     visitors = {r["anonymous_id"] for r in records}
     assert cdp_sitecore_sandbox.stats()["browsers_created"] == len(visitors)
-    assert len(read_all(scenario.bootstrap, ids_topic, len(visitors))) == len(visitors)
+    assert len(read_topic(scenario.bootstrap, ids_topic, len(visitors))) == len(visitors)
     assert connector.terminate() == 0
 
 
