@@ -24,7 +24,7 @@ from typing import Any
 from connector.config import Settings, TopicSettings
 from connector.deadletter import DeadLetterQueue
 from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
-from connector.errors import ConnectorError, DecodeError, RecordError
+from connector.errors import ConnectorError, RecordError
 from connector.mapping import Mapper, MapResult
 from connector.offsets import OffsetTracker, TopicPartition
 from connector.record_paths import SchemaWatch
@@ -98,8 +98,7 @@ class Preparer:
     def _registry_client(self) -> RegistryClient:
         if self._registry is None:
             reg = self._settings.schema_registry
-            if reg is None:
-                raise DecodeError("no schema_registry configured for a Confluent-encoded topic")
+            assert reg is not None  # noqa: S101 - the config model refuses a confluent topic without one
             self._registry = RegistryClient(
                 reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth()
             )

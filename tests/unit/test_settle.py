@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -172,3 +173,133 @@ def test_a_dead_letter_write_refused_at_once_stops_without_an_outcome() -> None:
     assert state.fatal_exit is not None
     assert "dead-letter write" in state.fatal_exit
     assert done == []  # no outcome: the offset is never committed
+
+
+def test_a_record_is_prepared_as_the_topic_it_is_mapped_as_and_becomes_work_as_read() -> None:
+    # replay-dlq reads at the dead-letter topic's coordinates, maps as the origin topic.
+    prepared: list[tuple[str, bytes | None]] = []
+
+    def prepare(topic: str, value: bytes | None) -> MapResult:
+        prepared.append((topic, value))
+        return MapResult((*mapped("guest-1").events, *mapped("guest-2").events), None)
+
+    rig = Rig(prepare)
+    dlq_tp = ("cdp.dlq", 4)
+    epoch = rig.tracker.assign(dlq_tp)
+    rig.tracker.add(dlq_tp, 8)
+    headers: list[tuple[str, str | bytes | None]] = [("trace", b"t")]
+    work = rig.settle.take(dlq_tp, 8, epoch, b"key", b"value", headers, "clicks")
+    assert prepared == [("clicks", b"value")]
+    events = (*mapped("guest-1").events, *mapped("guest-2").events)
+    # The lane is the first event's guest (ordering: key).
+    assert work == Work(dlq_tp, 8, epoch, b"key", b"value", headers, "guest-1", events)
+
+
+@pytest.mark.parametrize(
+    ("ordering", "lane"),
+    [("key", "guest-7"), ("partition", TP), ("none", (TP, 5))],
+)
+def test_work_is_on_the_lane_its_ordering_asks_for(ordering: str, lane: object) -> None:
+    tracker = OffsetTracker()
+    dlq: Any = FakeDeadLetters()
+    settle = Settle(lambda _t, _v: mapped("guest-7"), ordering, tracker, dlq, RunState(),
+                    lambda _d: True)  # fmt: skip
+    work = settle.outcome(TP, 5, 1, None, b"v", None, "clicks")
+    assert isinstance(work, Work)
+    assert work.lane == lane
+
+
+def test_a_skip_needs_no_listener() -> None:
+    tracker = OffsetTracker()
+    epoch = tracker.assign(TP)
+    tracker.add(TP, 0)
+    dlq: Any = FakeDeadLetters()
+    settle = Settle(lambda _t, _v: MapResult((), "bots"), "key", tracker, dlq, RunState(),
+                    lambda _d: True)  # fmt: skip
+    assert settle.take(TP, 0, epoch, None, b"v", None, "clicks") is None
+    assert tracker.pending == 0
+
+
+WHY = (
+    "__connect.errors.topic", "__connect.errors.partition", "__connect.errors.offset",
+    "__connect.errors.stage", "__connect.errors.class.name",
+    "__connect.errors.exception.message", "cdp.errors.stage", "cdp.errors.rule",
+)  # fmt: skip
+
+
+class HeldProducer:
+    """Keeps each write unacknowledged until ``acknowledge``."""
+
+    def __init__(self) -> None:
+        self.produced: list[tuple[str, dict[str, Any]]] = []
+
+    def produce(self, topic: str, **kwargs: Any) -> None:
+        self.produced.append((topic, kwargs))
+
+    def acknowledge(self) -> None:
+        for _topic, kwargs in self.produced:
+            kwargs["on_delivery"](None, None)
+
+    def poll(self, timeout: float = 0.0) -> int:
+        return 0
+
+
+def test_a_dead_letter_is_the_record_as_read_with_why_and_is_finished_when_written() -> None:
+    def prepare(_topic: str, _value: bytes | None) -> MapResult:
+        raise MappingError("field 'page' is missing", rule="views")
+
+    tracker = OffsetTracker()
+    epoch = tracker.assign(TP)
+    tracker.add(TP, 6)
+    producer = HeldProducer()
+    producer_: Any = producer
+    dlq = DeadLetterQueue(producer_, "cdp.dlq", RunState())
+    settle = Settle(prepare, "key", tracker, dlq, RunState(), lambda _d: True)
+    headers: list[tuple[str, str | bytes | None]] = [("trace", b"t")]
+    assert settle.take(TP, 6, epoch, b"key", b"value", headers, "clicks") is None
+    [(topic, written)] = producer.produced
+    assert (topic, written["key"], written["value"]) == ("cdp.dlq", b"key", b"value")
+    written_headers = dict(written["headers"])
+    assert written_headers["trace"] == b"t"  # the record's own headers travel with it
+    assert {name: written_headers[name] for name in WHY} == {
+        "__connect.errors.topic": b"clicks",
+        "__connect.errors.partition": b"0",
+        "__connect.errors.offset": b"6",
+        "__connect.errors.stage": b"TRANSFORMATION",
+        "__connect.errors.class.name": b"MappingError",
+        "__connect.errors.exception.message": b"field 'page' is missing",
+        "cdp.errors.stage": b"map",
+        "cdp.errors.rule": b"views",
+    }
+    assert "cdp.errors.http.status" not in written_headers  # never sent
+    assert "cdp.errors.attempts" not in written_headers
+    assert tracker.pending == 1  # an outcome only once the write is acknowledged
+    producer.acknowledge()
+    assert tracker.pending == 0
+    assert {tp: s.offset for tp, s in tracker.to_commit().items()} == {TP: 7}
+
+
+def test_each_retry_of_a_transient_error_is_logged_with_its_delay_and_record(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    answers: list[Any] = [TransientError("registry down")] * 4
+    waits: list[float] = []
+
+    def prepare(_topic: str, _value: bytes | None) -> MapResult:
+        if answers:
+            raise answers.pop(0)
+        return mapped("g")
+
+    rig = Rig(prepare, lambda delay: bool(waits.append(delay)))
+    with caplog.at_level(logging.WARNING, "connector.settle"):
+        assert isinstance(rig.settle.outcome(("clicks", 2), 11, 1, None, b"v", None, "c"), Work)
+    assert waits == [1.0, 2.0, 4.0, 4.0]  # Backoff(1, 4): attempts counted, capped at 4
+    assert [r.getMessage() for r in caplog.records] == [
+        "retrying in 1.0s: registry down",
+        "retrying in 2.0s: registry down",
+        "retrying in 4.0s: registry down",
+        "retrying in 4.0s: registry down",
+    ]
+    where = [tuple(vars(r)[k] for k in ("topic", "partition", "offset")) for r in caplog.records]
+    assert where == [("clicks", 2, 11)] * 4  # the JSON log's record fields
+    assert rig.state.degraded_reason is None
