@@ -99,6 +99,11 @@ class Compiled:
     source: str
     constant: Any = None
     is_constant: bool = False
+    #: A plain field path (``evaluate`` is exactly its ``dict.get`` chain), from the root or not.
+    path: tuple[str, ...] | None = None
+    from_root: bool = False
+    #: ``(source, transforms, default)`` when ``evaluate`` is ``modifiers.pipeline`` of them.
+    pipe: tuple[Compiled, tuple[Transform, ...], Any] | None = None
 
 
 def suggest(word: str, options: Iterable[str]) -> str:
@@ -165,7 +170,7 @@ def expression(
 
     keys = paths.field_keys(expression)
     if keys is not None:
-        return Compiled(_plain_path(keys, from_root, getter), text)
+        return Compiled(_plain_path(keys, from_root, getter), text, path=keys, from_root=from_root)
     if from_root:
 
         def evaluate(scope: Any, root: Any) -> Any:
