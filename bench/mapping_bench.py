@@ -1,9 +1,11 @@
 """Micro-benchmark of the map stage: decoded record → validated, serialized JSON body.
 
     .venv/bin/python bench/mapping_bench.py [--records 20000] [--rounds 3]
+    .venv/bin/python bench/mapping_bench.py \
+        --mapping config/mappings.sitecore.yaml --dialect sitecore
 
-Uses the example rules (config/mappings.example.yaml), the real ``asyncapi``
-dialect when ``connector.cdp`` is present (else the test dialect in
+Uses the example rules (config/mappings.example.yaml, or ``--mapping``), the real
+``asyncapi`` dialect (or ``--dialect``) when ``connector.cdp`` is present (else the test dialect in
 tests/unit/mapping_dialect.py, said in the output), and records from
 ``connector.sample`` when present (else the six test records, repeated).
 Prints records/s of ``Mapper.map`` (best of the rounds, one core), then the
@@ -30,17 +32,17 @@ from connector.mapping import compile_mapping  # noqa: E402
 from connector.mapping.paths import compile_path  # noqa: E402
 
 
-def _dialect() -> tuple[Any, str]:
+def _dialect(name: str) -> tuple[Any, str]:
     try:
         from connector.cdp.dialect import get_dialect
     except ImportError:
         from tests.unit.mapping_dialect import flat_dialect
 
         return flat_dialect(), "test dialect (connector.cdp not present)"
-    return get_dialect("asyncapi"), "asyncapi dialect"
+    return get_dialect(name), f"{name} dialect"
 
 
-def _records(n: int) -> tuple[list[dict[str, Any]], str]:
+def _records(n: int, version: int) -> tuple[list[dict[str, Any]], str]:
     try:
         from connector.sample import sample_records
     except ImportError:
@@ -48,18 +50,23 @@ def _records(n: int) -> tuple[list[dict[str, Any]], str]:
 
         base = list(RECORDS.values())
         return [base[i % len(base)] for i in range(n)], "the six test records, repeated"
-    return sample_records(n, guests=300, seed=7), "connector.sample.sample_records"
+    return sample_records(n, guests=300, seed=7, version=version), (
+        f"connector.sample.sample_records, schema v{version}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mapping", type=Path, default=ROOT / "config" / "mappings.example.yaml")
+    parser.add_argument("--dialect", default="asyncapi", help="asyncapi or sitecore")
+    parser.add_argument("--schema-version", type=int, default=3, help="sample records of v1 or v3")
     args = parser.parse_args()
 
-    dialect, dialect_note = _dialect()
-    records, records_note = _records(args.records)
-    mapper = compile_mapping(ROOT / "config" / "mappings.example.yaml", dialect)
+    dialect, dialect_note = _dialect(args.dialect)
+    records, records_note = _records(args.records, args.schema_version)
+    mapper = compile_mapping(args.mapping, dialect)
     # Records the rules or the dialect refuse (e.g. non-ASCII sample emails) are timed apart:
     # their cost is building a MappingError, not a body.
     good: list[dict[str, Any]] = []
@@ -114,8 +121,8 @@ def main() -> None:
         f"({t_slow / t_fast:.0f}x)"
     )
     started = time.perf_counter()
-    compile_mapping(ROOT / "config" / "mappings.example.yaml", dialect)
-    print(f"compile example rules: {(time.perf_counter() - started) * 1e3:.1f} ms")
+    compile_mapping(args.mapping, dialect)
+    print(f"compile {args.mapping.name}: {(time.perf_counter() - started) * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -162,11 +162,20 @@ class BrowserIdStore:
     # -- lookups and writes -----------------------------------------------------------
 
     def get(self, visitor: str) -> str | None:
-        with self._lock:
-            ref = self._ids.get(visitor)
-            if ref is not None:
+        """The visitor's browser id if known (it becomes the most recently used).
+
+        Called by the resolver for every event, on the loop, so without the lock: ``get``
+        and ``move_to_end`` of the C ``OrderedDict`` are each one atomic step under the
+        GIL (str keys call no Python code). Between the two the tailer may drop the
+        visitor (eviction, tombstone); the id read is still the answer of that instant.
+        """
+        ref = self._ids.get(visitor)
+        if ref is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per event
                 self._ids.move_to_end(visitor)
-            return ref
+            except KeyError:  # dropped meanwhile by the tailer
+                pass
+        return ref
 
     def catch_up(self) -> None:
         """Block until the tailer has read every record written before this call."""

@@ -22,7 +22,8 @@ Guarantees:
    commit point or finished set changed since the last ``mark_committed``.
 
 Outcomes come from two threads (the consumer thread for decode/map outcomes and
-DLQ acknowledgements, the event loop for deliveries), so the tracker is locked.
+DLQ acknowledgements, the event loop for deliveries), so the tracker is locked
+(``epoch`` alone reads without the lock; its docstring says why that is safe).
 Each assignment of a partition gets a new epoch: an outcome for a record read
 under an older assignment is ignored, so it can never move a new owner's offsets.
 """
@@ -112,9 +113,17 @@ class OffsetTracker:
             self._lock.notify_all()
 
     def epoch(self, tp: TopicPartition) -> int | None:
-        with self._lock:
-            part = self._partitions.get(tp)
-            return None if part is None else part.epoch
+        """The partition's current epoch, or None when it is not assigned here.
+
+        Called by the loop before every attempt (``connector.fencing``), so it takes no
+        lock: ``dict.get`` is one atomic step under the GIL, and a ``_Partition``'s
+        ``epoch`` is set when it is made and never changed (``assign`` puts in a new
+        object, ``revoke`` pops it). The answer is the epoch of the assignment current
+        at that instant, the same answer a locked read would give one step earlier or
+        later; a revoke or re-assign right after is caught by ``finish`` (epoch check).
+        """
+        part = self._partitions.get(tp)
+        return None if part is None else part.epoch
 
     # -- records ------------------------------------------------------------
 
@@ -123,31 +132,45 @@ class OffsetTracker:
         ``finish``), ``NOT_OURS``, or ``ALREADY_FINISHED`` (it had an outcome before
         this assignment: it counts as finished now and must not be posted again)."""
         with self._lock:
-            part = self._partitions.get(tp)
-            if part is None:
-                return NOT_OURS
-            if part.base is None:
-                part.base = offset
-            part.last_read = offset
-            if self._max_ahead is not None and offset - part.base + 1 >= self._max_ahead:
-                part.blocked = True  # the source pauses it; this record is held all the same
-            restored = part.restored
-            if restored and restored[0] <= offset:
-                while restored and restored[0] < offset:
-                    restored.popleft()  # never read again: not in the log any more
-                if restored and restored[0] == offset:
-                    restored.popleft()
-                    if part.pending:
-                        part.pending.append(offset)
-                        part.finished.add(offset)
-                    else:  # every earlier record has an outcome: the commit point moves
-                        part.base = offset + 1
-                        part.version += 1
-                        self._unblock(part)
-                    return ALREADY_FINISHED
-            part.pending.append(offset)
-            self._pending += 1
-            return part.epoch
+            return self._admit(tp, offset)
+
+    def admit_many(self, records: Iterable[tuple[TopicPartition, int]]) -> list[int]:
+        """``admit`` for each ``(partition, offset)`` of one consumed batch, in order,
+        under one acquisition of the lock; the answers in the same order.
+
+        Called by the source for each batch ``consume`` returned, before any of it is
+        settled: the loop's ``finish`` calls wait for the batch once, not per record.
+        """
+        with self._lock:
+            admit = self._admit
+            return [admit(tp, offset) for tp, offset in records]
+
+    def _admit(self, tp: TopicPartition, offset: int) -> int:
+        part = self._partitions.get(tp)
+        if part is None:
+            return NOT_OURS
+        if part.base is None:
+            part.base = offset
+        part.last_read = offset
+        if self._max_ahead is not None and offset - part.base + 1 >= self._max_ahead:
+            part.blocked = True  # the source pauses it; this record is held all the same
+        restored = part.restored
+        if restored and restored[0] <= offset:
+            while restored and restored[0] < offset:
+                restored.popleft()  # never read again: not in the log any more
+            if restored and restored[0] == offset:
+                restored.popleft()
+                if part.pending:
+                    part.pending.append(offset)
+                    part.finished.add(offset)
+                else:  # every earlier record has an outcome: the commit point moves
+                    part.base = offset + 1
+                    part.version += 1
+                    self._unblock(part)
+                return ALREADY_FINISHED
+        part.pending.append(offset)
+        self._pending += 1
+        return part.epoch
 
     def add(self, tp: TopicPartition, offset: int) -> int | None:
         """``admit`` for callers that only process or skip: the epoch, or None when the

@@ -198,13 +198,16 @@ class KafkaSource:
         works: list[Work] = []
         counts: dict[str, int] = {}
         finished_before = 0
+        read: list[tuple[Message, str, tuple[str, int], int]] = []
         for msg in messages:
             if (err := msg.error()) is not None:
                 message_error(self._state, err)
                 continue
             topic = str(msg.topic())
-            tp, offset = (topic, int(msg.partition() or 0)), int(msg.offset() or 0)
-            epoch = self._tracker.admit(tp, offset)
+            read.append((msg, topic, (topic, int(msg.partition() or 0)), int(msg.offset() or 0)))
+        # One tracker lock for the batch, not one per record (the loop's finish waits on it).
+        epochs = self._tracker.admit_many([(tp, offset) for _, _, tp, offset in read])
+        for (msg, topic, tp, offset), epoch in zip(read, epochs, strict=True):
             if epoch <= 0:
                 # Not (or no longer) ours, or finished before this assignment.
                 finished_before += epoch == ALREADY_FINISHED

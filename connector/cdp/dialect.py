@@ -10,7 +10,7 @@ dialect is a models module, one entry below and one in the config's Literal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +65,20 @@ class Dialect:
     def dump(self, model: BaseModel) -> bytes:
         """Compact JSON of a validated event: no unset fields, no nulls."""
         return model.__pydantic_serializer__.to_json(model, exclude_none=True)
+
+    def encoder(self, event_type: str) -> Callable[[Mapping[str, Any]], bytes]:
+        """``dump(validate(payload))`` for payloads of ``event_type``, the model's own
+        validator and serializer bound once (the mapper's hot path: no per-event model
+        lookup, no ``model_validate`` wrapper). Raises ``pydantic.ValidationError`` for
+        an invalid payload, pydantic's serialization error (a ValueError) for the rest."""
+        model = self.model_for(event_type)
+        validate = model.__pydantic_validator__.validate_python
+        to_json = model.__pydantic_serializer__.to_json
+
+        def encode(payload: Mapping[str, Any]) -> bytes:
+            return to_json(validate(payload), exclude_none=True)
+
+        return encode
 
     def validate_and_dump(self, payload: Mapping[str, Any]) -> bytes:
         """``dump(validate(payload))``: the body to post."""

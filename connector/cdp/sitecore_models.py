@@ -106,8 +106,13 @@ UPPERCASE_PATTERN = r"^[^a-z]+$"
 
 
 def _real_minute(value: str) -> str:
-    # The pattern checks the shape; this refuses 2026-02-30T25:61.
-    dt.datetime.strptime(value, "%Y-%m-%dT%H:%M")
+    # The pattern checks the shape; this refuses 2026-02-30T25:61. For that shape in ASCII
+    # digits fromisoformat accepts what strptime("%Y-%m-%dT%H:%M") does, at 0.1 µs instead
+    # of 5; other digits (the pattern's \d is Unicode) keep strptime's answer.
+    if value.isascii():
+        dt.datetime.fromisoformat(value)
+    else:
+        dt.datetime.strptime(value, "%Y-%m-%dT%H:%M")
     return value
 
 

@@ -399,4 +399,6 @@ def _event_body(
     # Defaults the rule does not override, for the fields this event model has.
     merged = [e for e in context.default_fields if e[0] in fields and e[0] not in own_keys] + own
     built = compile_object(merged, fields_node, Target("model", model=model), "")
-    return CompiledEvent(label, event_type, type_of, when, built.evaluate)
+    # Custom names are never reserved (checked above and per record): the custom model.
+    encode = dialect.encoder(str(event_type) if type_of is None else CUSTOM)
+    return CompiledEvent(label, event_type, type_of, when, built.evaluate, encode)

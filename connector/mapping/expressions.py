@@ -99,6 +99,11 @@ class Compiled:
     source: str
     constant: Any = None
     is_constant: bool = False
+    #: A plain field path (``evaluate`` is exactly its ``dict.get`` chain), from the root or not.
+    path: tuple[str, ...] | None = None
+    from_root: bool = False
+    #: ``(source, transforms, default)`` when ``evaluate`` is ``modifiers.pipeline`` of them.
+    pipe: tuple[Compiled, tuple[Transform, ...], Any] | None = None
 
 
 def suggest(word: str, options: Iterable[str]) -> str:
@@ -164,8 +169,8 @@ def expression(
     uses.record(text, node.line, where, feeds or target)
 
     keys = paths.field_keys(expression)
-    if keys is not None and len(keys) <= 2:
-        return Compiled(_plain_path(keys, from_root), text)
+    if keys is not None:
+        return Compiled(_plain_path(keys, from_root, getter), text, path=keys, from_root=from_root)
     if from_root:
 
         def evaluate(scope: Any, root: Any) -> Any:
@@ -180,9 +185,10 @@ def expression(
     return Compiled(evaluate, text)
 
 
-def _plain_path(keys: tuple[str, ...], from_root: bool) -> Evaluator:
-    # The hot path of every mapping: one or two dict lookups, fused with the JSON-safe
-    # check so a field costs a single call (same semantics as paths.compile_path).
+def _plain_path(keys: tuple[str, ...], from_root: bool, getter: paths.Getter) -> Evaluator:
+    # The hot path of every mapping: a few dict lookups, fused with the JSON-safe check so
+    # a field costs a single call (same semantics as paths.compile_path, null-safe the same
+    # way: a null on the way returns at once instead of raising AttributeError off None).
     if len(keys) == 1:
         (a,) = keys
 
@@ -194,16 +200,43 @@ def _plain_path(keys: tuple[str, ...], from_root: bool) -> Evaluator:
             return value if type(value) in PRIMITIVES else json_safe(value)
 
         return get1
-    a, b = keys
+    if len(keys) == 2:
+        a, b = keys
 
-    def get2(scope: Any, root: Any) -> Any:
-        try:
-            value = (root if from_root else scope).get(a).get(b)
-        except AttributeError:
-            return None
+        def get2(scope: Any, root: Any) -> Any:
+            try:
+                value = (root if from_root else scope).get(a)
+                if value is None:
+                    return None
+                value = value.get(b)
+            except AttributeError:
+                return None
+            return value if type(value) in PRIMITIVES else json_safe(value)
+
+        return get2
+    if len(keys) == 3:
+        a, b, c = keys
+
+        def get3(scope: Any, root: Any) -> Any:
+            try:
+                value = (root if from_root else scope).get(a)
+                if value is None:
+                    return None
+                value = value.get(b)
+                if value is None:
+                    return None
+                value = value.get(c)
+            except AttributeError:
+                return None
+            return value if type(value) in PRIMITIVES else json_safe(value)
+
+        return get3
+
+    def get_n(scope: Any, root: Any) -> Any:
+        value = getter(root if from_root else scope)
         return value if type(value) in PRIMITIVES else json_safe(value)
 
-    return get2
+    return get_n
 
 
 def constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:

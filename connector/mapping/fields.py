@@ -24,11 +24,11 @@ from connector.mapping.expressions import (
     constant,
     entries_of,
     expression,
-    missing_hint,
     suggest,
     template,
 )
 from connector.mapping.modifiers import compile_transforms, pipeline
+from connector.mapping.objects import object_builder
 from connector.mapping.source import YNode
 from connector.mapping.targets import Target, accepts_extra, model_fields
 
@@ -101,7 +101,7 @@ def compile_object(
         )
     fields = model_fields(target.model) if target.kind == "model" and target.model else None
     open_model = target.model is not None and accepts_extra(target.model)
-    compiled: list[tuple[str, Evaluator, bool, str]] = []
+    compiled: list[tuple[str, Compiled, bool]] = []
     seen: set[str] = set()
     errors: list[SpecError] = []  # every field's problem, not just the first
     for key, child, line in entries:
@@ -123,7 +123,7 @@ def compile_object(
         except (SpecError, SpecErrors) as exc:
             collect(errors, exc)
             continue
-        compiled.append((wire, value.evaluate, bool(field and field.required), value.source))
+        compiled.append((wire, value, bool(field and field.required)))
     if fields is not None:
         missing = sorted({f.key for f in fields.values() if f.required} - seen - {"type"})
         if missing:
@@ -136,29 +136,7 @@ def compile_object(
             )
     if errors:
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
-    return Compiled(_object_builder(tuple(compiled)), "object")
-
-
-def _object_builder(fields: tuple[tuple[str, Evaluator, bool, str], ...]) -> Evaluator:
-    def build(scope: Any, root: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, evaluate, required, source in fields:
-            try:
-                value = evaluate(scope, root)
-            except FieldFailure as failure:
-                failure.path.insert(0, key)
-                raise
-            except RUNTIME_ERRORS as exc:
-                raise FieldFailure([key], f"{source}: {exc}") from exc
-            if value is None:
-                if required:
-                    hint = missing_hint(source, scope, root)
-                    raise FieldFailure([key], f"required, but {source} is missing or null{hint}")
-                continue
-            out[key] = value
-        return out
-
-    return build
+    return Compiled(object_builder(tuple(compiled)), "object")
 
 
 # ---------------------------------------------------------------------------
@@ -204,7 +182,10 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
             if base.constant is not None
             else Compiled(lambda scope, root: default, base.source, default, True)
         )
-    return Compiled(pipeline(base.evaluate, tuple(transforms), default), base.source)
+    steps = tuple(transforms)
+    return Compiled(
+        pipeline(base.evaluate, steps, default), base.source, pipe=(base, steps, default)
+    )
 
 
 def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:

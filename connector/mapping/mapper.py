@@ -10,7 +10,7 @@ MappingError naming the rule and the field; no other exception escapes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -64,6 +64,8 @@ class CompiledEvent:
     type_of: Evaluator | None
     when: Getter | None
     build: Evaluator
+    # The dialect's validate + dump for this event's model, bound at compile time.
+    encode: Callable[[Mapping[str, Any]], bytes]
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ class Mapper:
                     rule=rule.name,
                 ) from failure
             payload["type"] = event_type
-            body = self._serialize(rule, event_type, payload)
+            body = self._serialize(rule, event, event_type, payload)
             guest = fixed_key if fixed_key is not None else payload.get("browser_id")
             if type(guest) is str and guest.startswith(BROWSER_ID_PLACEHOLDER):
                 guest = guest[len(BROWSER_ID_PLACEHOLDER) :]  # the visitor id orders its events
@@ -219,9 +221,11 @@ class Mapper:
             raise FieldFailure(["type"], f"custom event name {name!r} is a reserved event type")
         return name
 
-    def _serialize(self, rule: CompiledRule, event_type: str, payload: dict[str, Any]) -> bytes:
+    def _serialize(
+        self, rule: CompiledRule, event: CompiledEvent, event_type: str, payload: dict[str, Any]
+    ) -> bytes:
         try:
-            model = self.dialect.validate(payload)
+            return event.encode(payload)
         except ValidationError as exc:
             problems = "; ".join(
                 f"field {_loc(error['loc'])!r}: {error['msg']}" for error in exc.errors()
@@ -231,8 +235,6 @@ class Mapper:
                 f"{self.dialect.name} model: {problems}",
                 rule=rule.name,
             ) from exc
-        try:
-            return self.dialect.dump(model)
         except (ValueError, TypeError) as exc:  # pydantic's serialization errors are ValueErrors
             raise MappingError(
                 f"rule {rule.name!r}, {event_type}: cannot serialize the payload: {exc}",

@@ -3,8 +3,10 @@
 ``jmespath.search`` walks a parsed AST through a visitor on every call, which
 costs microseconds even for ``page.url``. Most mapping expressions are plain
 field paths or ``path == 'LITERAL'`` conditions, so those AST shapes are turned
-into small closures over ``dict.get``; anything else (functions, projections,
-filters, indexes) runs through the compiled JMESPath expression. The closures
+into small closures over ``dict.get``, as are multi-selects (``[a, b]``,
+``{k: a}``), projections, filters and flatten built of them; anything else
+(other functions, indexes, slices, pipes) runs through the compiled JMESPath
+expression. The closures
 reproduce JMESPath's semantics exactly (a property test checks they agree):
 a field of a non-object is null, ``==`` never equates 0/1 with false/true,
 and ``&&``/``||``/``!`` use JMESPath's notion of falsy.
@@ -98,14 +100,13 @@ def _fast(node: dict[str, Any]) -> Getter | None:
     if kind == "field":
         return _field_getter((node["value"],))
     if kind == "subexpression":
-        keys = []
-        for child in node["children"]:
-            if child["type"] != "field":
-                return None
-            keys.append(child["value"])
-        return _field_getter(tuple(keys))
-    if kind == "current":
+        if all(child["type"] == "field" for child in node["children"]):
+            return _field_getter(tuple(child["value"] for child in node["children"]))
+        return _chain(node)
+    if kind in ("current", "identity"):
         return _identity
+    if kind in _SHAPES:
+        return _SHAPES[kind](node)
     if kind == "literal":
         value = node["value"]
         return lambda _: value
@@ -177,9 +178,127 @@ def _identity(value: Any) -> Any:
     return value
 
 
+# -- list and object shapes: [a, b], {k: a}, a[*].b, a[?c].b, a[] (JMESPath's visitor,
+# step by step, with the children compiled to closures once)
+
+
+def _children(node: dict[str, Any]) -> list[Getter] | None:
+    getters = [_fast(child) for child in node["children"]]
+    return None if any(g is None for g in getters) else cast("list[Getter]", getters)
+
+
+def _chain(node: dict[str, Any]) -> Getter | None:
+    parts = _children(node)
+    if parts is None:
+        return None
+    steps = tuple(parts)
+
+    def chain(value: Any) -> Any:
+        for step in steps:
+            value = step(value)
+        return value
+
+    return chain
+
+
+def _select_list(node: dict[str, Any]) -> Getter | None:
+    items = _children(node)
+    if items is None:
+        return None
+    parts = tuple(items)
+
+    def select(value: Any) -> Any:
+        return None if value is None else [part(value) for part in parts]
+
+    return select
+
+
+def _select_dict(node: dict[str, Any]) -> Getter | None:
+    pairs = []
+    for pair in node["children"]:  # key_val_pair nodes
+        getter = _fast(pair["children"][0])
+        if getter is None:
+            return None
+        pairs.append((pair["value"], getter))
+    fields = tuple(pairs)
+
+    def select(value: Any) -> Any:
+        return None if value is None else {key: get(value) for key, get in fields}
+
+    return select
+
+
+def _projection(node: dict[str, Any]) -> Getter | None:
+    parts = _children(node)
+    if parts is None:
+        return None
+    left, right = parts
+
+    def project(value: Any) -> Any:
+        base = left(value)
+        if not isinstance(base, list):
+            return None
+        if right is _identity:
+            return [element for element in base if element is not None]
+        return [current for element in base if (current := right(element)) is not None]
+
+    return project
+
+
+def _filter_projection(node: dict[str, Any]) -> Getter | None:
+    parts = _children(node)
+    if parts is None:
+        return None
+    left, right, condition = parts
+
+    def project(value: Any) -> Any:
+        base = left(value)
+        if not isinstance(base, list):
+            return None
+        return [
+            current
+            for element in base
+            if not is_falsy(condition(element)) and (current := right(element)) is not None
+        ]
+
+    return project
+
+
+def _flatten(node: dict[str, Any]) -> Getter | None:
+    parts = _children(node)
+    if parts is None:
+        return None
+    (inner,) = parts
+
+    def flatten(value: Any) -> Any:
+        base = inner(value)
+        if not isinstance(base, list):
+            return None
+        merged: list[Any] = []
+        for element in base:
+            if isinstance(element, list):
+                merged.extend(element)
+            else:
+                merged.append(element)
+        return merged
+
+    return flatten
+
+
+_SHAPES: dict[str, Callable[[dict[str, Any]], Getter | None]] = {
+    "multi_select_list": _select_list,
+    "multi_select_dict": _select_dict,
+    "projection": _projection,
+    "filter_projection": _filter_projection,
+    "flatten": _flatten,
+}
+
+
 def _field_getter(keys: tuple[str, ...]) -> Getter:
     # JMESPath's field access is `value.get(key)` with AttributeError meaning null; a
     # chain of .get() calls inside one try block is the same thing, minus the visitor.
+    # A null on the way returns at once: raising AttributeError off None costs ~5x the
+    # lookups, and absent optional parts (`page.utm` of most records) are the common case.
     if len(keys) == 1:
         (a,) = keys
 
@@ -195,7 +314,8 @@ def _field_getter(keys: tuple[str, ...]) -> Getter:
 
         def get2(value: Any) -> Any:
             try:
-                return value.get(a).get(b)
+                value = value.get(a)
+                return None if value is None else value.get(b)
             except AttributeError:
                 return None
 
@@ -205,7 +325,11 @@ def _field_getter(keys: tuple[str, ...]) -> Getter:
 
         def get3(value: Any) -> Any:
             try:
-                return value.get(a).get(b).get(c)
+                value = value.get(a)
+                if value is None:
+                    return None
+                value = value.get(b)
+                return None if value is None else value.get(c)
             except AttributeError:
                 return None
 
@@ -215,6 +339,8 @@ def _field_getter(keys: tuple[str, ...]) -> Getter:
         try:
             for key in keys:
                 value = value.get(key)
+                if value is None:
+                    return None
         except AttributeError:
             return None
         return value

@@ -7,7 +7,7 @@ dialect of its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -34,4 +34,9 @@ class DialectLike(Protocol):
 
     def dump(self, model: BaseModel) -> bytes:
         """The compact JSON body to POST (no unset fields, no nulls)."""
+        ...
+
+    def encoder(self, event_type: str) -> Callable[[Mapping[str, Any]], bytes]:
+        """``dump(validate(payload))`` for payloads of ``event_type``, its model chosen
+        once: the compiler binds one per event of a rule. Raises what those raise."""
         ...

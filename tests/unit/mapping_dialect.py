@@ -8,7 +8,7 @@ the compiler's handling of nested models and lists of models is tested too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -28,6 +28,10 @@ class TestDialect:
 
     def dump(self, model: BaseModel) -> bytes:
         return model.__pydantic_serializer__.to_json(model, exclude_none=True, by_alias=True)
+
+    def encoder(self, event_type: str) -> Callable[[Mapping[str, Any]], bytes]:
+        model = self.model_for(event_type)
+        return lambda payload: self.dump(model.model_validate(payload))
 
 
 class _Strict(BaseModel):

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-from connector.browser_ids import BrowserIdResolver, find_placeholder
+from connector.browser_ids import BrowserIdResolver, BrowserIdStore, find_placeholder
 from connector.cdp import get_dialect
 from connector.cdp.answer import Answer, Outcome
+from connector.config.cdp import BrowserIdSettings
+from connector.config.kafka import KafkaSettings
 from connector.mapping.fields import BROWSER_ID_PLACEHOLDER
 
 DIALECT = get_dialect("sitecore")
@@ -129,3 +131,17 @@ async def test_kafka_failure_is_retryable() -> None:
     resolver = BrowserIdResolver(FakeClient(), BrokenStore())  # type: ignore[arg-type]
     answer = await resolver.send(body_for("v"))
     assert answer.outcome is Outcome.RETRYABLE and "broker down" in answer.reason
+
+
+def test_store_get_answers_and_keeps_the_recently_used_ones() -> None:
+    # get() reads without the lock; what it answers and the LRU order it keeps are unchanged.
+    store = BrowserIdStore(KafkaSettings(), BrowserIdSettings(max_entries=2))
+    store._remember("v1", "b1")
+    store._remember("v2", "b2")
+    assert store.get("v1") == "b1"  # v1 is now the most recently used
+    assert store.get("nobody") is None
+    store._remember("v3", "b3")  # evicts the least recently used: v2
+    assert (store.get("v1"), store.get("v2"), store.get("v3")) == ("b1", None, "b3")
+    store._remember("v1", None)  # a tombstone
+    assert store.get("v1") is None
+    assert len(store) == 1

@@ -73,6 +73,53 @@ def test_fast_expressions_agree_with_jmespath(doc: dict[str, Any], expression: s
         assert type(got[1]) is type(want[1])
 
 
+@st.composite
+def shaped(draw: st.DrawFn, depth: int = 2) -> str:
+    """List and object shapes (multi-select, projections, filters, flatten) around others."""
+    inner = expressions() if depth == 0 else st.one_of(expressions(), shaped(depth - 1))
+    kind = draw(st.sampled_from(["list", "dict", "project", "filter", "flatten", "flat-list"]))
+    a, b, left, right = draw(inner), draw(inner), draw(DOTTED), draw(DOTTED)
+    if kind == "list":
+        return f"[{a}, {b}]"
+    if kind == "dict":
+        return f"{{x: {a}, y: {b}}}"
+    if kind == "project":
+        return f"{left}[*].{right}"
+    if kind == "filter":
+        return f"{left}[?{a}].{right}" if draw(st.booleans()) else f"[{a}, {b}][?{right}]"
+    if kind == "flatten":
+        return f"{left}[].{right}" if draw(st.booleans()) else f"{left}[]"
+    return f"[{a}, {b}][]"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=DOCS, expression=shaped())
+def test_fast_list_and_object_shapes_agree_with_jmespath(
+    doc: dict[str, Any], expression: str
+) -> None:
+    fast = paths.compile_path(expression)
+    assert "search" not in repr(fast)  # compiled to closures, not the visitor
+    got, want = _outcome(fast, doc), _outcome(paths.compile_path(expression, fast=False), doc)
+    assert got == want
+    if got[0] == "ok":
+        assert type(got[1]) is type(want[1])
+
+
+def test_the_sitecore_identifiers_expression_is_fast_and_exact() -> None:
+    expression = (
+        "[[{id: payload.email, provider: 'email'}, {id: user_id, provider: 'shop_customer'}]"
+        "[?id], payload.identifiers][]"
+    )
+    fast = paths.compile_path(expression)
+    assert "search" not in repr(fast)
+    for doc in (
+        {"payload": {"email": "a@b.c", "identifiers": [{"id": "x", "provider": "crm"}]}},
+        {"user_id": "u1", "payload": {"email": None, "identifiers": []}},
+        {"payload": None},
+    ):
+        assert fast(doc) == jmespath.search(expression, doc)
+
+
 def test_plain_paths_use_the_fast_path() -> None:
     assert "search" not in repr(paths.compile_path("page.url"))
     assert "search" in repr(paths.compile_path("payload.items[0].sku"))
