@@ -64,8 +64,8 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._open_for = open_seconds
-        self._opened_at = 0.0
-        self._probing = False
+        self._opened_at = 0.0  # read only while OPEN, which ``_open`` sets it for
+        self._probing = False  # read only while HALF_OPEN, which always enters with False
         self.state = CircuitState.CLOSED
 
     def wait_time(self) -> float:
@@ -87,7 +87,6 @@ class CircuitBreaker:
         """An answer from a CDP that is up; True when this closed an open circuit."""
         was_closed = self.state is CircuitState.CLOSED
         self._failures = 0
-        self._probing = False
         self._open_for = self._base_open
         self.state = CircuitState.CLOSED
         return not was_closed
@@ -117,7 +116,6 @@ class CircuitBreaker:
     def _open(self) -> None:
         self.state = CircuitState.OPEN
         self._opened_at = self._clock()
-        self._probing = False
 
     @property
     def closed(self) -> bool:
