@@ -60,7 +60,7 @@ class Lanes:
             lane = self._lanes.get(key)
             if lane:
                 return lane.popleft()
-            self._lanes.pop(key, None)  # emptied by ``drop`` while it waited
+            del self._lanes[key]  # emptied by ``drop`` while it waited
         return None
 
     def done(self, work: Work) -> Work | None:

@@ -26,9 +26,13 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 MODULES = (
     "connector/offsets.py",
     "connector/dispatch.py",
+    "connector/lanes.py",
+    "connector/gate.py",
+    "connector/fencing.py",
     "connector/cdp/answer.py",
     "connector/retry.py",
     "connector/mapping/compiler.py",
+    "connector/mapping/conditions.py",
     "connector/settle.py",
 )
 #: Data files the unit tests read (mutmut copies the package and tests/ itself).

@@ -77,3 +77,58 @@ async def test_an_idle_worker_wakes_for_each_new_ready_lane() -> None:
     async with asyncio.timeout(1):
         await asyncio.gather(*workers)
     assert sorted(woken) == [0, 1, 2]
+
+
+async def _settle() -> None:
+    for _ in range(5):  # let woken workers run (each wake is one loop iteration)
+        await asyncio.sleep(0)
+
+
+async def test_two_ready_lanes_wake_two_idle_workers_at_once() -> None:
+    lanes = Lanes()
+    holding: list[int] = []  # records taken and still being "posted"
+
+    async def worker() -> None:
+        while (taken := lanes.take()) is None:
+            await lanes.wait()
+        holding.append(taken.offset)
+        await asyncio.Event().wait()  # posting, never done: the lane stays taken
+
+    workers = [asyncio.create_task(worker()) for _ in range(2)]
+    await _settle()
+    lanes.submit([work(0, "a"), work(1, "b")])
+    await _settle()
+    for task in workers:
+        task.cancel()
+    assert sorted(holding) == [0, 1]  # both posted concurrently, neither left asleep
+
+
+async def test_one_ready_lane_wakes_one_idle_worker_not_all() -> None:
+    lanes = Lanes()
+    wakes: list[int] = []
+    holding: list[int] = []
+
+    async def worker(i: int) -> None:
+        while (taken := lanes.take()) is None:
+            await lanes.wait()
+            wakes.append(i)
+        holding.append(taken.offset)
+
+    workers = [asyncio.create_task(worker(i)) for i in range(3)]
+    await _settle()
+    lanes.submit([work(0, "a")])
+    await _settle()
+    for task in workers:
+        task.cancel()
+    assert holding == [0]
+    assert len(wakes) == 1  # the other two sleep on: no wake for a lane already taken
+
+
+def test_a_lane_emptied_by_drop_while_ready_takes_new_records_again() -> None:
+    lanes = Lanes()
+    lanes.submit([work(0, "a")])
+    lanes.drop({TP})  # a is still in the ready heap, now empty
+    assert lanes.take() is None
+    lanes.submit([work(1, "a")])
+    taken = lanes.take()
+    assert taken is not None and taken.offset == 1
