@@ -21,6 +21,19 @@ from connector.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
 __all__ = ["KafkaSettings", "RegistrySettings", "TopicSettings"]
 
 
+# Consumer settings the connector defaults (``kafka.client`` overrides them):
+# - a group without a committed offset reads a partition from its beginning;
+# - librdkafka postpones a partition's next fetch by ``fetch.queue.backoff.ms`` (1000
+#   ms by default) once its local queue passed a threshold; the pause at
+#   ``max_buffered_records`` and the resume at half hit that, and delivery then stood
+#   still up to a second per cycle (sitecore path, 100k records: 13,971 -> 16,265
+#   events/s with 10 ms, no more stalls, CPU per event unchanged).
+CONSUMER_DEFAULTS: dict[str, str | int] = {
+    "auto.offset.reset": "earliest",
+    "fetch.queue.backoff.ms": 10,
+}
+
+
 class KafkaSettings(_Section):
     """The broker connection; ``*_conf()`` build each kind of client's librdkafka settings."""
 
@@ -47,7 +60,9 @@ class KafkaSettings(_Section):
         "`session.timeout.ms`. Consumer-only keys go to the consumers only, producer-only "
         "keys to the producers only (librdkafka's own table), the rest to every client. "
         "`auto.offset.reset` defaults to `earliest` (a group without committed offsets "
-        "reads from the start; `latest` skips the backlog). Never a password",
+        "reads from the start; `latest` skips the backlog) and `fetch.queue.backoff.ms` to "
+        "10 (librdkafka's 1000 stalled fetching up to a second after each resume). Never a "
+        "password",
     )
     sasl_password_env: str | None = Field(
         "KAFKA_SASL_PASSWORD",
@@ -98,7 +113,7 @@ class KafkaSettings(_Section):
 
     def consumer_conf(self) -> dict[str, Any]:
         """A consumer's settings: ``admin_conf()`` plus the consumer-only ``client`` keys."""
-        conf = {**self.admin_conf(), "auto.offset.reset": "earliest"}
+        conf = {**self.admin_conf(), **CONSUMER_DEFAULTS}
         return conf | {k: v for k, v in self.client.items() if k in CONSUMER_ONLY}
 
     def producer_conf(self) -> dict[str, Any]:

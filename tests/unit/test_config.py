@@ -154,6 +154,15 @@ def test_offset_reset_defaults_to_earliest(tmp_path: Path) -> None:
     assert kafka.consumer_conf()["auto.offset.reset"] == "earliest"
 
 
+def test_fetch_queue_backoff_defaults_to_10_ms_and_can_be_set(tmp_path: Path) -> None:
+    kafka = load_config(write(tmp_path, MINIMAL)).kafka
+    assert kafka.consumer_conf()["fetch.queue.backoff.ms"] == 10
+    assert "fetch.queue.backoff.ms" not in kafka.producer_conf()
+    extra = "kafka: {client: {fetch.queue.backoff.ms: 500}}\n"
+    tuned = load_config(write(tmp_path, MINIMAL + extra)).kafka
+    assert tuned.consumer_conf()["fetch.queue.backoff.ms"] == 500
+
+
 def test_static_membership_reads_the_instance_id_from_the_named_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
