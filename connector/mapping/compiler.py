@@ -370,6 +370,13 @@ def _event_body(
                     f"{event_type!r} is a reserved event type: write type: {event_type}",
                 )
             label = event_type
+        elif custom_node.is_scalar:  # a number or boolean: every record would fail with it
+            raise _Fail(
+                custom_node.line,
+                f"an event name or a spec that computes one ({{path: ...}}), "
+                f"not {custom_node.value!r}",
+                "custom",
+            )
         else:
             try:
                 type_of = compile_value(custom_node, Target("scalar"), "custom").evaluate

@@ -277,16 +277,15 @@ def test_an_events_bad_when_names_the_rule_and_the_event() -> None:
 
 
 @pytest.mark.parametrize(("written", "value"), [("5", 5), ("true", True)])
-def test_custom_given_a_non_string_scalar_fails_each_record_as_a_custom_event(
+def test_custom_given_a_number_or_boolean_is_refused_at_compile_time(
     written: str, value: object
 ) -> None:
-    text = FLAT_DEFAULTS + f"- {{name: a, emit: {{custom: {written}}}}}\n"
-    mapper = compile_text(text, flat_dialect())
-    with pytest.raises(MappingError) as info:
-        mapper.map(RECORD, "clicks")
-    assert str(info.value) == (
-        "rule 'a', custom event: field 'type': custom event name must be a non-empty "
-        f"string, not {value!r}"
+    """Every record would fail with it, so it is a start-up error naming its line."""
+    text = FLAT_DEFAULTS + f"- name: a\n  emit:\n    custom: {written}\n"
+    line = FLAT_DEFAULTS.count("\n") + 3
+    assert flat_error(text) == one(
+        f"m.yaml:{line}: rule 'a', field 'custom': an event name or a spec that computes "
+        f"one ({{path: ...}}), not {value!r}"
     )
 
 
