@@ -109,3 +109,64 @@ async def test_a_probe_answered_503_goes_back_to_the_ordinary_back_off() -> None
     assert len(sender.calls) == 3
     assert h.sleeps[0] == 7.5 and len(h.sleeps) == 2
     assert INITIAL_BACKOFF / 2 <= h.sleeps[1] < INITIAL_BACKOFF
+
+
+async def test_stop_returns_once_every_worker_has_ended() -> None:
+    """``stop`` cancels the workers and waits for them, a request in flight included:
+    nothing of the dispatcher runs on after it (the loop may close at once)."""
+    sender = Sender()
+    h = Harness(sender, max_in_flight=3)
+    work = h.work(P0, "guest")
+    sender.hold[work.events[0].body] = asyncio.Event()  # never answered
+    h.dispatcher.submit([work])
+    h.dispatcher.start()
+    await h.until(lambda: len(sender.calls) == 1)
+    workers = {t for t in asyncio.all_tasks() if t.get_name().startswith("dispatch-")}
+    assert len(workers) == 3
+    await h.dispatcher.stop()
+    assert all(t.done() for t in workers)
+
+
+async def _exhausted_during_a_credentials_halt(release_first: bool) -> Harness:
+    """Record B's 401 halts delivery and B probes; record A's request, in flight
+    meanwhile, answers 503 and exhausts its one attempt under the halt policy, so A
+    waits for the halt to lift. ``release_first``: A's partition is revoked before B's
+    probe succeeds and lifts the halt."""
+    a_body, b_body = b"0:0:0", b"1:0:0"
+    answers = {b_body: iter([REFUSED, OK])}
+    sender = Sender(lambda body: next(answers[body]) if body in answers else DOWN)
+    sender.hold[a_body] = asyncio.Event()
+    probe = asyncio.Event()
+
+    async def on_sleep(_seconds: float) -> None:
+        await probe.wait()  # B's probe waits until the test lets it go
+
+    h = Harness(
+        sender, max_in_flight=2, on_retries_exhausted="halt",
+        retry={"max_attempts": 1}, circuit={"failure_threshold": 100},
+    )  # fmt: skip
+    h.on_sleep = on_sleep
+    a, b = h.work(("clicks", 0), "a"), h.work(("clicks", 1), "b")
+    h.dispatcher.submit([a, b])
+    h.dispatcher.start()
+    await h.until(lambda: h.state.halted_reason is not None)  # B's 401
+    sender.hold[a_body].set()  # A's 503: exhausted, halts too, waits
+    await h.until(lambda: "on_retries_exhausted" in (h.state.halted_reason or ""))
+    if release_first:
+        h.dispatcher.release({("clicks", 0)})
+    probe.set()  # B's probe is accepted: the halt lifts
+    await h.until(lambda: len(sender.calls) == 3 and h.tracker.pending <= 1)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    await h.dispatcher.stop()
+    return h
+
+
+async def test_a_record_revoked_while_halted_is_not_dead_lettered_when_the_halt_lifts() -> None:
+    h = await _exhausted_during_a_credentials_halt(release_first=True)
+    assert h.dlq.failures == []
+
+
+async def test_a_record_still_owned_is_dead_lettered_when_the_halt_lifts() -> None:
+    h = await _exhausted_during_a_credentials_halt(release_first=False)
+    assert [w.offset for w, _ in h.dlq.failures] == [0]
