@@ -5,12 +5,25 @@ credentials probe's pause."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from connector.cdp.client import Answer, Outcome
+from connector.dispatch import Work
 from tests.unit.test_dispatch_redelivery import OK, P0, REFUSED, Harness, Sender
 
 INITIAL_BACKOFF = 0.4
 DOWN = Answer(Outcome.RETRYABLE, 503, "unavailable")
+
+
+async def run_until(h: Harness, works: list[Work], done: Callable[[], bool]) -> None:
+    """Submit ``works``, start the dispatcher, wait for ``done``, stop it (also when the
+    wait times out)."""
+    h.dispatcher.submit(works)
+    h.dispatcher.start()
+    try:
+        await h.until(done)
+    finally:
+        await h.dispatcher.stop()
 
 
 async def test_a_two_event_record_whose_second_is_refused_names_the_first_as_delivered() -> None:
@@ -20,12 +33,7 @@ async def test_a_two_event_record_whose_second_is_refused_names_the_first_as_del
     sender = Sender(lambda body: bad if body.endswith(b":1") else OK)
     h = Harness(sender)
     work = h.work(P0, "guest", "VIEW", "ADD")
-    h.dispatcher.submit([work])
-    h.dispatcher.start()
-    try:
-        await h.until(lambda: len(h.dlq.failures) == 1)
-    finally:
-        await h.dispatcher.stop()
+    await run_until(h, [work], lambda: len(h.dlq.failures) == 1)
     failure = h.dlq.failures[0][1]
     assert (failure.event, failure.delivered) == ((1, "ADD"), ((0, "VIEW"),))
 
@@ -65,12 +73,7 @@ async def test_the_first_back_off_is_at_most_the_initial_one() -> None:
         Sender(lambda _body: next(answers)),
         retry={"initial_backoff_seconds": INITIAL_BACKOFF, "max_attempts": 5},
     )
-    h.dispatcher.submit([h.work(P0, "guest")])
-    h.dispatcher.start()
-    try:
-        await h.until(lambda: h.tracker.pending == 0)
-    finally:
-        await h.dispatcher.stop()
+    await run_until(h, [h.work(P0, "guest")], lambda: h.tracker.pending == 0)
     assert len(h.sleeps) == 1
     assert INITIAL_BACKOFF / 2 <= h.sleeps[0] < INITIAL_BACKOFF
 
@@ -81,12 +84,7 @@ async def test_refused_credentials_are_probed_every_auth_probe_seconds() -> None
     answers = iter([REFUSED, REFUSED, OK])
     sender = Sender(lambda _body: next(answers))
     h = Harness(sender, auth_probe_seconds=7.5)
-    h.dispatcher.submit([h.work(P0, "guest")])
-    h.dispatcher.start()
-    try:
-        await h.until(lambda: h.tracker.pending == 0)
-    finally:
-        await h.dispatcher.stop()
+    await run_until(h, [h.work(P0, "guest")], lambda: h.tracker.pending == 0)
     assert (len(sender.calls), h.dlq.failures) == (3, [])
     assert h.sleeps == [7.5, 7.5]
 
@@ -100,12 +98,7 @@ async def test_a_probe_answered_503_goes_back_to_the_ordinary_back_off() -> None
         sender, auth_probe_seconds=7.5,
         retry={"initial_backoff_seconds": INITIAL_BACKOFF, "max_attempts": 5},
     )  # fmt: skip
-    h.dispatcher.submit([h.work(P0, "guest")])
-    h.dispatcher.start()
-    try:
-        await h.until(lambda: h.tracker.pending == 0)
-    finally:
-        await h.dispatcher.stop()
+    await run_until(h, [h.work(P0, "guest")], lambda: h.tracker.pending == 0)
     assert len(sender.calls) == 3
     assert h.sleeps[0] == 7.5 and len(h.sleeps) == 2
     assert INITIAL_BACKOFF / 2 <= h.sleeps[1] < INITIAL_BACKOFF
