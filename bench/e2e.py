@@ -337,7 +337,6 @@ def main() -> int:
     WORK.mkdir(parents=True)
     bench = Bench(args)
     sinks: list[Sink] = []
-    rows: list[dict[str, Any]] = []
     naive: dict[str, dict[str, Any]] = {}
     try:
         say(f"load {load_average()}; starting Kafka broker and schema registry ...")
@@ -378,7 +377,7 @@ def main() -> int:
                     say(json.dumps(row, default=str))
                     if tag not in best or row["eps_first"] > best[tag]["eps_first"]:
                         best[tag] = row
-        rows = list(best.values())
+        rows: list[dict[str, Any]] = list(best.values())
         print_table(rows, naive)
         if args.json:
             Path(args.json).write_text(json.dumps({"runs": rows, "naive": naive}, indent=2))
