@@ -101,8 +101,9 @@ def parse_proxy_url(value: str, where: str, *, credentials_allowed: bool) -> URL
     """``value`` as an http proxy URL (``host:port`` alone means http://)."""
     url = URL(value if "://" in value else f"http://{value}")
     if url.scheme != "http" or not url.host:
+        shown = f"{url.scheme}://{url.host or ''}" + (f":{url.port}" if url.port else "")
         raise ConfigError(
-            f"{where}: {url.with_user(None)!s} is not an http://host:port proxy URL "
+            f"{where}: {shown} is not an http://host:port proxy URL "
             "(TLS to the proxy itself is not supported; the CDP's own TLS runs inside "
             "the tunnel)"
         )
