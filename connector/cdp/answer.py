@@ -61,7 +61,11 @@ def classify(
     if status in (401, 403):
         return Answer(Outcome.FATAL, status, _reason(status, body))
     if status == 407:  # a plain-http proxy's answer: no retry or dead letter fixes it
-        return Answer(Outcome.FATAL, status, "the proxy refused its credentials (HTTP 407)")
+        return Answer(
+            Outcome.FATAL,
+            status,
+            "the proxy refused its credentials (HTTP 407): fix cdp.proxy_username/proxy_password",
+        )
     if status in (408, 429) or 500 <= status < 600:
         retry_after = parse_retry_after(headers.get("Retry-After"), now)
         return Answer(Outcome.RETRYABLE, status, _reason(status, body), retry_after)
@@ -79,7 +83,7 @@ def network_error(exc: BaseException) -> Answer:
     """The answer for a request that got no HTTP answer (connect, reset, timeout)."""
     if isinstance(exc, TimeoutError):
         return Answer(Outcome.RETRYABLE, None, "timeout waiting for the CDP")
-    if isinstance(exc, ProxyAuthRefused):
+    if isinstance(exc, ProxyAuthRefused):  # 407 whatever the proxy said (401 or 407)
         return Answer(Outcome.FATAL, 407, str(exc)[:MAX_REASON_CHARS])
     detail = str(exc)[:MAX_REASON_CHARS]
     name = type(exc).__name__

@@ -100,8 +100,8 @@ class _AiohttpPool:
         self._origin = str(self._url.origin())
         self._proxy = proxy
         self._proxy_url = URL(proxy.url) if proxy else None
-        self._proxy_headers = (
-            {"Proxy-Authorization": proxy.authorization} if proxy and proxy.authorization else None
+        self._proxy_auth = (
+            aiohttp.BasicAuth.decode(proxy.authorization) if proxy and proxy.authorization else None
         )
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
@@ -135,12 +135,12 @@ class _AiohttpPool:
                 data=body,
                 allow_redirects=False,
                 proxy=self._proxy_url,
-                proxy_headers=self._proxy_headers,
+                proxy_auth=self._proxy_auth,
             ) as response:
                 return response.status, response.headers, await response.read()
         except aiohttp.ClientHttpProxyError as exc:  # the proxy answered CONNECT, not 2xx
             assert self._proxy is not None  # noqa: S101 - only raised through a proxy
-            raise self._proxy.refused(exc.status, exc.message, str(url.origin())) from exc
+            raise self._proxy.refused(exc.status, exc.message, f"{url.host}:{url.port}") from exc
         except aiohttp.ClientProxyConnectionError as exc:
             assert self._proxy is not None  # noqa: S101 - only raised through a proxy
             raise self._proxy.unreachable(exc) from exc

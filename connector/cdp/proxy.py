@@ -19,8 +19,8 @@ Errors, all ``ConnectionError`` (what the transports turn into an answer):
 
     ProxyError            the proxy is unreachable, closed the tunnel, or answered
      │                    CONNECT with anything but 2xx: retryable, an outage
-     └── ProxyAuthRefused  407 to CONNECT: ``network_error`` makes it FATAL (halt),
-                          as a 401 from the API is
+     └── ProxyAuthRefused  407 (or 401: tinyproxy's answer) to CONNECT: ``network_error``
+                          makes it FATAL (halt), as a 401 from the API is
 """
 
 from __future__ import annotations
@@ -78,12 +78,12 @@ class Proxy:
 
     def refused(self, status: int, reason: str, target: str) -> ProxyError:
         """The error for a CONNECT to ``target`` answered ``status``."""
-        if status == 407:
+        if status in (401, 407):  # 407 by the book; some proxies (tinyproxy) say 401
             given = "wrong" if self.authorization else "missing (none configured)"
             return ProxyAuthRefused(
-                f"{self} refused its credentials (HTTP 407; {given}): fix "
+                f"{self} refused its credentials (HTTP {status} to CONNECT; {given}): fix "
                 f"cdp.proxy_username/proxy_password",
-                407,
+                status,
             )
         return ProxyError(
             f"{self} answered CONNECT {target} with HTTP {status} {reason[:80]} "
