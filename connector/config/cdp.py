@@ -18,7 +18,8 @@ __all__ = ["BrowserIdSettings", "CdpSettings", "CdpTlsSettings"]
 
 
 class BrowserIdSettings(_Section):
-    """Where browser ids made for ``browser_id_for`` mappings are kept (connector.browser_ids)."""
+    """Where browser ids made for ``browser_id_for`` mappings are kept
+    (``connector.delivery.browser_ids``)."""
 
     topic: str = Field(
         "cdp.browser-ids",
