@@ -160,7 +160,9 @@ class Http1Pool:
     origin, so one pool serves a transport's events and its browser-id requests.
     ``timeout`` bounds a whole request, including waiting for a connection; it is
     enforced by one sweep every ``timeout / 8`` (not a timer per request), so a
-    request may overrun it by up to that much.
+    request may overrun it by up to that much. ``proxy``: every connection goes
+    through it (module doc); ``max_idle``: seconds an idle connection may wait and
+    still be reused.
     """
 
     def __init__(
@@ -187,8 +189,8 @@ class Http1Pool:
         # form); https talks to the origin itself inside the tunnel.
         origin = f"{url.scheme}://{host_header}" if proxy and self._ssl is None else ""
         extra = [f"Proxy-Authorization: {proxy.authorization}"] if origin and proxy else []
-        if proxy is not None and self._ssl is not None:
-            self._connect = proxy.connect_request(self._host, self._port)
+        tunnel = proxy is not None and self._ssl is not None
+        self._connect = proxy.connect_request(self._host, self._port) if tunnel and proxy else b""
         head = [f"POST {origin}{url.raw_path_qs or '/'} HTTP/1.1", f"Host: {host_header}", *extra]
         head += [f"{name}: {value}" for name, value in headers.items()]
         self._prefix = ("\r\n".join(head) + "\r\nContent-Length: ").encode("latin-1")
