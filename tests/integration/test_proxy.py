@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from scripts.services.common import free_port
 from tests.fixtures_sandbox import SandboxProcess, start_sandbox, stop_sandbox
 from tests.integration.connector_proc import ConnectorFactory, wait_for
