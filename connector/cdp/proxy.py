@@ -87,7 +87,7 @@ class Proxy:
             )
         return ProxyError(
             f"{self} answered CONNECT {target} with HTTP {status} {reason[:80]} "
-            "(the proxy, not the CDP, failed)",
+            "(the proxy's answer: the CDP was not reached through it)",
             status,
         )
 
