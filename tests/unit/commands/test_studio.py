@@ -1,0 +1,122 @@
+"""The studio's work without a browser: preview, problems on lines, saving, the token."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from connector.commands import mapping_tests
+from connector.commands.studio import make_app
+from connector.commands.studio_session import Conflict, StudioSession, split_problems
+from connector.config import load_config
+from tests.unit.commands.studio_files import GOOD_LINE, TYPO_LINE, line_of, workspace
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> StudioSession:
+    config, _, records = workspace(tmp_path)
+    lines = records.read_text(encoding="utf-8").splitlines()
+    return StudioSession(load_config(config), "clickstream", lines)
+
+
+def test_preview_shows_each_records_rule_and_bodies(session: StudioSession) -> None:
+    text = session.load()["text"]
+    answer = session.preview(text, session.records)
+    assert answer["problems"] == []
+    first = answer["results"][0]
+    assert first["rule"] == "page-view"
+    body = json.loads(first["events"][0]["body"])
+    assert body["type"] == "VIEW"
+    assert body["session_id"] == "s-91a2"
+    assert "client_key" not in first["events"][0]["body"]
+    assert [kind["type"] for kind in answer["fields"]][:2] == ["VIEW", "ADD"]
+    view = {row["path"]: row["required"] for row in answer["fields"][0]["fields"]}
+    assert view["browser_id"] is True
+
+
+def test_a_path_typo_is_marked_on_its_line_with_the_suggestion(session: StudioSession) -> None:
+    text = session.load()["text"].replace(GOOD_LINE, TYPO_LINE)
+    answer = session.preview(text, session.records)
+    assert answer["results"] == []
+    (problem,) = answer["problems"]
+    assert problem["line"] == line_of(text, TYPO_LINE)
+    assert "sesion_id" in problem["message"]
+    assert "did you mean 'session_id'?" in problem["message"]
+
+
+def test_compile_problems_are_the_compilers_messages_by_line(session: StudioSession) -> None:
+    text = session.load()["text"].replace("type: VIEW", "type: VEIW")
+    problems = session.preview(text, [])["problems"]
+    assert any(
+        p["line"] == line_of(text, "      type: VEIW")
+        and "unknown event type 'VEIW'" in p["message"]
+        for p in problems
+    )
+    broken = session.preview("rules: [", [])["problems"]
+    assert broken[0]["line"] == 1 and "invalid YAML" in broken[0]["message"]
+
+
+def test_split_problems_keeps_lines_it_cannot_place() -> None:
+    text = "2 problems in mapping rules:\n  m.yaml:3: bad\n  m.yaml: the mapping file is empty"
+    assert split_problems(text, "m.yaml") == [
+        {"line": 3, "message": "bad"},
+        {"line": None, "message": "the mapping file is empty"},
+    ]
+
+
+def test_a_record_that_fits_no_rule_or_schema_shows_the_dead_letter_reason(
+    session: StudioSession,
+) -> None:
+    text = session.load()["text"].replace("{event_type: PAGE_VIEW}", "{event_type: VIEWED}")
+    record = json.loads(session.records[0])
+    odd = json.dumps({**record, "event_type": "SOMETHING_ELSE"})
+    answer = session.preview(text, [session.records[0], odd, "{not json"])
+    no_rule, misfit, not_json = answer["results"]
+    assert "no rule matched" in no_rule["dead_letter"]
+    assert "'page-view'" in no_rule["dead_letter"]  # the rules tried
+    assert "does not fit the schema: 'SOMETHING_ELSE'" in misfit["dead_letter"]
+    assert "not valid JSON" in not_json["dead_letter"]
+
+
+def test_save_mapping_refuses_a_file_changed_on_disk(session: StudioSession) -> None:
+    loaded = session.load()
+    edited = loaded["text"] + "# edited in the studio\n"
+    new_digest = session.save_mapping(edited, loaded["digest"])
+    assert session.mapping_path.read_text(encoding="utf-8") == edited
+    session.mapping_path.write_text(edited + "# changed by someone else\n", encoding="utf-8")
+    with pytest.raises(Conflict, match="changed on disk"):
+        session.save_mapping(edited + "# mine\n", new_digest)
+    assert session.mapping_path.read_text(encoding="utf-8").endswith("someone else\n")
+
+
+def test_saved_test_cases_pass_cdp_connector_test(session: StudioSession) -> None:
+    text = session.load()["text"]
+    first = session.save_test_case(text, session.records[0], "a page view")
+    assert first["expect"]["events"][0]["type"] == "VIEW"
+    test_file = Path(first["test_file"])
+    test_file.write_text(
+        "# kept: a comment\n" + test_file.read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    session.save_test_case(text, session.records[1], "added to the cart")
+    assert test_file.read_text(encoding="utf-8").startswith("# kept: a comment\n")
+    out = io.StringIO()
+    assert mapping_tests.run_file(test_file, out) == (2, 2), out.getvalue()
+
+
+async def test_requests_without_the_token_are_refused(session: StudioSession) -> None:
+    async with TestClient(TestServer(make_app(session, "s3cret"))) as client:
+        for path in ("/", "/api/state", "/static/studio.js", "/?token=wrong"):
+            response = await client.get(path)
+            assert response.status == 403, path
+        refused = await client.post("/api/save-mapping", json={"text": "", "digest": ""})
+        assert refused.status == 403
+        page = await client.get("/?token=s3cret")
+        assert page.status == 200
+        assert "s3cret" in await page.text()
+        assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+        state = await client.get("/api/state", headers={"X-Studio-Token": "s3cret"})
+        assert (await state.json())["topic"] == "clickstream"
