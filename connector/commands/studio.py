@@ -204,6 +204,13 @@ async def _serve(app: web.Application, host: str, port: int, token: str) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"cdp-connector studio: http://{shown}:{bound}/?token={token}", flush=True)
     print("  (nothing is sent to the CDP; Ctrl-C stops)", file=sys.stderr, flush=True)
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        print(
+            f"  warning: listening on {host}, not loopback: anyone who has the URL can "
+            "edit and save the mapping",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         await asyncio.Event().wait()
     finally:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,14 +132,14 @@ class StudioSession:
         """What the page starts with: the mapping file's text and digest, records, context."""
         text = self.mapping_path.read_text(encoding="utf-8")
         return {
-            "mapping": str(self.mapping_path),
+            "mapping": _shown(str(self.mapping_path)),
             "text": text,
             "digest": digest(text),
             "records": self.records,
             "topic": self.topic,
             "dialect": self.dialect.name,
-            "schema": self.schema_source or None,
-            "test_file": str(tests_beside(self.mapping_path)),
+            "schema": _shown(self.schema_source) or None,
+            "test_file": _shown(str(tests_beside(self.mapping_path))),
         }
 
     def compile(self, text: str) -> Compiled:
@@ -255,7 +256,7 @@ class StudioSession:
         case = {"name": name, "record": record, "expect": expect}
         path = tests_beside(self.mapping_path)
         _append_case(path, self._test_header(path), case)
-        return {"test_file": str(path), "expect": expect}
+        return {"test_file": _shown(str(path)), "expect": expect}
 
     def _test_header(self, path: Path) -> dict[str, Any]:
         """The top of a new test file: the mapping, dialect, schema (if a file) and topic."""
@@ -266,6 +267,11 @@ class StudioSession:
             header["schema"] = _relative(schema_file, path.parent)
         header["topic"] = self.topic
         return header
+
+
+def _shown(text: str) -> str:
+    """Paths under the working directory as relative ones: shorter on the page."""
+    return text.replace(f"{Path.cwd()}{os.sep}", "")
 
 
 def _types_in_use(mapper: Mapper) -> list[str]:
@@ -297,8 +303,6 @@ def _relative(path: Path, folder: Path) -> str:
     try:
         return str(path.resolve().relative_to(folder.resolve()))
     except ValueError:
-        import os
-
         return os.path.relpath(path.resolve(), folder.resolve())
 
 

@@ -200,7 +200,7 @@ async function start() {
   $("mapping-path").textContent = state.mapping;
   $("context").textContent =
     `dialect ${state.dialect} · topic ${state.topic} · ` +
-    (state.schema ? `schema: ${state.schema}` : "no schema (records mapped as JSON)") +
+    (state.schema ? `records decoded with ${state.schema}` : "no schema: records mapped as JSON") +
     " · nothing is sent to the CDP";
   $("record-source").textContent = `(${state.records.length}; edit them in place)`;
   state.records.forEach(addRecord);
