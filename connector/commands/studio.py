@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
+from connector.commands.dry_run import read_avro_file
+from connector.commands.studio_sample import latest_records, to_json
 from connector.commands.studio_session import Conflict, StudioSession
 from connector.errors import ConfigError
 
@@ -54,7 +56,10 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("--config", required=True, type=Path, help="connector YAML file")
     parser.add_argument(
-        "--input", type=Path, help="sample records, JSON lines (default: read them from Kafka)"
+        "--input",
+        type=Path,
+        help="sample records: JSON lines or an Avro container file "
+        "(default: the topic's latest records, read from Kafka)",
     )
     parser.add_argument(
         "--topic",
@@ -72,6 +77,14 @@ def add_parser(sub: Any) -> None:
     )
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     parser.set_defaults(func=run)
+
+
+def _is_avro(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) == b"Obj\x01"  # an Avro object container file
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read input: {exc.strerror or exc}") from exc
 
 
 def _read_input(path: Path) -> list[str]:
@@ -97,13 +110,17 @@ def session_from_args(args: argparse.Namespace) -> StudioSession:
     settings = load_config(args.config)
     first = settings.topics[0]
     topic = args.topic or first.name or "clickstream"
-    if args.input is not None:
+    records_schema = None
+    if args.input is not None and _is_avro(args.input):
+        schema, decoded = read_avro_file(args.input)
+        records = [json.dumps(to_json(schema, r), ensure_ascii=False) for r in decoded]
+        records_schema = (schema, f"the schema of {args.input}")
+    elif args.input is not None:
         records = _read_input(args.input)
     else:
-        from connector.commands.studio_sample import latest_records
-
         records = latest_records(settings, topic, args.count)
-    return StudioSession(settings, topic, [_pretty(r) for r in records])
+    texts = [_pretty(r) for r in records]
+    return StudioSession(settings, topic, texts, records_schema=records_schema)
 
 
 def make_app(session: StudioSession, token: str) -> web.Application:

@@ -173,7 +173,7 @@ def _as_text(
     try:
         record = decoder.decode(value)
     except (DecodeError, TransientError) as exc:
-        return json.dumps({"-studio": f"this record cannot be decoded: {exc}"})
+        return json.dumps({"-studio": f"the topic's record cannot be decoded: {exc}"})
     if schema is None:  # Confluent wire format: the writer schema the record names
         assert value is not None  # noqa: S101 - decoded above, so present
         schema = client().schema(int.from_bytes(value[1:5], "big"))

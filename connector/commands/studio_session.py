@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from connector.commands import field_reference
 from connector.commands.dry_run import as_decoded, load_dialect
 from connector.commands.mapping_tests import tests_beside
 from connector.config import Settings
+from connector.decode.decoders import SchemalessAvroDecoder
 from connector.decode.registry import RegistryClient
 from connector.decode.schemas import ParsedSchema
 from connector.errors import ConfigError, DecodeError, MappingError
@@ -103,7 +105,17 @@ class Compiled:
 class StudioSession:
     """One studio: the config's mapping, dialect, topic and schema, and the sample records."""
 
-    def __init__(self, settings: Settings, topic: str, records: list[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topic: str,
+        records: list[str],
+        *,
+        records_schema: tuple[ParsedSchema, str] | None = None,
+    ) -> None:
+        """``records_schema``: the schema the records were written with and where it is
+        from, when not the topic's (an Avro file's own); the paths are still checked
+        against the topic's, as ``run`` does."""
         self.settings = settings
         self.topic = topic
         self.records = records
@@ -118,6 +130,12 @@ class StudioSession:
             else None
         )
         self.schema, self.schema_source, self.schema_warnings = self._topic_schema()
+        if records_schema is not None:
+            self.schema, self.schema_source = records_schema
+        # One decoder for every preview: making one compiles a reader (~20 ms a record).
+        self._decoder = SchemalessAvroDecoder(self.schema) if self.schema is not None else None
+        # Previews run on worker threads; one at a time keeps the types in use consistent.
+        self._lock = threading.Lock()
         # The page shows the check's warnings itself; the log would repeat them per keystroke.
         logging.getLogger(record_paths.__name__).setLevel(logging.ERROR)
         self._types_in_use: list[str] = []
@@ -158,18 +176,19 @@ class StudioSession:
 
     def preview(self, text: str, records: list[str]) -> dict[str, Any]:
         """Problems of ``text``; per record its outcome; the fields of the event types used."""
-        compiled = self.compile(text)
-        mapper = compiled.mapper
-        if mapper is not None:
-            self._types_in_use = _types_in_use(mapper)
-        return {
-            "problems": compiled.problems,
-            "warnings": self.schema_warnings + compiled.warnings,
-            "results": [self._outcome(mapper, record) for record in records]
-            if mapper is not None
-            else [],
-            "fields": self._fields(),
-        }
+        with self._lock:
+            compiled = self.compile(text)
+            mapper = compiled.mapper
+            if mapper is not None:
+                self._types_in_use = _types_in_use(mapper)
+            return {
+                "problems": compiled.problems,
+                "warnings": self.schema_warnings + compiled.warnings,
+                "results": [self._outcome(mapper, record) for record in records]
+                if mapper is not None
+                else [],
+                "fields": self._fields(),
+            }
 
     def _fields(self) -> list[dict[str, Any]]:
         reference = []
@@ -199,7 +218,12 @@ class StudioSession:
             raise DecodeError(f"not valid JSON: {exc}") from exc
         if not isinstance(record, dict):
             raise DecodeError(f"expected a JSON object, got {type(record).__name__}")
-        return record if self.schema is None else as_decoded(record, self.schema)
+        unreadable = record.get("-studio")
+        if unreadable is not None:  # a topic record its decoder refused (studio_sample)
+            raise DecodeError(str(unreadable))
+        if self.schema is None:
+            return record
+        return as_decoded(record, self.schema, self._decoder)
 
     def map(self, mapper: Mapper, record_text: str) -> MapResult:
         """The record mapped; DecodeError or MappingError (its dead-letter reason)."""
@@ -256,7 +280,10 @@ class StudioSession:
         case = {"name": name, "record": record, "expect": expect}
         path = tests_beside(self.mapping_path)
         _append_case(path, self._test_header(path), case)
-        return {"test_file": _shown(str(path)), "expect": expect}
+        answer: dict[str, Any] = {"test_file": _shown(str(path)), "expect": expect}
+        if text != self.mapping_path.read_text(encoding="utf-8"):
+            answer["note"] = "the mapping has unsaved changes: the test runs the file on disk"
+        return answer
 
     def _test_header(self, path: Path) -> dict[str, Any]:
         """The top of a new test file: the mapping, dialect, schema (if a file) and topic."""

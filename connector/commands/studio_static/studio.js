@@ -171,7 +171,7 @@ function addRecord(text, index) {
       const answer = await api("/api/save-test", {
         text: editor.value, record: area.value, name: name.value,
       });
-      saved.textContent = `saved to ${answer.test_file}`;
+      saved.textContent = `saved to ${answer.test_file}` + (answer.note ? ` (${answer.note})` : "");
       status("test case saved", false);
     } catch (error) {
       saved.textContent = "";

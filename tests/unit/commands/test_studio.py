@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from pathlib import Path
 
+import fastavro
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from connector.commands import mapping_tests
-from connector.commands.studio import make_app
+from connector.commands.dry_run import as_decoded
+from connector.commands.studio import make_app, session_from_args
+from connector.commands.studio_sample import to_json
 from connector.commands.studio_session import Conflict, StudioSession, split_problems
 from connector.config import load_config
-from tests.unit.commands.studio_files import GOOD_LINE, TYPO_LINE, line_of, workspace
+from connector.decode.schemas import load_schema
+from connector.sample_clickstream import sample_records, writable
+from tests.unit.commands.studio_files import GOOD_LINE, ROOT, TYPO_LINE, line_of, workspace
 
 
 @pytest.fixture
@@ -120,3 +126,43 @@ async def test_requests_without_the_token_are_refused(session: StudioSession) ->
         assert "default-src 'self'" in page.headers["Content-Security-Policy"]
         state = await client.get("/api/state", headers={"X-Studio-Token": "s3cret"})
         assert (await state.json())["topic"] == "clickstream"
+
+
+def test_decoded_records_written_as_json_read_back_equal() -> None:
+    schema = load_schema(ROOT / "avro" / "clickstream-v1.avsc")
+    for record in sample_records(60, guests=10, seed=5):  # every event kind, logical types
+        text = json.dumps(to_json(schema, record))
+        assert as_decoded(json.loads(text), schema) == record
+
+
+def test_an_avro_file_input_is_shown_as_json_and_decoded_with_its_own_schema(
+    tmp_path: Path,
+) -> None:
+    config, _, _ = workspace(tmp_path)
+    schema = load_schema(ROOT / "avro" / "clickstream-v1.avsc")
+    records = sample_records(5, guests=2, seed=8)
+    avro = tmp_path / "records.avro"
+    with avro.open("wb") as out:
+        fastavro.writer(out, schema, [writable(r) for r in records])
+    args = argparse.Namespace(config=config, input=avro, topic=None, count=20)
+
+    session = session_from_args(args)
+
+    assert [json.loads(t)["event_id"] for t in session.records] == [r["event_id"] for r in records]
+    assert session.load()["schema"].startswith("the schema of ")
+    answer = session.preview(session.load()["text"], session.records)
+    assert len(answer["results"]) == 5
+    assert all("events" in r or "skipped_by" in r for r in answer["results"])
+
+
+def test_a_topic_record_that_cannot_be_decoded_shows_why(session: StudioSession) -> None:
+    text = session.load()["text"]
+    why = "the topic's record cannot be decoded: magic byte is 7"
+    (result,) = session.preview(text, [json.dumps({"-studio": why})])["results"]
+    assert result == {"dead_letter": f"decode: {why}"}
+
+
+def test_saving_a_test_case_says_when_the_mapping_is_unsaved(session: StudioSession) -> None:
+    text = session.load()["text"] + "# not saved yet\n"
+    answer = session.save_test_case(text, session.records[0], "a page view")
+    assert "unsaved changes" in answer["note"]
