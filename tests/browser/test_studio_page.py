@@ -3,8 +3,9 @@
 One ``cdp-connector studio`` process and one browser for the module; the steps
 run in order on the same page, as a user would: see the events, break a
 record path and see the marked line, fix it, save a test case and run
-``cdp-connector test`` on it. With ``UPDATE_SCREENSHOTS=1`` the page at work is
-written to docs/studio.png (README.md shows it); nothing compares pixels.
+``cdp-connector test`` on it, save the mapping. With ``UPDATE_SCREENSHOTS=1`` the page
+at work is written to docs/studio.png and docs/studio-problem.png (README.md and
+docs/mapping.md show them); nothing compares pixels.
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ def test_a_path_typo_marks_its_line_with_the_suggestion_and_the_fix_brings_event
     assert f"line {line_of(typo, TYPO_LINE)}:" in problems
     assert "did you mean 'session_id'?" in problems
     assert _bodies(browser) == []
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":  # docs/mapping.md shows a marked line
+        browser.save_screenshot(str(ROOT / "docs" / "studio-problem.png"))
 
     _set_mapping(browser, good)
     _wait(browser, "events back after the fix", lambda d: len(_bodies(d)) >= 2)
@@ -192,6 +195,23 @@ def test_a_saved_test_case_passes_cdp_connector_test(browser: WebDriver, studio:
     assert status == 0, out.getvalue()
     assert "ok    a product page" in out.getvalue()
     assert out.getvalue().strip().endswith("1 test, 0 failed")
+
+
+def test_save_mapping_writes_the_file_and_refuses_one_changed_on_disk(
+    browser: WebDriver, studio: Studio
+) -> None:
+    text = studio.mapping.read_text(encoding="utf-8") + "# saved from the studio\n"
+    _set_mapping(browser, text)
+    browser.find_element(By.ID, "save-mapping").click()
+    _wait(browser, "saved", lambda d: d.find_element(By.ID, "status").text.startswith("saved "))
+    assert studio.mapping.read_text(encoding="utf-8") == text
+    studio.mapping.write_text(text + "# changed in another editor\n", encoding="utf-8")
+    _set_mapping(browser, text + "# mine\n")
+    browser.find_element(By.ID, "save-mapping").click()
+    status = browser.find_element(By.ID, "status")
+    _wait(browser, "refused", lambda _: status.text.startswith("not saved: "))
+    assert "changed on disk since it was loaded" in status.text
+    assert studio.mapping.read_text(encoding="utf-8").endswith("# changed in another editor\n")
 
 
 def test_a_request_without_the_token_is_refused(studio: Studio) -> None:
