@@ -18,8 +18,18 @@ from connector.commands.studio_sample import to_json
 from connector.commands.studio_session import Conflict, StudioSession, split_problems
 from connector.config import load_config
 from connector.decode.schemas import load_schema
+from connector.errors import ConfigError
+from connector.pipeline import build_mapper
 from connector.sample_clickstream import sample_records, writable
-from tests.unit.commands.studio_files import GOOD_LINE, ROOT, TYPO_LINE, line_of, workspace
+from connector.settle.record_paths import check_record_paths
+from tests.unit.commands.studio_files import (
+    EXAMPLE,
+    GOOD_LINE,
+    ROOT,
+    TYPO_LINE,
+    line_of,
+    workspace,
+)
 
 
 @pytest.fixture
@@ -166,3 +176,51 @@ def test_saving_a_test_case_says_when_the_mapping_is_unsaved(session: StudioSess
     text = session.load()["text"] + "# not saved yet\n"
     answer = session.save_test_case(text, session.records[0], "a page view")
     assert "unsaved changes" in answer["note"]
+
+
+SITECORE = ROOT / "config" / "mappings.sitecore.yaml"
+# (mapping to start from, dialect, the edit that makes the mistake)
+MISTAKES = {
+    "a record path typo": (EXAMPLE, "asyncapi", (GOOD_LINE, TYPO_LINE)),
+    "an unknown event type": (EXAMPLE, "asyncapi", ("type: VIEW", "type: VEIW")),
+    "a rule for a topic not configured": (
+        EXAMPLE,
+        "asyncapi",
+        ("    when: {event_type: SEARCH}", "    topics: [clicks]\n    when: {event_type: SEARCH}"),
+    ),
+    # Sitecore drops an event whose pos the tenant lacks after answering 201: what run
+    # refuses at start (the points of sale it is given) the studio must show too.
+    "a point of sale the tenant does not have": (
+        SITECORE,
+        "sitecore",
+        ("    pos: site", "    pos: {const: shop.exmaple.com}"),
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_the_studio_reports_what_run_reports_at_start(tmp_path: Path, mistake: str) -> None:
+    """The page shows whatever run refuses to start with: the same compile, the same options."""
+    source, dialect, (good, bad) = MISTAKES[mistake]
+    config, mapping, _ = workspace(tmp_path)
+    text = source.read_text(encoding="utf-8")
+    assert good in text
+    mapping.write_text(text.replace(good, bad, 1), encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8")
+        + f"cdp: {{dialect: {dialect}, points_of_sale: [shop.example.com]}}\n",
+        encoding="utf-8",
+    )
+    settings = load_config(config)
+    try:
+        check_record_paths(settings, build_mapper(settings))
+        run: list[dict[str, object]] = []
+    except ConfigError as exc:
+        run = split_problems(str(exc), str(mapping))
+
+    session = StudioSession(settings, "clickstream", [])
+    studio = session.preview(mapping.read_text(encoding="utf-8"), [])["problems"]
+
+    assert studio == run
+    if dialect == "asyncapi":
+        assert studio, "the mistake is one run refuses"
