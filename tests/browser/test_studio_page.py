@@ -203,12 +203,12 @@ def test_save_mapping_writes_the_file_and_refuses_one_changed_on_disk(
     text = studio.mapping.read_text(encoding="utf-8") + "# saved from the studio\n"
     _set_mapping(browser, text)
     browser.find_element(By.ID, "save-mapping").click()
-    _wait(browser, "saved", lambda d: d.find_element(By.ID, "status").text.startswith("saved "))
+    status = browser.find_element(By.ID, "save-status")
+    _wait(browser, "saved", lambda _: status.text.startswith("saved "))
     assert studio.mapping.read_text(encoding="utf-8") == text
     studio.mapping.write_text(text + "# changed in another editor\n", encoding="utf-8")
     _set_mapping(browser, text + "# mine\n")
     browser.find_element(By.ID, "save-mapping").click()
-    status = browser.find_element(By.ID, "status")
     _wait(browser, "refused", lambda _: status.text.startswith("not saved: "))
     assert "changed on disk since it was loaded" in status.text
     assert studio.mapping.read_text(encoding="utf-8").endswith("# changed in another editor\n")

@@ -31,9 +31,10 @@ async function api(path, body) {
   return answer;
 }
 
-function status(text, isError) {
-  $("status").textContent = text;
-  $("status").className = isError ? "error" : "";
+// #status: the latest preview; #save-status: the latest save (a preview never hides it).
+function status(text, isError, id = "status") {
+  $(id).textContent = text;
+  $(id).className = isError ? "error" : "";
 }
 
 function drawGutter() {
@@ -172,10 +173,8 @@ function addRecord(text, index) {
         text: editor.value, record: area.value, name: name.value,
       });
       saved.textContent = `saved to ${answer.test_file}` + (answer.note ? ` (${answer.note})` : "");
-      status("test case saved", false);
     } catch (error) {
-      saved.textContent = "";
-      status(`not saved: ${error.message}`, true);
+      saved.textContent = `not saved: ${error.message}`;
     }
   });
   row.append(name, button, saved);
@@ -187,9 +186,9 @@ async function saveMapping() {
   try {
     const answer = await api("/api/save-mapping", { text: editor.value, digest });
     digest = answer.digest;
-    status(`saved ${answer.saved}`, false);
+    status(`saved ${answer.saved}`, false, "save-status");
   } catch (error) {
-    status(`not saved: ${error.message}`, true);
+    status(`not saved: ${error.message}`, true, "save-status");
   }
 }
 
