@@ -161,8 +161,11 @@ def make_app(session: StudioSession, token: str) -> web.Application:
     async def save_test(request: web.Request) -> web.Response:
         body = await _json(request)
         try:
-            answer = session.save_test_case(
-                str(body.get("text", "")), str(body.get("record", "")), str(body.get("name", ""))
+            answer = await asyncio.to_thread(  # compiles, as a preview does: off the loop
+                session.save_test_case,
+                str(body.get("text", "")),
+                str(body.get("record", "")),
+                str(body.get("name", "")),
             )
         except (ConfigError, json.JSONDecodeError) as exc:
             return web.json_response({"error": str(exc)}, status=422)

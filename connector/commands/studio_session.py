@@ -183,7 +183,7 @@ class StudioSession:
                 self._types_in_use = _types_in_use(mapper)
             return {
                 "problems": compiled.problems,
-                "warnings": self.schema_warnings + compiled.warnings,
+                "warnings": list(dict.fromkeys(self.schema_warnings + compiled.warnings)),
                 "results": [self._outcome(mapper, record) for record in records]
                 if mapper is not None
                 else [],
@@ -248,7 +248,10 @@ class StudioSession:
 
     def save_mapping(self, text: str, loaded_digest: str) -> str:
         """Write ``text`` to the mapping file; its new digest. Conflict if it changed on disk."""
-        current = self.mapping_path.read_text(encoding="utf-8")
+        try:
+            current = self.mapping_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = ""  # removed since loaded: a change on disk like any other
         if digest(current) != loaded_digest:
             raise Conflict(
                 f"{self.mapping_path} changed on disk since it was loaded; not overwritten "
