@@ -12,9 +12,9 @@ Safety, as Jupyter does it:
 2. every request must carry the random token printed in the URL on start
    (``?token=`` or the ``X-Studio-Token`` header); anything else is 403, so
    another local user or a web page in the browser cannot drive it;
-3. it never sends anything to the CDP and never reads or shows a secret:
-   the config's credentials stay unread; Kafka is only read (``--from-topic``
-   reads the latest records without joining the group or committing).
+3. it never sends anything to the CDP and never shows a secret: the CDP
+   credentials stay unread; Kafka is only read (without ``--input``, the
+   latest records, without joining the group or committing).
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from connector.commands.dry_run import read_avro_file
-from connector.commands.studio_sample import latest_records, to_json
-from connector.commands.studio_session import Conflict, StudioSession
 from connector.errors import ConfigError
+
+if TYPE_CHECKING:  # the CLI imports this module for every command: the work loads on use
+    from connector.commands.studio_session import StudioSession
 
 __all__ = ["add_parser", "make_app", "run"]
 
@@ -46,12 +46,25 @@ _TOKEN_HEADER = "X-Studio-Token"  # noqa: S105 - a header name, not a secret
 _CSP = "default-src 'self'; style-src 'self'; script-src 'self'; img-src 'self' data:"
 
 
+_DESCRIPTION = """\
+Serve a local page with the config's mapping in an editor and sample records
+beside it. Every edit is compiled with run's checks; problems are marked on
+their lines; each record shows the rule that matched and the exact JSON bodies,
+or why it would be skipped or dead-lettered. Save as test case / save mapping
+write the files back. Nothing is sent to the CDP.
+
+The page listens on 127.0.0.1 and every request needs the token printed in the
+URL on start. Without --input, the topic's latest records are read from Kafka
+without joining the consumer group and without committing.
+"""
+
+
 def add_parser(sub: Any) -> None:
     """Register the ``studio`` subcommand on the CLI's subparsers."""
     parser = sub.add_parser(
         "studio",
         help="a local page to edit the mapping and see each record's events as you type",
-        description=__doc__,
+        description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", required=True, type=Path, help="connector YAML file")
@@ -105,6 +118,9 @@ def _pretty(text: str) -> str:
 
 def session_from_args(args: argparse.Namespace) -> StudioSession:
     """The session the command line describes (records read now)."""
+    from connector.commands.dry_run import read_avro_file
+    from connector.commands.studio_sample import latest_records, to_json
+    from connector.commands.studio_session import StudioSession
     from connector.config import load_config
 
     settings = load_config(args.config)
@@ -125,6 +141,8 @@ def session_from_args(args: argparse.Namespace) -> StudioSession:
 
 def make_app(session: StudioSession, token: str) -> web.Application:
     """The studio's web application; every route requires ``token``."""
+    from connector.commands.studio_session import Conflict
+
     app = web.Application(middlewares=[_require_token(token)], client_max_size=4 * 1024 * 1024)
     static = resources.files("connector.commands") / "studio_static"
 
