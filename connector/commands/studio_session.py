@@ -183,7 +183,10 @@ class StudioSession:
                 self._types_in_use = _types_in_use(mapper)
             return {
                 "problems": compiled.problems,
-                "warnings": list(dict.fromkeys(self.schema_warnings + compiled.warnings)),
+                "warnings": [
+                    _warning(w, str(self.mapping_path))
+                    for w in dict.fromkeys(self.schema_warnings + compiled.warnings)
+                ],
                 "results": [self._outcome(mapper, record) for record in records]
                 if mapper is not None
                 else [],
@@ -297,6 +300,14 @@ class StudioSession:
             header["schema"] = _relative(schema_file, path.parent)
         header["topic"] = self.topic
         return header
+
+
+def _warning(text: str, filename: str) -> dict[str, Any]:
+    """A warning as ``{line, message}``: its line in the mapping, if it names one."""
+    found = re.search(rf"{re.escape(filename)}:(\d+): ", text)
+    if found is None:
+        return {"line": None, "message": _shown(text)}
+    return {"line": int(found[1]), "message": text[: found.start()] + text[found.end() :]}
 
 
 def _shown(text: str) -> str:

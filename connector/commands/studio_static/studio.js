@@ -10,6 +10,7 @@ let digest = "";
 let sequence = 0;
 let timer = null;
 let problemLines = new Map();
+let warningLines = new Map();
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -46,6 +47,9 @@ function drawGutter() {
     if (problemLines.has(n)) {
       line.classList.add("bad");
       line.title = problemLines.get(n).join("\n");
+    } else if (warningLines.has(n)) {
+      line.classList.add("warn");
+      line.title = warningLines.get(n).join("\n");
     }
     gutter.appendChild(line);
   }
@@ -79,7 +83,16 @@ function drawProblems(problems, warnings) {
   $("problem-count").textContent = problems.length
     ? `(${problems.length})` : "none: compiles and fits the schema";
   $("problem-count").className = problems.length ? "" : "ok";
-  $("warnings").replaceChildren(...warnings.map((w) => el("li", "warning", w)));
+  warningLines = new Map();
+  $("warnings").replaceChildren(...warnings.map((warning) => {
+    const item = el("li", "warning", (warning.line ? `line ${warning.line}: ` : "") + warning.message);
+    if (warning.line) {
+      item.dataset.line = String(warning.line);
+      item.addEventListener("click", () => goToLine(warning.line));
+      warningLines.set(warning.line, [...(warningLines.get(warning.line) || []), warning.message]);
+    }
+    return item;
+  }));
   drawGutter();
 }
 

@@ -224,3 +224,14 @@ def test_the_studio_reports_what_run_reports_at_start(tmp_path: Path, mistake: s
     assert studio == run
     if dialect == "asyncapi":
         assert studio, "the mistake is one run refuses"
+
+
+def test_a_warning_is_placed_on_its_line(session: StudioSession) -> None:
+    typo = "    when: {event_typ: PAGE_VIEW}"
+    text = session.load()["text"].replace("    when: {event_type: PAGE_VIEW}", typo)
+    answer = session.preview(text, [])
+    assert answer["problems"] == []
+    (warning,) = answer["warnings"]
+    assert warning["line"] == line_of(text, typo)
+    assert warning["message"].startswith("topic clickstream: rule 'page-view', field 'when'")
+    assert "(did you mean 'event_type'?)" in warning["message"]
