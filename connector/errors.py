@@ -10,6 +10,7 @@
     │                              settle waits it out (``run``) or stops (``replay-dlq``)
     ├── replay.ReplayError         replay-dlq cannot start (dead-letter topic unavailable) → exit 1
     ├── check.CheckFailed          one ``check`` did not pass → a failed row, exit 1
+    ├── studio_session.Conflict    the studio's save refused: the file changed on disk → 409
     └── InternalError              raised and caught inside one module, never leaves it:
         ├── schemas.SchemaError                → ConfigError (a local .avsc) or DecodeError
         ├── avro_codegen.Unsupported           → fastavro reads that schema instead

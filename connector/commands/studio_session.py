@@ -1,4 +1,4 @@
-"""What the mapping studio computes, without the web server: pure work on text.
+"""What the mapping studio computes, without the web server.
 
 ``cdp-connector studio`` (:mod:`connector.commands.studio`) serves a page;
 every request it answers is one call here, so the page shows exactly what the
@@ -18,7 +18,7 @@ command line shows:
    produces to the mapping's test file (``<mapping>.test.yaml``), in the
    format ``cdp-connector test`` reads, keeping the file's comments.
 
-Nothing here talks to the CDP; the settings' secrets are never read.
+Nothing here talks to the CDP, and the CDP credentials are never read.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from connector.config import Settings
 from connector.decode.decoders import SchemalessAvroDecoder
 from connector.decode.registry import RegistryClient
 from connector.decode.schemas import ParsedSchema
-from connector.errors import ConfigError, DecodeError, MappingError
+from connector.errors import ConfigError, ConnectorError, DecodeError, MappingError
 from connector.mapping import Mapper, compile_text, lookups
 from connector.mapping.mapper import MapResult
 from connector.settle import record_paths
@@ -52,7 +52,7 @@ __all__ = ["Conflict", "StudioSession", "digest", "split_problems"]
 _CUSTOM = "CUSTOM"
 
 
-class Conflict(Exception):
+class Conflict(ConnectorError):
     """The file changed on disk since the page loaded it: not overwritten."""
 
 
