@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
 from connector.config import Settings
+from connector.decode.registry import registry_client
 from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.delivery.dispatcher import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
@@ -39,6 +40,7 @@ from connector.mapping import Mapper, compile_mapping
 from connector.observability import Metrics, brokers_up, build_app, start_server
 from connector.offsets.metadata import run_ahead_limit
 from connector.offsets.tracker import OffsetTracker
+from connector.records import lane_rule
 from connector.run_state import RunState
 from connector.settle.deadletter import (
     DeadLetterQueue,
@@ -112,12 +114,13 @@ class _Stages:
             origin_of=origin_of,
         )
         self.committer = Committer(self.tracker, self.state, prefix, self.metrics.committed)
+        self.registry = registry_client(settings.schema_registry)  # one for the process
         self._settings = settings
 
     def settle(self, wait: Wait, watch: SchemaWatch | None = None) -> Settle:
         return Settle(
-            Preparer(self._settings, self.mapper, watch),
-            self._settings.delivery.ordering,
+            Preparer(self._settings.topic_for, self.registry, self.mapper, watch),
+            lane_rule(self._settings.delivery.ordering),
             self.tracker,
             self.dlq,
             self.state,
@@ -154,7 +157,8 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     instance = instance_name()
     stages = _Stages(settings, instance, Origin.read_at, commit_as=instance)
-    await asyncio.to_thread(check_record_paths, settings, stages.mapper)  # errors stop the start
+    # Errors stop the start.
+    await asyncio.to_thread(check_record_paths, settings, stages.mapper, stages.registry)
     await asyncio.to_thread(verify_at_start, settings)  # a DLQ topic it cannot create: exit 2
     problems = stages.metrics.mapping_path_problems
     watch = SchemaWatch(stages.mapper, lambda topic, n: problems.labels(topic).inc(n))

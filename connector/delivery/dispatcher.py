@@ -52,8 +52,7 @@ from connector.delivery.ownership import Ownership
 from connector.delivery.retry import Backoff, CircuitBreaker
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import OffsetTracker, TopicPartition
-from connector.records import Failure, Work
-from connector.records import lane_for as lane_for  # re-exported: test_dispatch imports it here
+from connector.records import DeliveryFailure, Failure, ReadAt, Work
 from connector.run_state import RunState
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,9 @@ class Sender(Protocol):
 
 
 class DeadLetterSink(Protocol):
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None: ...
+    def publish_failure(
+        self, record: ReadAt, failure: Failure, on_done: Callable[[], None]
+    ) -> None: ...
 
 
 class DispatchObserver(Protocol):
@@ -205,7 +206,7 @@ class Dispatcher:
                 continue
             if isinstance(failure, _Revoked):
                 return  # the new owner reads the record again
-            if failure.exception == "RetriesExhausted" and self._halt_on_exhaustion:
+            if failure.exception is DeliveryFailure.RETRIES_EXHAUSTED and self._halt_on_exhaustion:
                 self._gate.halt(f"{failure.reason} (on_retries_exhausted: halt)")
                 await self._gate.until_resumed()  # until an operator restarts the connector
                 if not self._own.owns(work):
@@ -214,7 +215,7 @@ class Dispatcher:
             if len(events) > 1:  # which of the record's events got through, for replay
                 delivered = tuple((i, e.event_type) for i, e in enumerate(events[:index]))
                 failure = replace(failure, event=(index, event.event_type), delivered=delivered)
-            self._deadletter.publish_work(work, failure, self._finisher(work))
+            self._deadletter.publish_failure(work, failure, self._finisher(work))
             return
         self._tracker.finish(work.tp, work.offset, work.epoch)
         self._observer.record_delivered()
@@ -288,7 +289,7 @@ class Dispatcher:
                         event.rule,
                         answer.status,
                         attempts,
-                        exception="RetriesExhausted",
+                        exception=DeliveryFailure.RETRIES_EXHAUSTED,
                     )
             delay = self._backoff.delay(max(attempts, 1), answer.retry_after)
             waited += delay

@@ -32,7 +32,7 @@ from connector.errors import TransientError
 from connector.kafka import topics
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import TopicPartition
-from connector.records import Failure, Headers, Work
+from connector.records import Failure, Headers, ReadAt
 from connector.run_state import RunState
 
 log = logging.getLogger(__name__)
@@ -255,31 +255,19 @@ class DeadLetterQueue:
                 delivered(exc, None)
                 return
 
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
-        """A record whose delivery failed (permanent answer or retries exhausted)."""
-        self.publish_failure(work.tp, work.offset, work.key, work.value, work.headers, failure,
-                             on_done)  # fmt: skip
-
     def publish_failure(
-        self,
-        tp: TopicPartition,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        failure: Failure,
-        on_done: Callable[[], None],
+        self, record: ReadAt, failure: Failure, on_done: Callable[[], None]
     ) -> None:
-        """Dead-letter the record read at ``tp``/``offset`` for ``failure``; thread-safe.
+        """Dead-letter ``record`` for ``failure``; thread-safe.
 
-        Called by settle (decode and map failures, consumer thread) and by dispatch
-        through ``publish_work`` (event loop)."""
-        origin = self._origin_of(tp, offset, headers)
+        Called by settle (decode and map failures, consumer thread: a ``ConsumedRecord``)
+        and by dispatch (delivery failures, event loop: a ``Work``)."""
+        origin = self._origin_of(record.tp, record.offset, record.headers)
         log.warning("dead-lettering record (%s): %s", failure.stage, failure.reason,
                     extra=origin.log_context)  # fmt: skip
         self.publish(
-            key=key,
-            value=value,
+            key=record.key,
+            value=record.value,
             original_headers=origin.headers,
             headers=origin.error_headers(
                 stage=failure.stage,

@@ -49,15 +49,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
 from connector.kafka.commits import Committer
 from connector.kafka.errors import client_error, message_error
 from connector.kafka.topics import check_subscribed
-from connector.offsets.tracker import ALREADY_FINISHED, OffsetTracker
-from connector.records import Headers, Work
+from connector.offsets.tracker import ALREADY_FINISHED, OffsetTracker, TopicPartition
+from connector.records import ConsumedRecord, Headers, Work
 from connector.run_state import RunState
 from connector.settle.deadletter import DeadLetterQueue
 from connector.settle.stage import Settle
@@ -213,7 +213,7 @@ class KafkaSource:
                 finished_before += epoch == ALREADY_FINISHED
                 continue
             counts[topic] = counts.get(topic, 0) + 1
-            work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), headers(msg), topic)
+            work = self._settle.take(record_of(msg, tp, offset, epoch, headers(msg), topic))
             if work is not None:
                 works.append(work)
         for topic, n in counts.items():
@@ -276,3 +276,12 @@ def headers(msg: Message) -> Headers:
     """A consumed message's headers as a list (confluent-kafka may hand over a dict)."""
     raw = msg.headers()
     return list(raw.items()) if isinstance(raw, dict) else raw
+
+
+def record_of(
+    msg: Message, tp: TopicPartition, offset: int, epoch: int, own: Headers, topic: str
+) -> ConsumedRecord:
+    """The ``ConsumedRecord`` of a message read at ``tp``/``offset``, mapped as ``topic``'s."""
+    kind, timestamp = msg.timestamp()
+    stamped = timestamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+    return ConsumedRecord(tp, offset, epoch, msg.key(), msg.value(), own, stamped, topic)

@@ -43,7 +43,7 @@ from connector.records import Headers, Work
 from connector.run_state import RunState
 from connector.settle.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, delivered_events
 from connector.settle.stage import Settle
-from connector.source.kafka_source import headers
+from connector.source.kafka_source import headers, record_of
 
 __all__ = [
     "REPLAY_ATTEMPTS",
@@ -224,7 +224,7 @@ class DlqReader:
             self._tracker.finish(tp, offset, epoch)  # left in the topic, on purpose
             return None
         topic = Origin.of(own).topic  # decoded and mapped as a record of its first topic
-        work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), own, topic)
+        work = self._settle.take(record_of(msg, tp, offset, epoch, own, topic))
         if work is not None:  # events the dead letter says were delivered are not posted
             work.delivered = delivered_events(own, work.events)
         return work

@@ -55,7 +55,7 @@ class DeadLetters:
     def __init__(self) -> None:
         self.failures: list[tuple[Work, Failure]] = []
 
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
+    def publish_failure(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
         self.failures.append((work, failure))
         on_done()
 
@@ -337,7 +337,7 @@ def test_the_dead_letter_of_a_delivery_failure_carries_the_events_progress() -> 
     work = Work(P0, 4, 1, None, b"v", None, "g", events)
     failure = Failure("refused", "r", 400, 1, event=(1, "ADD"), delivered=((0, "VIEW"),))
     dlq = DeadLetterQueue(Producer(), "dlq", RunState())  # type: ignore[arg-type]
-    dlq.publish_work(work, failure, lambda: None)
+    dlq.publish_failure(work, failure, lambda: None)
 
     headers = published[0]["headers"]
     assert isinstance(headers, list)

@@ -49,7 +49,7 @@ def test_a_deliver_stage_dead_letter_carries_every_header_and_the_original_recor
     failure = Failure("retries exhausted after 8 attempts: 503: down", "views", 503, 8,
                       exception="RetriesExhausted")  # fmt: skip
     done: list[bool] = []
-    dlq.publish_work(work, failure, lambda: done.append(True))
+    dlq.publish_failure(work, failure, lambda: done.append(True))
 
     producer: RecordingProducer = dlq._producer  # type: ignore[assignment]
     assert producer.conf["acks"] == "all"

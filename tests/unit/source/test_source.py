@@ -15,6 +15,7 @@ from connector.kafka.commits import RETRY_PAUSES, Committer, commit_metadata, co
 from connector.kafka.errors import message_error
 from connector.offsets.metadata import encode
 from connector.offsets.tracker import OffsetTracker, TopicPartition
+from connector.records import lane_rule
 from connector.run_state import RunState
 from connector.settle.stage import Settle
 from connector.source.kafka_source import KafkaSource
@@ -48,7 +49,7 @@ class Rig:
         self.handoff = FakeHandoff()
         dlq: Any = FakeDeadLetters()
         self.committer = Committer(self.tracker, self.state, commit_metadata("test"))
-        settle = Settle(one_event, "key", self.tracker, dlq, self.state, lambda _d: True)
+        settle = Settle(one_event, lane_rule("key"), self.tracker, dlq, self.state, lambda _d: True)
         self.consumer: FakeConsumer | None = None
         self.finished_before: list[int] = []
 
