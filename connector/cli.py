@@ -12,6 +12,8 @@ from connector.commands import dry_run as dryrun
 from connector.commands import mapping_tests
 from connector.errors import ConfigError
 
+__all__ = ["build_parser", "main"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

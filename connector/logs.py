@@ -22,6 +22,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+__all__ = [
+    "KAFKA_LOGGER",
+    "LIBRDKAFKA_LOGGER",
+    "JsonFormatter",
+    "RepeatFilter",
+    "TextFormatter",
+    "error_key",
+    "setup_logging",
+]
+
 _CONTEXT = ("topic", "partition", "offset")
 LIBRDKAFKA_LOGGER = "librdkafka"  # KafkaSettings.admin_conf hands it to every client
 KAFKA_LOGGER = "connector.kafka"  # the connector's own lines about Kafka client errors

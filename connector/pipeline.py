@@ -54,6 +54,19 @@ from connector.source.handoff import Handoff
 from connector.source.kafka_source import KafkaSource
 from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
 
+__all__ = [
+    "build_client",
+    "build_mapper",
+    "consumer_conf",
+    "delivery_sender",
+    "instance_name",
+    "main",
+    "on_stats",
+    "replay",
+    "replay_main",
+    "run",
+]
+
 log = logging.getLogger(__name__)
 
 

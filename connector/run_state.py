@@ -12,6 +12,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+__all__ = ["RunState"]
+
 log = logging.getLogger(__name__)
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from connector.errors import ConfigError
 
-__all__ = ["YNode", "load_yaml"]
+__all__ = ["YNode", "load_yaml", "parse_yaml"]
 
 
 @dataclass(eq=False)

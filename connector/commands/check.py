@@ -36,7 +36,7 @@ from connector.errors import ConfigError, ConnectorError, TransientError
 from connector.http_auth import basic_auth_header
 from connector.kafka.topics import CredentialsRefused, cluster_metadata
 
-__all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "run_checks"]
+__all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "redact", "run_checks"]
 
 
 class CheckFailed(ConnectorError):

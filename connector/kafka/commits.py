@@ -22,6 +22,16 @@ from connector.offsets import metadata as offset_metadata
 from connector.offsets.tracker import OffsetTracker, TopicPartition
 from connector.run_state import RunState
 
+__all__ = [
+    "RETRY_PAUSES",
+    "Committer",
+    "commit_metadata",
+    "committed_offsets",
+    "fenced",
+    "fenced_reason",
+    "read_back",
+]
+
 log = logging.getLogger(__name__)
 
 # ``committed`` answers a group coordinator that is moving or still loading (and a

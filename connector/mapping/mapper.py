@@ -27,7 +27,7 @@ from connector.mapping.paths import Getter, is_falsy
 from connector.mapping.protocol import DialectLike
 from connector.mapping.uses import PathUse
 
-__all__ = ["MapResult", "MappedEvent", "Mapper"]
+__all__ = ["NO_MATCH", "CompiledEvent", "CompiledRule", "MapResult", "MappedEvent", "Mapper"]
 
 NO_MATCH = "no-match"
 

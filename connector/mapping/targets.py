@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-__all__ = ["Target", "TargetField", "describe", "model_fields"]
+__all__ = ["Target", "TargetField", "accepts_extra", "describe", "model_fields", "wire_key"]
 
 
 @dataclass(frozen=True)

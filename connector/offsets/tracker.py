@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+__all__ = ["ALREADY_FINISHED", "NOT_OURS", "CommitState", "OffsetTracker", "TopicPartition"]
+
 TopicPartition = tuple[str, int]
 
 NOT_OURS: Final = 0  # ``admit``: the partition is not (or no longer) assigned here

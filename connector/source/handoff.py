@@ -17,6 +17,8 @@ from connector.delivery.dispatcher import Dispatcher
 from connector.offsets.tracker import TopicPartition
 from connector.records import Work
 
+__all__ = ["Handoff"]
+
 log = logging.getLogger(__name__)
 
 

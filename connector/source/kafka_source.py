@@ -66,6 +66,8 @@ from connector.source.handoff import Handoff
 from connector.source.pausing import Backpressure, PartitionPauses
 from connector.source.rebalance import Rebalance
 
+__all__ = ["ConsumerFactory", "KafkaSource", "headers"]
+
 log = logging.getLogger(__name__)
 
 # Builds the consumer from the source's own callbacks (error_cb), added to the config.
