@@ -76,6 +76,8 @@ def instance_name() -> str:
 
 
 def build_mapper(settings: Settings) -> Mapper:
+    """The compiled mapping for the configured dialect; ConfigError (exit 2) when the
+    rules are wrong, before anything connects (``run``, ``replay-dlq``, ``check``)."""
     return compile_mapping(settings.mapping, get_dialect(settings.cdp.dialect))
 
 

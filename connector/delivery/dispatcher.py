@@ -147,6 +147,7 @@ class Dispatcher:
 
     @breaker.setter
     def breaker(self, breaker: CircuitBreaker) -> None:
+        """Swap in a breaker (a test's, with its own clock); before ``start``."""
         self._gate.breaker = breaker
 
     # -- lifecycle ----------------------------------------------------------

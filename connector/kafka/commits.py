@@ -132,6 +132,7 @@ def fenced(err: KafkaError) -> bool:
 
 
 def fenced_reason(err: KafkaError) -> str:
+    """The ``RunState.fail`` message for a fenced static member (see ``fenced``)."""
     return (
         "fenced: another consumer joined the group with this group.instance.id "
         "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "

@@ -195,6 +195,7 @@ class Origin:
 
     @property
     def log_context(self) -> dict[str, object]:
+        """The origin's coordinates as log ``extra`` fields."""
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 

@@ -120,6 +120,7 @@ class KafkaSource:
     # -- control from other threads --------------------------------------------
 
     def start(self) -> None:
+        """Start the consumer thread (``pipeline.run``, after the dispatcher started)."""
         self.thread.start()
 
     def stop(self) -> None:
@@ -128,6 +129,7 @@ class KafkaSource:
 
     @property
     def paused(self) -> bool:
+        """Whether back-pressure has every partition paused now (the ``paused`` gauge)."""
         return self._backpressure.paused
 
     def wait_out(self, delay: float) -> bool:
