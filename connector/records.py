@@ -1,8 +1,11 @@
-"""The record types several stages share: a leaf module, it imports no stage.
+"""The record types several stages share; it imports only the two types they hold.
 
-``settle`` makes a ``Work`` of each record that has events to post; ``dispatch``
-posts it and, when delivery fails for good, hands it to the dead-letter sink with
-a ``Failure``; ``deadletter`` turns that into headers. None of them needs another's
+Those are ``MappedEvent`` (``connector.mapping``) and ``TopicPartition``
+(``connector.offsets.tracker``), so no module that settles, posts or dead-letters a
+record is needed for them. ``connector.settle.stage`` makes a ``Work`` of each record
+that has events to post; ``connector.delivery.dispatcher`` posts it and, when delivery
+fails for good, hands it to the dead-letter sink with a ``Failure``;
+``connector.settle.deadletter`` turns that into headers. None of them needs another's
 module for these types.
 """
 
