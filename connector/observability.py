@@ -56,9 +56,11 @@ class _DeliveryCounts:
         self.latency_sum = 0.0
 
     def describe(self) -> Iterator[Metric]:
+        """The registry's collector protocol: the same families as ``collect``."""
         return self.collect()
 
     def collect(self) -> Iterator[Metric]:
+        """The counts as metric families, built at each scrape (``/metrics``)."""
         p = self._prefix
         events = CounterMetricFamily(
             f"{p}_events_total",
