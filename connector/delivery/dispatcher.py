@@ -71,7 +71,7 @@ class Sender(Protocol):
     """What the workers post through: the CDP client, or the browser-id resolver in front of it."""
 
     async def send(self, body: bytes) -> Answer:
-        """Post one event body once; every outcome is an ``Answer``, never an exception."""
+        """Post one event body once; a network failure is an ``Answer`` too, not an exception."""
         ...
 
 
