@@ -56,6 +56,19 @@ from connector.source.handoff import Handoff
 from connector.source.kafka_source import KafkaSource
 from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
 
+__all__ = [
+    "build_client",
+    "build_mapper",
+    "consumer_conf",
+    "delivery_sender",
+    "instance_name",
+    "main",
+    "on_stats",
+    "replay",
+    "replay_main",
+    "run",
+]
+
 log = logging.getLogger(__name__)
 
 
@@ -65,6 +78,8 @@ def instance_name() -> str:
 
 
 def build_mapper(settings: Settings) -> Mapper:
+    """The compiled mapping for the configured dialect; ConfigError (exit 2) when the
+    rules are wrong, before anything connects (``run``, ``replay-dlq``, ``check``)."""
     return compile_mapping(settings.mapping, get_dialect(settings.cdp.dialect))
 
 

@@ -55,6 +55,8 @@ from connector.offsets.tracker import OffsetTracker, TopicPartition
 from connector.records import DeliveryFailure, Failure, ReadAt, Work
 from connector.run_state import RunState
 
+__all__ = ["DeadLetterSink", "DispatchObserver", "Dispatcher", "Sender"]
+
 log = logging.getLogger(__name__)
 
 
@@ -66,21 +68,38 @@ _REVOKED = _Revoked()
 
 
 class Sender(Protocol):
-    async def send(self, body: bytes) -> Answer: ...
+    """What the workers post through: the CDP client, or the browser-id resolver in front of it."""
+
+    async def send(self, body: bytes) -> Answer:
+        """Post one event body once; a network failure is an ``Answer`` too, not an exception."""
+        ...
 
 
 class DeadLetterSink(Protocol):
+    """Where a record the CDP will not take goes (``connector.settle.deadletter``)."""
+
     def publish_failure(
         self, record: ReadAt, failure: Failure, on_done: Callable[[], None]
-    ) -> None: ...
+    ) -> None:
+        """Write the record to the dead-letter topic; ``on_done`` runs once the write is
+        acknowledged (it finishes the offset), never when it failed (that stops the run)."""
+        ...
 
 
 class DispatchObserver(Protocol):
     """What metrics want to hear about; a no-op default keeps dispatch free of them."""
 
-    def answered(self, event_type: str, answer: Answer, seconds: float) -> None: ...
-    def event_done(self, event_type: str, outcome: str) -> None: ...
-    def record_delivered(self) -> None: ...
+    def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
+        """Every answer to a request, with its round-trip time."""
+        ...
+
+    def event_done(self, event_type: str, outcome: str) -> None:
+        """An event was delivered, retried, or dead-lettered (``outcome``)."""
+        ...
+
+    def record_delivered(self) -> None:
+        """Every event of a record was delivered; its offset is finished."""
+        ...
 
 
 class _NoObserver:
@@ -130,17 +149,23 @@ class Dispatcher:
 
     @breaker.setter
     def breaker(self, breaker: CircuitBreaker) -> None:
+        """Swap in a breaker (a test's, with its own clock); before ``start``."""
         self._gate.breaker = breaker
 
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> None:
+        """Start the ``max_in_flight`` workers on the running loop; the pipeline calls it
+        once, before the source submits anything."""
         self._workers = [
             asyncio.create_task(self._worker(), name=f"dispatch-{i}")
             for i in range(self._settings.max_in_flight)
         ]
 
     async def stop(self) -> None:
+        """Cancel the workers and wait for them: requests in flight are abandoned without
+        an outcome, so their offsets stay uncommitted (called last, after the source's
+        drain, or by ``Handoff.stop`` at shutdown)."""
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -149,6 +174,8 @@ class Dispatcher:
     # -- input from the consumer thread (via call_soon_threadsafe) ---------------
 
     def submit(self, works: list[Work]) -> None:
+        """Queue a batch of records in offset order; runs on the loop for the consumer
+        thread (``connector.source.handoff.Handoff.submit``), never blocks, never fails."""
         self._lanes.submit(works)
 
     def release(self, tps: set[TopicPartition]) -> None:
@@ -157,7 +184,7 @@ class Dispatcher:
         the gate when they wake. Requests in flight go on; ``wait_in_flight`` waits for
         them (their answers still count).
 
-        Called on the loop for the consumer thread (``source.Handoff``), before it
+        Called on the loop for the consumer thread (``connector.source.handoff.Handoff``), before it
         revokes the partitions in the tracker."""
         self._own.release(tps)
         self._lanes.drop(tps)
@@ -172,6 +199,7 @@ class Dispatcher:
 
     @property
     def queued(self) -> int:
+        """Records waiting in the lanes, not yet taken by a worker."""
         return self._lanes.queued
 
     # -- workers ------------------------------------------------------------

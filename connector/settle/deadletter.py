@@ -35,6 +35,24 @@ from connector.offsets.tracker import TopicPartition
 from connector.records import Failure, Headers, ReadAt
 from connector.run_state import RunState
 
+__all__ = [
+    "EVENTS_DELIVERED",
+    "REPLAY_ATTEMPTS",
+    "START_CHECK_SECONDS",
+    "DeadLetterQueue",
+    "Origin",
+    "OriginOf",
+    "delivered_events",
+    "ensure_topic",
+    "error_headers",
+    "events_progress",
+    "header_value",
+    "producer_conf",
+    "record_context",
+    "replayed_origin",
+    "verify_at_start",
+]
+
 log = logging.getLogger(__name__)
 
 # How long `run` waits for the broker's metadata at start before going on without it.
@@ -177,6 +195,7 @@ class Origin:
 
     @property
     def log_context(self) -> dict[str, object]:
+        """The origin's coordinates as log ``extra`` fields."""
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 

@@ -34,7 +34,17 @@ from connector.run_state import RunState
 from connector.settle.deadletter import DeadLetterQueue
 from connector.settle.record_paths import SchemaWatch
 
-__all__ = ["DeadLetter", "NotConfigured", "Outcome", "Preparer", "Settle", "Skipped"]
+__all__ = [
+    "TRANSIENT_BACKOFF",
+    "DeadLetter",
+    "NotConfigured",
+    "Outcome",
+    "Prepare",
+    "Preparer",
+    "Settle",
+    "Skipped",
+    "Wait",
+]
 
 log = logging.getLogger(__name__)
 

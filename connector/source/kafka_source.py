@@ -66,6 +66,8 @@ from connector.source.handoff import Handoff
 from connector.source.pausing import Backpressure, PartitionPauses
 from connector.source.rebalance import Rebalance
 
+__all__ = ["ConsumerFactory", "KafkaSource", "headers", "record_of"]
+
 log = logging.getLogger(__name__)
 
 # Builds the consumer from the source's own callbacks (error_cb), added to the config.
@@ -118,6 +120,7 @@ class KafkaSource:
     # -- control from other threads --------------------------------------------
 
     def start(self) -> None:
+        """Start the consumer thread (``pipeline.run``, after the dispatcher started)."""
         self.thread.start()
 
     def stop(self) -> None:
@@ -126,6 +129,7 @@ class KafkaSource:
 
     @property
     def paused(self) -> bool:
+        """Whether back-pressure has every partition paused now (the ``paused`` gauge)."""
         return self._backpressure.paused
 
     def wait_out(self, delay: float) -> bool:

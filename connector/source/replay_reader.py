@@ -46,9 +46,7 @@ from connector.settle.stage import Settle
 from connector.source.kafka_source import headers, record_of
 
 __all__ = [
-    "REPLAY_ATTEMPTS",
     "DlqReader",
-    "Origin",
     "RecordFilter",
     "ReplayError",
     "ReplayOptions",
@@ -96,6 +94,8 @@ class RecordFilter:
             raise ConfigError(f"--filter is not a valid JMESPath expression: {exc}") from exc
 
     def matches(self, timestamp_ms: int | None, headers: Headers) -> bool:
+        """Whether a dead letter is replayed: inside ``--since``/``--until`` (by its
+        timestamp) and ``--filter`` holds on its headers."""
         if (self._since or self._until) and timestamp_ms is not None:
             when = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
             if self._since is not None and when < self._since:
@@ -183,6 +183,8 @@ class DlqReader:
     # -- reading (on a worker thread: consume and the registry block) ------------------
 
     def read_batch(self, room: int) -> list[Work]:
+        """Read up to ``room`` dead letters and settle them; the work for the dispatcher.
+        On a worker thread; a dependency that stays down fails the run (``RunState.fail``)."""
         works: list[Work] = []
         for msg in self.consumer.consume(num_messages=room, timeout=0.2):
             if (err := msg.error()) is not None:
@@ -235,6 +237,7 @@ class DlqReader:
             self.consumer.pause([KafkaTP(self.topic, partition)])
 
     def commit(self) -> None:
+        """Commit what the tracker allows, synchronously (the periodic commit and ``finish``)."""
         self._committer.commit(self.consumer, asynchronous=False)
 
     # -- the run ------------------------------------------------------------------------
@@ -264,6 +267,7 @@ class DlqReader:
 
     @property
     def stopped(self) -> bool:
+        """Halted or failed: reading stops, and the replay exits 1."""
         return self._state.halted_reason is not None or self._state.fatal_exit is not None
 
     def finish(self) -> None:
@@ -276,6 +280,8 @@ class DlqReader:
             self.consumer.close()
 
     def summary(self, metrics: Metrics) -> str:
+        """The report printed at the end: read, filtered, delivered, failed again, committed."""
+
         def total(name: str) -> int:
             """Sum over every label of counter ``name`` (its ``_total`` samples)."""
             return sum(

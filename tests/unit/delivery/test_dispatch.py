@@ -11,10 +11,10 @@ import pytest
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
-from connector.delivery.dispatcher import Dispatcher, Failure, Work
+from connector.delivery.dispatcher import Dispatcher
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import OffsetTracker, TopicPartition
-from connector.records import lane_rule
+from connector.records import Failure, Work, lane_rule
 from connector.run_state import RunState
 from tests.unit.fake_kafka import commit_points
 

@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
-from connector.delivery.dispatcher import Dispatcher, Failure, Work
+from connector.delivery.dispatcher import Dispatcher
 from connector.delivery.retry import CircuitBreaker
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import OffsetTracker, TopicPartition
+from connector.records import Failure, Work
 from connector.run_state import RunState
 from connector.settle.deadletter import (
     EVENTS_DELIVERED,

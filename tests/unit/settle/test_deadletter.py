@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from connector.delivery.dispatcher import Failure, Work
 from connector.mapping import MappedEvent
+from connector.records import Failure, Work
 from connector.run_state import RunState
 from connector.settle import deadletter
 from connector.settle.deadletter import DeadLetterQueue, header_value
