@@ -55,6 +55,7 @@ from connector.settle.stage import Preparer, Settle, Wait
 from connector.source.handoff import Handoff
 from connector.source.kafka_source import KafkaSource
 from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
+from connector.source.settings import SourceSettings
 
 __all__ = [
     "build_client",
@@ -193,7 +194,7 @@ async def run(settings: Settings) -> int:
     async with delivery_sender(settings, stages.mapper) as sender:
         dispatcher = stages.dispatcher(sender)
         source = KafkaSource(
-            settings,
+            SourceSettings.of(settings),
             lambda own: Consumer({**conf, **own}),
             stages.settle(lambda delay: source.wait_out(delay), watch),
             tracker,
@@ -288,7 +289,7 @@ async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
         dispatcher = stages.dispatcher(sender)
         dispatcher.start()
         try:
-            await reader.run(dispatcher, settings)
+            await reader.run(dispatcher, SourceSettings.of(settings))
         finally:
             await dispatcher.stop()
     await asyncio.to_thread(reader.finish)

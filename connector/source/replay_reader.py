@@ -31,7 +31,6 @@ import jmespath
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.config import Settings
 from connector.delivery.dispatcher import Dispatcher
 from connector.errors import ConfigError, ConnectorError
 from connector.kafka.commits import Committer, committed_offsets
@@ -44,6 +43,7 @@ from connector.run_state import RunState
 from connector.settle.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, delivered_events
 from connector.settle.stage import Settle
 from connector.source.kafka_source import headers, record_of
+from connector.source.settings import SourceSettings
 
 __all__ = [
     "DlqReader",
@@ -242,11 +242,11 @@ class DlqReader:
 
     # -- the run ------------------------------------------------------------------------
 
-    async def run(self, dispatcher: Dispatcher, settings: Settings) -> int:
+    async def run(self, dispatcher: Dispatcher, settings: SourceSettings) -> int:
         """Read to the ends, hand work to ``dispatcher``, drain, commit; the exit code."""
-        ceiling = settings.delivery.max_buffered_records
-        batch = settings.kafka.poll_batch
-        interval = settings.kafka.commit_interval_seconds
+        ceiling = settings.max_buffered_records
+        batch = settings.poll_batch
+        interval = settings.commit_interval
         next_commit = time.monotonic() + interval
         while self.remaining and not self.stopped:
             room = min(batch, ceiling - self._tracker.pending)

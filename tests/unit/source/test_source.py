@@ -19,6 +19,7 @@ from connector.records import lane_rule
 from connector.run_state import RunState
 from connector.settle.stage import Settle
 from connector.source.kafka_source import KafkaSource
+from connector.source.settings import SourceSettings
 from tests.unit.fake_kafka import (
     FakeConsumer,
     FakeDeadLetters,
@@ -60,7 +61,7 @@ class Rig:
             return self.consumer
 
         self.source = KafkaSource(
-            settings(drain, max_buffered_records=ceiling),
+            SourceSettings.of(settings(drain, max_buffered_records=ceiling)),
             make_consumer,
             settle,
             self.tracker,
