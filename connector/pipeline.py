@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, Producer
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
 from connector.config import Settings
+from connector.decode.registry import registry_client
 from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.delivery.dispatcher import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
@@ -39,6 +40,7 @@ from connector.mapping import Mapper, compile_mapping
 from connector.observability import Metrics, brokers_up, build_app, start_server
 from connector.offsets.metadata import run_ahead_limit
 from connector.offsets.tracker import OffsetTracker
+from connector.records import lane_rule
 from connector.run_state import RunState
 from connector.settle.deadletter import (
     DeadLetterQueue,
@@ -53,6 +55,20 @@ from connector.settle.stage import Preparer, Settle, Wait
 from connector.source.handoff import Handoff
 from connector.source.kafka_source import KafkaSource
 from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
+from connector.source.settings import SourceSettings
+
+__all__ = [
+    "build_client",
+    "build_mapper",
+    "consumer_conf",
+    "delivery_sender",
+    "instance_name",
+    "main",
+    "on_stats",
+    "replay",
+    "replay_main",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +79,8 @@ def instance_name() -> str:
 
 
 def build_mapper(settings: Settings) -> Mapper:
+    """The compiled mapping for the configured dialect; ConfigError (exit 2) when the
+    rules are wrong, before anything connects (``run``, ``replay-dlq``, ``check``)."""
     return compile_mapping(settings.mapping, get_dialect(settings.cdp.dialect))
 
 
@@ -112,12 +130,13 @@ class _Stages:
             origin_of=origin_of,
         )
         self.committer = Committer(self.tracker, self.state, prefix, self.metrics.committed)
+        self.registry = registry_client(settings.schema_registry)  # one for the process
         self._settings = settings
 
     def settle(self, wait: Wait, watch: SchemaWatch | None = None) -> Settle:
         return Settle(
-            Preparer(self._settings, self.mapper, watch),
-            self._settings.delivery.ordering,
+            Preparer(self._settings.topic_for, self.registry, self.mapper, watch),
+            lane_rule(self._settings.delivery.ordering),
             self.tracker,
             self.dlq,
             self.state,
@@ -154,7 +173,8 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     instance = instance_name()
     stages = _Stages(settings, instance, Origin.read_at, commit_as=instance)
-    await asyncio.to_thread(check_record_paths, settings, stages.mapper)  # errors stop the start
+    # Errors stop the start.
+    await asyncio.to_thread(check_record_paths, settings, stages.mapper, stages.registry)
     await asyncio.to_thread(verify_at_start, settings)  # a DLQ topic it cannot create: exit 2
     problems = stages.metrics.mapping_path_problems
     watch = SchemaWatch(stages.mapper, lambda topic, n: problems.labels(topic).inc(n))
@@ -174,7 +194,7 @@ async def run(settings: Settings) -> int:
     async with delivery_sender(settings, stages.mapper) as sender:
         dispatcher = stages.dispatcher(sender)
         source = KafkaSource(
-            settings,
+            SourceSettings.of(settings),
             lambda own: Consumer({**conf, **own}),
             stages.settle(lambda delay: source.wait_out(delay), watch),
             tracker,
@@ -269,7 +289,7 @@ async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
         dispatcher = stages.dispatcher(sender)
         dispatcher.start()
         try:
-            await reader.run(dispatcher, settings)
+            await reader.run(dispatcher, SourceSettings.of(settings))
         finally:
             await dispatcher.stop()
     await asyncio.to_thread(reader.finish)

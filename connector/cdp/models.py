@@ -43,11 +43,14 @@ from pydantic import (
 )
 
 __all__ = [
+    "CURRENCY_PATTERN",
     "EMAIL_PATTERN",
     "RESERVED_TYPES",
     "AddEvent",
     "BaseEvent",
     "CustomEvent",
+    "Email",
+    "Ext",
     "IdentityEvent",
     "OrderCheckoutEvent",
     "OrderItem",

@@ -36,7 +36,7 @@ from connector.errors import ConfigError, ConnectorError, TransientError
 from connector.http_auth import basic_auth_header
 from connector.kafka.topics import CredentialsRefused, cluster_metadata
 
-__all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "run_checks"]
+__all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "redact", "run_checks"]
 
 
 class CheckFailed(ConnectorError):
@@ -53,6 +53,8 @@ class Check:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One row of the table: the check, passed or not, the detail, the time taken."""
+
     name: str
     ok: bool
     detail: str
@@ -166,6 +168,8 @@ def _cdp(settings: Settings, timeout: float) -> str:
 
 
 def default_checks(settings: Settings) -> Iterable[Check]:
+    """The checks every config gets: mapping, record paths, broker, each topic, the
+    dead-letter topic, the schema registry (when configured), the CDP credentials."""
     yield Check("mapping", _mapping)
     yield Check("record paths", _record_paths)
     yield Check("kafka broker", _broker)
@@ -283,6 +287,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def known_secrets(settings: Settings) -> list[str]:
+    """The secret values the config names (those that can be read), for ``redact``."""
     values: list[str] = []
     candidates = [
         (settings.cdp.client_key_env, settings.cdp.client_key_file),
@@ -302,6 +307,7 @@ def known_secrets(settings: Settings) -> list[str]:
 
 
 def format_table(results: Sequence[CheckResult]) -> str:
+    """The results as the aligned table ``check`` prints (detail lines under DETAIL)."""
     width = max([len("CHECK"), *(len(r.name) for r in results)])
     lines = [f"{'CHECK':<{width}}  RESULT  TIME    DETAIL"]
     for r in results:

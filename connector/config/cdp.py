@@ -39,6 +39,9 @@ class BrowserIdSettings(_Section):
 
 
 class CdpSettings(_Section):
+    """The Stream API connection: dialect, transport, region or base URL, credentials,
+    timeout; read by ``pipeline.build_client``, ``check`` and the browser-id store."""
+
     dialect: Literal["asyncapi", "sitecore"] = Field(
         "asyncapi",
         description="payload models: `asyncapi` (the AsyncAPI spec) or `sitecore` (Sitecore "
@@ -96,6 +99,7 @@ class CdpSettings(_Section):
         return self
 
     def client_key(self) -> SecretStr:
+        """The client key from its env variable or file; ConfigError when neither has one."""
         return self._required_secret(self.client_key_env, self.client_key_file, "client_key")
 
     @property
@@ -110,6 +114,7 @@ class CdpSettings(_Section):
         return self.api_token().get_secret_value()
 
     def api_token(self) -> SecretStr:
+        """The API token from its env variable or file; ConfigError when neither has one."""
         return self._required_secret(self.api_token_env, self.api_token_file, "api_token")
 
     @staticmethod

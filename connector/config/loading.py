@@ -49,6 +49,8 @@ class Settings(_Section):
         return self
 
     def topic_for(self, topic: str) -> TopicSettings:
+        """The first ``topics`` entry that matches ``topic``; KeyError when none does
+        (settle dead-letters such a record as ``NotConfigured``)."""
         for spec in self.topics:
             if spec.matches(topic):
                 return spec

@@ -26,11 +26,12 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from connector.config import RegistrySettings
 from connector.decode.schemas import ParsedSchema, SchemaError, parse_schema_text
 from connector.errors import DecodeError, TransientError
 from connector.http_auth import basic_auth_header
 
-__all__ = ["RegistryClient"]
+__all__ = ["RegistryClient", "registry_client"]
 
 
 class RegistryClient:
@@ -152,3 +153,13 @@ class RegistryClient:
             raise TransientError(
                 f"schema registry {self.url} answered schema id {schema_id} with invalid JSON"
             ) from exc
+
+
+def registry_client(settings: RegistrySettings | None) -> RegistryClient | None:
+    """The client for ``schema_registry`` (None when the config has none): built once by
+    the wiring place and shared by the decoders and the record-path checks."""
+    if settings is None:
+        return None
+    return RegistryClient(
+        settings.url, timeout=settings.timeout_seconds, basic_auth=settings.basic_auth()
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Shape", "shape_of"]
+__all__ = ["ANY", "Shape", "shape_of"]
 
 Kind = Literal[
     "record", "map", "array", "union", "string", "integer", "number", "boolean", "bytes",

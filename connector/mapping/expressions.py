@@ -88,6 +88,7 @@ class FieldFailure(InternalError):
 
     @property
     def field(self) -> str:
+        """The failing field's dotted path (``order.items[0].sku``), for the dead letter."""
         return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".")
 
 
@@ -250,6 +251,8 @@ def constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:
 
 
 def check_allowed(value: Any, target: Target, node: YNode, where: str) -> None:
+    """SpecError unless a constant ``value`` is one the target allows (its Literal or
+    Enum values); checked at compile time, so a typo fails the start, not a record."""
     if target.allowed is not None and value is not None and value not in target.allowed:
         options = ", ".join(sorted(map(str, target.allowed)))
         raise SpecError(node.line, where, f"{value!r} is not one of: {options}")

@@ -51,7 +51,7 @@ SPEC_KEYS = frozenset((*SOURCES, *MODIFIERS, "value"))
 
 #: ``browser_id: {browser_id_for: EXPR}`` puts this prefix plus the visitor id in the
 #: payload; the sender swaps it for the CDP browser id of that visitor before posting
-#: (``connector.cdp.browser_ids``). NUL never occurs in a real browser id.
+#: (``connector.delivery.browser_ids``). NUL never occurs in a real browser id.
 BROWSER_ID_PLACEHOLDER = "\x00browser_id_for:"
 
 # ---------------------------------------------------------------------------

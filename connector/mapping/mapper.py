@@ -27,7 +27,7 @@ from connector.mapping.paths import Getter, is_falsy
 from connector.mapping.protocol import DialectLike
 from connector.mapping.uses import PathUse
 
-__all__ = ["MapResult", "MappedEvent", "Mapper"]
+__all__ = ["NO_MATCH", "CompiledEvent", "CompiledRule", "MapResult", "MappedEvent", "Mapper"]
 
 NO_MATCH = "no-match"
 
@@ -83,6 +83,7 @@ class CompiledRule:
     line: int = 0  # where the rule (its topics / topic_pattern, if any) is written
 
     def applies_to(self, topic: str) -> bool:
+        """Whether the rule reads records of ``topic`` (its ``topics`` and ``topic_pattern``)."""
         if self.topics is not None and topic not in self.topics:
             return False
         return self.topic_pattern is None or self.topic_pattern.fullmatch(topic) is not None
@@ -121,6 +122,7 @@ class Mapper:
 
     @property
     def rule_names(self) -> tuple[str, ...]:
+        """The rules' names, in the order they are tried."""
         return tuple(rule.name for rule in self.rules)
 
     def map(self, record: Mapping[str, Any], topic: str) -> MapResult:

@@ -52,6 +52,7 @@ class Problems:
         field: str | None = None,
         event: str | None = None,
     ) -> None:
+        """Note one problem at ``line`` (once, however many events compile that line)."""
         key = (line, field, message)
         if key in self._seen:  # the same line compiled for several events: report it once
             return
@@ -61,6 +62,7 @@ class Problems:
         )
 
     def text(self) -> str:
+        """Every problem, one per line (the first ones when there are many), under a count."""
         shown = self.messages[:_MAX_REPORTED]
         more = len(self.messages) - len(shown)
         body = "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
@@ -68,5 +70,6 @@ class Problems:
         return f"{count} problem{'s' if count > 1 else ''} in {self.what}:\n  {body}"
 
     def raise_if_any(self) -> None:
+        """ConfigError with ``text`` when any problem was added; the compiler's last step."""
         if self.messages:
             raise ConfigError(self.text())

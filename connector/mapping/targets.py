@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-__all__ = ["Target", "TargetField", "describe", "model_fields"]
+__all__ = ["Target", "TargetField", "accepts_extra", "describe", "model_fields", "wire_key"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class Target:
     scalar: str | None = None
 
     def describe(self) -> str:
+        """The shape in words, for error messages (``object ViewEvent``, ``list of value``)."""
         if self.kind == "model" and self.model is not None:
             return f"object {self.model.__name__}"
         if self.kind == "list" and self.item is not None:

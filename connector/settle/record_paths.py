@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.config import Settings, TopicSettings
-from connector.decode.registry import RegistryClient
+from connector.decode.registry import RegistryClient, registry_client
 from connector.decode.schemas import ParsedSchema, load_schema
 from connector.errors import ConfigError, DecodeError, TransientError
 from connector.mapping import Mapper
@@ -153,15 +153,24 @@ def topic_schema(
     """
     report = PathReport()
     spec = settings.topic_for(topic)
-    schema, source = _schema_for(spec, lambda: registry or _registry_of(settings), report)
+    schema, source = _schema_for(spec, _once(registry, settings), report)
     return schema, source, report.warnings
 
 
-def _registry_of(settings: Settings) -> RegistryClient | None:
-    reg = settings.schema_registry
-    if reg is None:
-        return None
-    return RegistryClient(reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth())
+def _once(
+    registry: RegistryClient | None, settings: Settings
+) -> Callable[[], RegistryClient | None]:
+    """``registry``, or one client built from the settings the first time it is needed."""
+    made: list[RegistryClient | None] = []
+
+    def client() -> RegistryClient | None:
+        if registry is not None:
+            return registry
+        if not made:
+            made.append(registry_client(settings.schema_registry))
+        return made[0]
+
+    return client
 
 
 def check_record_paths(
@@ -176,15 +185,7 @@ def check_record_paths(
     Called by ``run`` at start-up (warnings are logged) and by ``check``.
     """
     report = PathReport(errors=rule_topic_problems(settings, mapper))
-    made: list[RegistryClient | None] = []
-
-    def client() -> RegistryClient | None:
-        if registry is not None:
-            return registry
-        if not made:
-            made.append(_registry_of(settings))
-        return made[0]
-
+    client = _once(registry, settings)
     for spec in settings.topics:
         schema, source = _schema_for(spec, client, report)
         if schema is None:
