@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import secrets
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -101,19 +100,13 @@ def latest_records(settings: Settings, topic: str, count: int, timeout: float = 
         spec = settings.topic_for(topic)
     except KeyError as exc:
         raise ConfigError(f"topic {topic!r} is not in the config") from exc
-    registry: list[RegistryClient] = []
-
-    def client() -> RegistryClient:
-        reg = settings.schema_registry
-        if reg is None:
-            raise ConfigError("a confluent topic needs schema_registry")
-        if not registry:
-            registry.append(
-                RegistryClient(reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth())
-            )
-        return registry[0]
-
-    decoder = build_decoder(spec, client)
+    reg = settings.schema_registry
+    registry = (
+        RegistryClient(reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth())
+        if reg is not None and spec.decoder == "confluent"
+        else None
+    )
+    decoder = build_decoder(spec, registry)
     conf = settings.kafka.consumer_conf() | {
         # A throwaway id librdkafka insists on; assign() never joins it and nothing commits.
         "group.id": f"cdp-connector-studio-{secrets.token_hex(6)}",
@@ -147,7 +140,7 @@ def latest_records(settings: Settings, topic: str, count: int, timeout: float = 
     raw.sort(key=lambda item: item[0])
     local = spec.reader_schema or (spec.schema_path if spec.decoder == "schemaless" else None)
     schema = load_schema(local) if local is not None else None
-    return [_as_text(decoder, schema, client, value) for _, value in raw[-count:]]
+    return [_as_text(decoder, schema, registry, value) for _, value in raw[-count:]]
 
 
 def _read_until(consumer: Any, ends: dict[int, int], deadline: float) -> list[tuple[Any, bytes]]:
@@ -167,7 +160,7 @@ def _read_until(consumer: Any, ends: dict[int, int], deadline: float) -> list[tu
 
 
 def _as_text(
-    decoder: ValueDecoder, schema: Any, client: Callable[[], RegistryClient], value: bytes | None
+    decoder: ValueDecoder, schema: Any, registry: RegistryClient | None, value: bytes | None
 ) -> str:
     """A record as the studio's JSON text, or a note saying why it cannot be decoded."""
     try:
@@ -175,6 +168,6 @@ def _as_text(
     except (DecodeError, TransientError) as exc:
         return json.dumps({"-studio": f"the topic's record cannot be decoded: {exc}"})
     if schema is None:  # Confluent wire format: the writer schema the record names
-        assert value is not None  # noqa: S101 - decoded above, so present
-        schema = client().schema(int.from_bytes(value[1:5], "big"))
+        assert value is not None and registry is not None  # noqa: S101 - decoded above
+        schema = registry.schema(int.from_bytes(value[1:5], "big"))
     return json.dumps(to_json(schema, record), ensure_ascii=False)
