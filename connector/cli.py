@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from connector import __version__
 from connector.cdp.sandbox import cli as cdp_sandbox
 from connector.commands import dry_run as dryrun
-from connector.commands import mapping_tests
+from connector.commands import mapping_tests, studio
 from connector.errors import ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--format", choices=("text", "markdown"), default="text")
     fields.set_defaults(func=_fields)
     mapping_tests.add_parser(sub)
+    studio.add_parser(sub)
     return parser
 
 

@@ -13,6 +13,8 @@
     ├── source.replay_reader.ReplayError  replay-dlq cannot start (dead-letter topic
     │                              unavailable) → exit 1
     ├── commands.check.CheckFailed one ``check`` did not pass → a failed row, exit 1
+    ├── commands.studio_session.Conflict  the studio's save refused: the file changed on
+    │                              disk → 409
     └── InternalError              raised and caught inside one module, never leaves it:
         ├── decode.schemas.SchemaError         → ConfigError (a local .avsc) or DecodeError
         ├── decode.avro_codegen.Unsupported    → fastavro reads that schema instead
