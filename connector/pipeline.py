@@ -29,13 +29,13 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from connector.cdp.client import CdpClient, resolve_base_url
-from connector.cdp.dialect import get_dialect
+from connector.cdp.dialect import get_dialect, other_dialects
 from connector.config import Settings
 from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.delivery.dispatcher import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
 from connector.kafka.commits import Committer, commit_metadata
-from connector.mapping import Mapper, compile_mapping
+from connector.mapping import Mapper, PointsOfSale, compile_mapping
 from connector.observability import Metrics, brokers_up, build_app, start_server
 from connector.offsets.metadata import run_ahead_limit
 from connector.offsets.tracker import OffsetTracker
@@ -49,7 +49,7 @@ from connector.settle.deadletter import (
     verify_at_start,
 )
 from connector.settle.record_paths import SchemaWatch, check_record_paths
-from connector.settle.stage import Preparer, Settle, Wait
+from connector.settle.stage import Preparer, Settle, UnknownPosLog, Wait
 from connector.source.handoff import Handoff
 from connector.source.kafka_source import KafkaSource
 from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
@@ -63,7 +63,15 @@ def instance_name() -> str:
 
 
 def build_mapper(settings: Settings) -> Mapper:
-    return compile_mapping(settings.mapping, get_dialect(settings.cdp.dialect))
+    """The config's mapping, compiled for its dialect and its points of sale (if listed)."""
+    dialect = get_dialect(settings.cdp.dialect)
+    pos = settings.cdp.points_of_sale
+    return compile_mapping(
+        settings.mapping,
+        dialect,
+        points_of_sale=PointsOfSale.of(pos) if pos else None,
+        others=other_dialects(dialect.name),
+    )
 
 
 def build_client(settings: Settings) -> CdpClient:
@@ -112,6 +120,9 @@ class _Stages:
             origin_of=origin_of,
         )
         self.committer = Committer(self.tracker, self.state, prefix, self.metrics.committed)
+        self.unknown_pos = UnknownPosLog(
+            self.metrics.unknown_point_of_sale.inc, "cdp.points_of_sale"
+        )
         self._settings = settings
 
     def settle(self, wait: Wait, watch: SchemaWatch | None = None) -> Settle:
@@ -123,6 +134,7 @@ class _Stages:
             self.state,
             wait,
             on_skipped=self.metrics.skipped,
+            on_unknown_pos=self.unknown_pos,
         )
 
     def dispatcher(self, sender: Sender) -> Dispatcher:
