@@ -7,6 +7,7 @@
     ├── RecordError                this one record cannot be processed → dead-letter topic
     │   ├── DecodeError            bytes are not a valid Avro record for the schema
     │   ├── MappingError           no rule matched (when configured so) or a field failed
+    │   │   └── mapping.UnknownPointOfSale  a pos from the record the tenant lacks
     │   └── settle.stage.NotConfigured  a replayed dead letter's topic is not in the config
     ├── TransientError             not about one record (schema registry down); retriable:
     │                              settle waits it out (``run``) or stops (``replay-dlq``)

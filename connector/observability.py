@@ -152,6 +152,12 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.unknown_point_of_sale = Counter(
+            f"{p}_unknown_point_of_sale_total",
+            "Records dead-lettered because an event's pos is not in cdp.points_of_sale "
+            "(each value logged once)",
+            registry=r,
+        )
         self.records_dead_lettered = Counter(
             f"{p}_records_dead_lettered_total",
             "Records written to the dead-letter topic (write acknowledged), by failing stage",

@@ -24,19 +24,19 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from confluent_kafka import Consumer, Producer
 
 from connector.cdp.client import CdpClient, resolve_base_url
-from connector.cdp.dialect import get_dialect
+from connector.cdp.dialect import Dialect, get_dialect, other_dialects
 from connector.config import Settings
 from connector.decode.registry import registry_client
 from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.delivery.dispatcher import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
 from connector.kafka.commits import Committer, commit_metadata
-from connector.mapping import Mapper, compile_mapping
+from connector.mapping import Mapper, PointsOfSale, compile_mapping
 from connector.observability import Metrics, brokers_up, build_app, start_server
 from connector.offsets.metadata import run_ahead_limit
 from connector.offsets.tracker import OffsetTracker
@@ -51,7 +51,7 @@ from connector.settle.deadletter import (
     verify_at_start,
 )
 from connector.settle.record_paths import SchemaWatch, check_record_paths
-from connector.settle.stage import Preparer, Settle, Wait
+from connector.settle.stage import Preparer, Settle, UnknownPosLog, Wait
 from connector.source.handoff import Handoff
 from connector.source.kafka_source import KafkaSource
 from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
@@ -78,10 +78,28 @@ def instance_name() -> str:
     return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}"
 
 
+class CompileOptions(TypedDict):
+    """The keyword arguments ``mapping_options`` gives the mapping compiler."""
+
+    points_of_sale: PointsOfSale | None
+    others: tuple[Dialect, ...]
+
+
 def build_mapper(settings: Settings) -> Mapper:
-    """The compiled mapping for the configured dialect; ConfigError (exit 2) when the
-    rules are wrong, before anything connects (``run``, ``replay-dlq``, ``check``)."""
-    return compile_mapping(settings.mapping, get_dialect(settings.cdp.dialect))
+    """The config's mapping, compiled for its dialect and its points of sale (if listed)."""
+    dialect = get_dialect(settings.cdp.dialect)
+    return compile_mapping(settings.mapping, dialect, **mapping_options(settings))
+
+
+def mapping_options(settings: Settings) -> CompileOptions:
+    """What the config adds to a mapping's compile: the tenant's points of sale (if
+    listed) and the other dialects (named when the rules fit one of them instead).
+    ``run`` and the studio compile with the same."""
+    pos = settings.cdp.points_of_sale
+    return {
+        "points_of_sale": PointsOfSale.of(pos) if pos else None,
+        "others": other_dialects(settings.cdp.dialect),
+    }
 
 
 def build_client(settings: Settings) -> CdpClient:
@@ -131,6 +149,9 @@ class _Stages:
         )
         self.committer = Committer(self.tracker, self.state, prefix, self.metrics.committed)
         self.registry = registry_client(settings.schema_registry)  # one for the process
+        self.unknown_pos = UnknownPosLog(
+            self.metrics.unknown_point_of_sale.inc, "cdp.points_of_sale"
+        )
         self._settings = settings
 
     def settle(self, wait: Wait, watch: SchemaWatch | None = None) -> Settle:
@@ -142,6 +163,7 @@ class _Stages:
             self.state,
             wait,
             on_skipped=self.metrics.skipped,
+            on_unknown_pos=self.unknown_pos,
         )
 
     def dispatcher(self, sender: Sender) -> Dispatcher:

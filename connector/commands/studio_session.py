@@ -45,6 +45,7 @@ from connector.decode.schemas import ParsedSchema
 from connector.errors import ConfigError, ConnectorError, DecodeError, MappingError
 from connector.mapping import Mapper, compile_text, lookups
 from connector.mapping.mapper import MapResult
+from connector.pipeline import mapping_options
 from connector.settle import record_paths
 
 __all__ = ["Conflict", "StudioSession", "digest", "split_problems"]
@@ -142,7 +143,10 @@ class StudioSession:
 
     def _topic_schema(self) -> tuple[ParsedSchema | None, str, list[str]]:
         try:
-            return record_paths.topic_schema(self.settings, self.topic, self._registry)
+            schema, source, warnings, _ = record_paths.topic_schema(
+                self.settings, self.topic, self._registry
+            )
+            return schema, source, warnings
         except KeyError:
             return None, "", [f"topic {self.topic!r} is not in the config: records not decoded"]
 
@@ -157,7 +161,7 @@ class StudioSession:
             "topic": self.topic,
             "dialect": self.dialect.name,
             "schema": _shown(self.schema_source) or None,
-            "test_file": _shown(str(tests_beside(self.mapping_path))),
+            "test_file": _shown(str(_test_file(self.mapping_path))),
         }
 
     def compile(self, text: str) -> Compiled:
@@ -165,7 +169,8 @@ class StudioSession:
         filename = str(self.mapping_path)
         try:
             with lookups.relative_to(self.mapping_path.parent):
-                mapper = compile_text(text, self.dialect, filename=filename)
+                options = mapping_options(self.settings)
+                mapper = compile_text(text, self.dialect, filename=filename, **options)
         except ConfigError as exc:
             return Compiled(None, split_problems(str(exc), filename))
         report = record_paths.check_record_paths(
@@ -284,7 +289,7 @@ class StudioSession:
                 raise ConfigError(f"a test case cannot name this failure: {exc}") from exc
             expect = {"failed": found[1]}
         case = {"name": name, "record": record, "expect": expect}
-        path = tests_beside(self.mapping_path)
+        path = _test_file(self.mapping_path)
         _append_case(path, self._test_header(path), case)
         answer: dict[str, Any] = {"test_file": _shown(str(path)), "expect": expect}
         if text != self.mapping_path.read_text(encoding="utf-8"):
@@ -370,3 +375,12 @@ def _append_case(path: Path, header: dict[str, Any], case: dict[str, Any]) -> No
     if yaml.safe_load(new_text) != {**old, "tests": [*tests, case]}:
         raise ConfigError(f"{path}: tests: is not the file's last block list; add the case by hand")
     path.write_text(new_text, encoding="utf-8")
+
+
+def _test_file(mapping: Path) -> Path:
+    """Where the mapping's test cases are saved: its test file (``cdp-connector test``
+    finds the same one), or ``<mapping>.test.yaml`` beside it when it has none yet."""
+    try:
+        return tests_beside(mapping)
+    except ConfigError:
+        return mapping.with_name(mapping.stem + ".test.yaml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -55,10 +55,12 @@ class CdpSettings(_Section):
         "pass 8 KiB are dead-lettered). The keyed transports need no API token",
     )
     browser_ids: BrowserIdSettings = BrowserIdSettings()
-    points_of_sale: list[str] = Field(
+    points_of_sale: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
-        description="points of sale `cdp-connector check` probes with one event each (an "
-        "unknown pos is accepted and silently dropped by Sitecore)",
+        description="the tenant's points of sale; required in the `sitecore` dialect. An "
+        "event whose `pos` is not one of them is refused: a constant at start-up, a value "
+        "from the record per record (dead-lettered). Sitecore accepts an unknown pos and "
+        "silently drops the event; `cdp-connector check` probes each one",
     )
     region: Literal["eu", "us", "ap", "jp"] | None = Field(
         "eu", description="the Stream API's regional server (servers from the spec)"
@@ -89,6 +91,16 @@ class CdpSettings(_Section):
         "HTTP/1.1 client, about 4-6x less CPU per event; [benchmarks.md](benchmarks.md)) or "
         "`aiohttp`",
     )
+
+    @model_validator(mode="after")
+    def _points_of_sale_in_sitecore(self) -> CdpSettings:
+        if self.dialect == "sitecore" and not self.points_of_sale:
+            raise ValueError(
+                "points_of_sale is required in the sitecore dialect: list the tenant's points "
+                "of sale (e.g. points_of_sale: [shop.example.com]); Sitecore accepts an event "
+                "with any other pos and silently drops it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _base_url_shape(self) -> CdpSettings:

@@ -41,6 +41,8 @@ class Problems:
         self.filename = filename
         self.what = what
         self.messages: list[str] = []
+        #: Lines said after the problems (what they may have in common).
+        self.notes: list[str] = []
         self._seen: set[tuple[int, str | None, str]] = set()
 
     def add(
@@ -67,7 +69,8 @@ class Problems:
         more = len(self.messages) - len(shown)
         body = "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
         count = len(self.messages)
-        return f"{count} problem{'s' if count > 1 else ''} in {self.what}:\n  {body}"
+        notes = "".join(f"\n{note}" for note in self.notes)
+        return f"{count} problem{'s' if count > 1 else ''} in {self.what}:\n  {body}{notes}"
 
     def raise_if_any(self) -> None:
         """ConfigError with ``text`` when any problem was added; the compiler's last step."""

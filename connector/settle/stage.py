@@ -28,6 +28,7 @@ from connector.decode.schemas import load_schema
 from connector.delivery.retry import Backoff
 from connector.errors import ConnectorError, RecordError
 from connector.mapping import Mapper, MapResult
+from connector.mapping.mapper import UnknownPointOfSale
 from connector.offsets.tracker import OffsetTracker
 from connector.records import ConsumedRecord, Failure, LaneOf, Work
 from connector.run_state import RunState
@@ -43,6 +44,7 @@ __all__ = [
     "Preparer",
     "Settle",
     "Skipped",
+    "UnknownPosLog",
     "Wait",
 ]
 
@@ -77,6 +79,32 @@ class NotConfigured(RecordError):
     """A replayed dead letter's origin topic is not in this config's topics."""
 
     stage = "replay"
+
+
+class UnknownPosLog:
+    """Records refused for a point of sale the tenant does not have: each counted, each
+    value logged once (at most ``most`` values; the count goes on)."""
+
+    def __init__(self, count: Callable[[], None], source: str, most: int = 100) -> None:
+        self._count = count
+        self._source = source
+        self._most = most
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> None:
+        self._count()
+        if value in self._seen or len(self._seen) > self._most:
+            return
+        self._seen.add(value)
+        if len(self._seen) > self._most:
+            log.warning("more unknown points of sale: no longer logged (still counted)")
+            return
+        log.warning(
+            "pos %r is not in %s: records with it are dead-lettered (the CDP would accept "
+            "and drop their events); logged once per value",
+            value,
+            self._source,
+        )
 
 
 class Preparer:
@@ -144,8 +172,10 @@ class Settle:
         wait: Wait,
         backoff: Backoff = TRANSIENT_BACKOFF,
         on_skipped: Callable[[str], None] | None = None,
+        on_unknown_pos: Callable[[str], None] | None = None,
     ) -> None:
         self._prepare = prepare
+        self._on_unknown_pos = on_unknown_pos or (lambda _value: None)
         self._lane_of = lane_of
         self._tracker = tracker
         self._dlq = deadletter
@@ -163,6 +193,8 @@ class Settle:
             try:
                 result = self._prepare(record.topic, record.value)
             except RecordError as exc:
+                if isinstance(exc, UnknownPointOfSale):
+                    self._on_unknown_pos(exc.value)
                 why = Failure(str(exc), exc.rule, None, None, type(exc).__name__, exc.stage)
                 return DeadLetter(why)
             except ConnectorError as exc:

@@ -15,7 +15,7 @@ from connector.commands import mapping_tests
 from connector.commands.dry_run import as_decoded
 from connector.commands.studio import make_app, session_from_args
 from connector.commands.studio_sample import to_json
-from connector.commands.studio_session import Conflict, StudioSession, split_problems
+from connector.commands.studio_session import Conflict, StudioSession, _warning, split_problems
 from connector.config import load_config
 from connector.decode.schemas import load_schema
 from connector.errors import ConfigError
@@ -226,12 +226,22 @@ def test_the_studio_reports_what_run_reports_at_start(tmp_path: Path, mistake: s
         assert studio, "the mistake is one run refuses"
 
 
-def test_a_warning_is_placed_on_its_line(session: StudioSession) -> None:
+def test_a_when_typo_is_an_error_placed_on_its_line(session: StudioSession) -> None:
+    # A when: path that no version of the schema has stops run (issue 27), so the page
+    # marks it as an error on its line, with the suggestion.
     typo = "    when: {event_typ: PAGE_VIEW}"
     text = session.load()["text"].replace("    when: {event_type: PAGE_VIEW}", typo)
     answer = session.preview(text, [])
-    assert answer["problems"] == []
-    (warning,) = answer["warnings"]
-    assert warning["line"] == line_of(text, typo)
-    assert warning["message"].startswith("topic clickstream: rule 'page-view', field 'when'")
-    assert "(did you mean 'event_type'?)" in warning["message"]
+    (problem,) = answer["problems"]
+    assert problem["line"] == line_of(text, typo)
+    assert problem["message"].startswith("rule 'page-view', field 'when'")
+    assert "(did you mean 'event_type'?)" in problem["message"]
+
+
+def test_a_warning_is_placed_on_the_line_it_names() -> None:
+    text = "topic clickstream: m.yaml:12: rule 'v', field 'ext.note': only in version 3"
+    assert _warning(text, "m.yaml") == {
+        "line": 12,
+        "message": "topic clickstream: rule 'v', field 'ext.note': only in version 3",
+    }
+    assert _warning("no subject yet", "m.yaml") == {"line": None, "message": "no subject yet"}

@@ -11,7 +11,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from connector.delivery.retry import Backoff
 from connector.errors import ConfigError, DecodeError, MappingError, TransientError
-from connector.mapping import MappedEvent, MapResult
+from connector.mapping import MappedEvent, MapResult, UnknownPointOfSale
 from connector.offsets.tracker import OffsetTracker
 from connector.records import ConsumedRecord, Failure, Headers, Work, lane_rule
 from connector.run_state import RunState
@@ -91,6 +91,25 @@ def test_a_record_that_fails_to_map_is_a_dead_letter_with_its_failure() -> None:
     assert rig.take(3) is None
     assert rig.dlq.failures == [(TP, 3, failure)]
     assert rig.tracker.pending == 0  # the fake acknowledges the write at once
+
+
+def test_a_point_of_sale_the_tenant_lacks_is_a_dead_letter_and_is_reported() -> None:
+    def prepare(_topic: str, _value: bytes | None) -> MapResult:
+        raise UnknownPointOfSale(
+            "'shop.nl' is not in cdp.points_of_sale", rule="v", value="shop.nl"
+        )
+
+    tracker = OffsetTracker()
+    epoch = tracker.assign(TP)
+    dlq: Any = FakeDeadLetters()
+    reported: list[str] = []
+    settle = Settle(prepare, lane_rule("key"), tracker, dlq, RunState(), lambda _d: True,
+                    on_unknown_pos=reported.append)  # fmt: skip
+    tracker.add(TP, 4)
+    assert settle.take(read_as("clicks", TP, 4, epoch, b"k", b"v", None)) is None
+    [(_, _, failure)] = dlq.failures
+    assert (failure.rule, failure.stage, failure.exception) == ("v", "map", "UnknownPointOfSale")
+    assert reported == ["shop.nl"]
 
 
 def test_a_transient_error_is_waited_out_through_backoff() -> None:
