@@ -45,9 +45,14 @@ class Parser(Protocol):
 
     keep_alive: bool
 
-    def start(self) -> None: ...
-    def feed(self, data: bytes) -> Response | None: ...
-    def finish(self) -> Response | None: ...
+    def start(self) -> None:
+        """A new request was sent."""
+
+    def feed(self, data: bytes) -> Response | None:
+        """The answer once ``data`` completes it, else None; Http1Error if broken."""
+
+    def finish(self) -> Response | None:
+        """EOF: the answer if it ended there, else None."""
 
 
 class ResponseParser:
@@ -144,13 +149,16 @@ class ResponseParser:
     # -- llhttp's callbacks ----------------------------------------------------
 
     def on_message_begin(self) -> None:
+        """llhttp: a message starts; after a whole answer, bytes nobody asked for."""
         if self._complete:  # bytes after the answer: no request asked for them
             self.keep_alive = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """llhttp: one header line (kept raw; decoded only for answers of 300 and above)."""
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        """llhttp: the head is read; note the status, keep-alive and framing."""
         if self._complete:  # a second answer nobody asked for: keep_alive is False already
             return
         parser = self._parser
@@ -172,6 +180,7 @@ class ResponseParser:
                 self._framed = True
 
     def on_body(self, body: bytes) -> None:
+        """llhttp: a piece of the (de-chunked) body; refused past ``MAX_BODY``."""
         self._body_size += len(body)
         if self._body_size > MAX_BODY:
             self.keep_alive = False
@@ -179,6 +188,7 @@ class ResponseParser:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        """llhttp: the answer is whole (or a skipped 1xx ended)."""
         if self._headers_done and not self._complete:  # not the end of a skipped 1xx
             self._complete = True
             # Set aside: bytes after the answer must not add to it (they are dropped).
