@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python -m bench.client_bench [--requests 20000]
         [--in-flight 256] [--latency-ms 0] [--transports post-basic,post-events,get-query]
-        [--tls] [--nginx]
+        [--tls] [--nginx] [--parsers httptools,hand,h11] [--rounds 1]
 
 Starts ``bench/latency_sink.py`` (``--tls``: with a self-signed certificate the client
 trusts through ``SSL_CERT_FILE``; ``--nginx``: the e2e bench's nginx instead, no
@@ -10,6 +10,9 @@ latency), then per transport sends ``--requests`` ready event
 bodies from ``--in-flight`` concurrent senders on uvloop and prints requests/s and the
 process CPU µs per request (``time.process_time``; the sink runs in its own process).
 No Kafka, no mapping: this isolates the HTTP path the connector's dispatcher calls.
+``--parsers`` runs each transport once per response parser (``httptools``: the
+client's own; ``hand``, ``h11``: ``bench/parsers.py``), ``--rounds`` times, interleaved,
+so the spread between rounds is seen beside the difference between parsers.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from bench.e2e_parts import (
     start_latency_sink,
     start_nginx,
 )
+from bench.parsers import PARSERS
+from connector.cdp import http1
 from connector.cdp.client import CdpClient, Outcome
 from connector.cdp.dialect import get_dialect
 from scripts.services.common import REPO_ROOT
@@ -76,6 +81,8 @@ def main() -> int:
     parser.add_argument("--transports", default="post-basic,post-events,get-query")
     parser.add_argument("--tls", action="store_true", help="https with a self-signed certificate")
     parser.add_argument("--nginx", action="store_true", help="nginx 201 as the sink (no latency)")
+    parser.add_argument("--parsers", default="httptools", help="httptools,hand,h11")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     cert: tuple[Path, Path] | None = make_certificate(WORK / "tls") if args.tls else None
@@ -89,12 +96,16 @@ def main() -> int:
     if cert is not None:
         os.environ["SSL_CERT_FILE"] = str(cert[0])  # what the client's default context trusts
     try:
-        for transport in args.transports.split(","):
-            rate, cpu_us = uvloop.run(_measure(sink.url, transport, args.requests,
-                                               args.in_flight))  # fmt: skip
-            print(f"{transport:12} {'https' if cert else 'http':5} in flight {args.in_flight}, "
-                  f"{args.latency_ms:g} ms: {rate:8,.0f} requests/s, {cpu_us:5.1f} µs CPU "
-                  f"per request", flush=True)  # fmt: skip
+        parsers = {"httptools": http1.ResponseParser, **PARSERS}
+        for _ in range(args.rounds):
+            for transport in args.transports.split(","):
+                for name in args.parsers.split(","):
+                    http1._new_parser = parsers[name]
+                    rate, cpu_us = uvloop.run(_measure(sink.url, transport, args.requests,
+                                                       args.in_flight))  # fmt: skip
+                    print(f"{transport:12} {'https' if cert else 'http':5} {name:9} in flight "
+                          f"{args.in_flight}, {args.latency_ms:g} ms: {rate:8,.0f} requests/s, "
+                          f"{cpu_us:5.1f} µs CPU per request", flush=True)  # fmt: skip
     finally:
         sink.stop()
     return 0

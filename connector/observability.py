@@ -54,6 +54,7 @@ class _DeliveryCounts:
         self.delivered = 0
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # per bucket, the last is +Inf
         self.latency_sum = 0.0
+        self.stale_retries: Callable[[], int] = lambda: 0  # the CDP client's count
 
     def describe(self) -> Iterator[Metric]:
         """The registry's collector protocol: the same families as ``collect``."""
@@ -93,6 +94,13 @@ class _DeliveryCounts:
             f"{p}_records_delivered_total",
             "Records whose every event the CDP accepted",
             value=self.delivered,
+            created=self.created,
+        )
+        yield CounterMetricFamily(
+            f"{p}_http_stale_connection_retries_total",
+            "CDP requests sent again on a new connection because the kept-alive one they "
+            "went out on had been closed by the server (or a proxy) before any answer byte",
+            value=self.stale_retries(),
             created=self.created,
         )
 
@@ -209,6 +217,10 @@ class Metrics:
         self._stats_series: set[tuple[str, str]] = set()
 
     # -- DispatchObserver (event loop only: see _DeliveryCounts) --------------------------
+
+    def watch_stale_retries(self, count: Callable[[], int]) -> None:
+        """Where ``http_stale_connection_retries_total`` is read at scrape (the client)."""
+        self._counts.stale_retries = count
 
     def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
         """``DispatchObserver``: count the answer's status class and its latency."""

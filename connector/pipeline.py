@@ -104,14 +104,18 @@ def mapping_options(settings: Settings) -> CompileOptions:
 
 def build_client(settings: Settings) -> CdpClient:
     """The CDP client as ``run``, ``check`` and ``replay-dlq`` all use it."""
+    base_url = resolve_base_url(settings.cdp.region, settings.cdp.base_url)
     return CdpClient(
-        resolve_base_url(settings.cdp.region, settings.cdp.base_url),
+        base_url,
         settings.cdp.client_key().get_secret_value(),
         settings.cdp.api_token_if_needed(),
         timeout=settings.cdp.timeout_seconds,
         max_connections=settings.delivery.max_in_flight,
         transport=settings.cdp.effective_transport,
         http_client=settings.cdp.http_client,
+        ssl_context=settings.cdp.tls.context() if base_url.startswith("https:") else None,
+        proxy=settings.cdp.proxy_for(base_url),
+        max_idle=settings.cdp.keepalive_max_idle_seconds,
     )
 
 
@@ -173,10 +177,15 @@ class _Stages:
 
 
 @asynccontextmanager
-async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[Sender]:
+async def delivery_sender(
+    settings: Settings, mapper: Mapper, metrics: Metrics
+) -> AsyncIterator[Sender]:
     """What the dispatcher posts through: the CDP client, behind the browser-id resolver
     when the mapping asks for ids from the CDP (``browser_id_for``). Owns both lifetimes."""
     client = build_client(settings)
+    metrics.watch_stale_retries(lambda: client.stale_retries)
+    if client.proxy is not None:
+        log.info("CDP requests go through the %s", client.proxy)
     if not mapper.uses_browser_ids:
         async with client:
             yield client
@@ -213,7 +222,7 @@ async def run(settings: Settings) -> int:
         "stats_cb": lambda stats: on_stats(stats, metrics, state),
     }
     conf.setdefault("statistics.interval.ms", 5000)  # kafka.client may set it
-    async with delivery_sender(settings, stages.mapper) as sender:
+    async with delivery_sender(settings, stages.mapper, stages.metrics) as sender:
         dispatcher = stages.dispatcher(sender)
         source = KafkaSource(
             SourceSettings.of(settings),
@@ -307,7 +316,7 @@ async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
         log.error("%s", exc)
         consumer.close()
         return 1, reader.summary(stages.metrics)
-    async with delivery_sender(settings, stages.mapper) as sender:
+    async with delivery_sender(settings, stages.mapper, stages.metrics) as sender:
         dispatcher = stages.dispatcher(sender)
         dispatcher.start()
         try:

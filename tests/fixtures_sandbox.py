@@ -10,6 +10,7 @@ with the connector's models, so a model bug shows up as a refused event.
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 import time
@@ -32,9 +33,16 @@ API_TOKEN = "sandbox-api-token-s3cret"  # noqa: S105 - a test credential for the
 class SandboxProcess:
     """A running sandbox: its URL, credentials and admin API (blocking, urllib)."""
 
-    def __init__(self, process: subprocess.Popen[str], url: str, record_file: Path) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[str],
+        url: str,
+        record_file: Path,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         self.process = process
         self.url = url
+        self.context = context  # an https sandbox: what the admin calls trust (and show)
         self.client_key = CLIENT_KEY
         self.api_token = API_TOKEN
         self.record_file = record_file
@@ -47,7 +55,7 @@ class SandboxProcess:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, data=data, method=method)  # noqa: S310 - http://127.0.0.1 only
         request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10, context=self.context) as response:  # noqa: S310 - loopback
             return json.loads(response.read())
 
     def records(self, type: str | None = None) -> list[dict[str, Any]]:
@@ -104,12 +112,18 @@ class SandboxProcess:
 
 
 def start_sandbox(
-    tmp: Path, *extra: str, spec: bool = True, timeout: float = 15.0
+    tmp: Path,
+    *extra: str,
+    spec: bool = True,
+    timeout: float = 15.0,
+    context: ssl.SSLContext | None = None,
 ) -> SandboxProcess:
     """Start a sandbox subprocess and wait until it answers.
 
     An asyncapi sandbox (no ``--dialect``) validates with the spec's schemas (``--spec``)
     unless ``spec=False`` (the connector's own models) or ``extra`` has ``--no-validate``.
+    ``context``: for an https sandbox (``--tls-cert``), the client context of the admin
+    calls.
     """
     validation = ["--spec", str(SPEC)]
     if not spec or {"--dialect", "--no-validate"} & set(extra):
@@ -146,7 +160,7 @@ def start_sandbox(
     if "listening on " not in line:
         process.kill()
         raise RuntimeError(f"sandbox did not start: {(tmp / 'sandbox.stderr').read_text()}")
-    sandbox = SandboxProcess(process, line.strip().rsplit(" ", 1)[1], record_file)
+    sandbox = SandboxProcess(process, line.strip().rsplit(" ", 1)[1], record_file, context)
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -3,7 +3,9 @@
 Models, transport and answer classification are separate modules so that a new
 dialect is an addition: ``dialect.py`` (the two dialects), ``models.py`` (the
 AsyncAPI spec), ``sitecore_models.py`` (Sitecore's data model), ``transport.py`` (paths,
-transports), ``http1.py`` (the HTTP client), ``client.py`` (``CdpClient``), ``sandbox/``.
+transports), ``http1.py`` (the HTTP client; ``http1_parser.py`` reads its answers with
+llhttp), ``proxy.py`` (which forward proxy, and its errors), ``client.py``
+(``CdpClient``), ``sandbox/``.
 """
 
 from __future__ import annotations

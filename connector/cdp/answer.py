@@ -3,7 +3,12 @@
     DELIVERED   2xx                                       → record done
     RETRYABLE   network error, timeout, 408, 429, 5xx     → try again (honour retry_after)
     PERMANENT   any other 4xx                             → this record to the dead letter
-    FATAL       401, 403; or a 3xx (wrong base URL)       → halt the connector
+    FATAL       401, 403, 407 (the proxy's credentials);
+                or a 3xx (wrong base URL)                 → halt the connector
+
+A proxy's own failures come as exceptions (``connector.cdp.proxy``): ``network_error``
+makes a 407 to CONNECT FATAL like the 407 of a plain-http proxy, and anything else
+from the proxy RETRYABLE (an outage: the circuit opens).
 
 Kept free of I/O so every branch is tested without a server.
 """
@@ -18,6 +23,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from http import HTTPStatus
+
+from connector.cdp.proxy import ProxyAuthRefused
 
 __all__ = [
     "MAX_REASON_CHARS",
@@ -60,6 +67,12 @@ def classify(
         return Answer(Outcome.DELIVERED, status, "OK", ref=_ref(body))
     if status in (401, 403):
         return Answer(Outcome.FATAL, status, _reason(status, body))
+    if status == 407:  # a plain-http proxy's answer: no retry or dead letter fixes it
+        return Answer(
+            Outcome.FATAL,
+            status,
+            "the proxy refused its credentials (HTTP 407): fix cdp.proxy_username/proxy_password",
+        )
     if status in (408, 429) or 500 <= status < 600:
         retry_after = parse_retry_after(headers.get("Retry-After"), now)
         return Answer(Outcome.RETRYABLE, status, _reason(status, body), retry_after)
@@ -77,6 +90,8 @@ def network_error(exc: BaseException) -> Answer:
     """The answer for a request that got no HTTP answer (connect, reset, timeout)."""
     if isinstance(exc, TimeoutError):
         return Answer(Outcome.RETRYABLE, None, "timeout waiting for the CDP")
+    if isinstance(exc, ProxyAuthRefused):  # 407 whatever the proxy said (401 or 407)
+        return Answer(Outcome.FATAL, 407, str(exc)[:MAX_REASON_CHARS])
     detail = str(exc)[:MAX_REASON_CHARS]
     name = type(exc).__name__
     return Answer(Outcome.RETRYABLE, None, f"network error: {name}: {detail}" if detail else name)

@@ -11,6 +11,7 @@ message shows.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -21,7 +22,8 @@ from yarl import URL
 # Answer, Outcome and classify are re-exported: the whole HTTP contract from one place.
 from connector.cdp.answer import Answer, Outcome, classify, parse_retry_after
 from connector.cdp.http1 import Http1Pool
-from connector.cdp.transport import TRANSPORT_CLASSES, Pool, Transport, TransportName
+from connector.cdp.proxy import Proxy
+from connector.cdp.transport import TRANSPORT_CLASSES, Transport, TransportName
 from connector.errors import ConfigError
 from connector.http_auth import basic_auth_header
 
@@ -77,19 +79,45 @@ class _Redacted:
 
 
 class _AiohttpPool:
-    """The ``Pool`` interface on an aiohttp session (``cdp.http_client: aiohttp``)."""
+    """The ``Pool`` interface on an aiohttp session (``cdp.http_client: aiohttp``).
+
+    The same proxy, TLS context and idle age as the builtin pool, decided by the caller:
+    aiohttp's own reading of the environment (``trust_env``) stays off, so both clients
+    take one decision (``connector.cdp.proxy``)."""
 
     def __init__(
-        self, url: str, headers: Mapping[str, str], *, limit: int, timeout: aiohttp.ClientTimeout
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        limit: int,
+        timeout: aiohttp.ClientTimeout,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
+        max_idle: float = 20.0,
     ) -> None:
         self._url = URL(url, encoded=True)
         self._origin = str(self._url.origin())
+        self._proxy = proxy
+        self._proxy_url = URL(proxy.url) if proxy else None
+        self._proxy_auth = (
+            aiohttp.BasicAuth.decode(proxy.authorization) if proxy and proxy.authorization else None
+        )
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=300),
+            connector=aiohttp.TCPConnector(
+                limit=limit,
+                limit_per_host=0,
+                ttl_dns_cache=300,
+                ssl=ssl_context if ssl_context is not None else True,
+                keepalive_timeout=max_idle,
+            ),
             timeout=timeout,
             headers=dict(headers),
             raise_for_status=False,
+            trust_env=False,
         )
+        #: The builtin pool's count; aiohttp re-sends (or not) on its own terms.
+        self.stale_retries = 0
 
     async def post(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
         return await self._exchange("POST", self._url, body)
@@ -102,9 +130,20 @@ class _AiohttpPool:
     ) -> tuple[int, Mapping[str, str], bytes]:
         try:
             async with self._session.request(
-                method, url, data=body, allow_redirects=False
+                method,
+                url,
+                data=body,
+                allow_redirects=False,
+                proxy=self._proxy_url,
+                proxy_auth=self._proxy_auth,
             ) as response:
                 return response.status, response.headers, await response.read()
+        except aiohttp.ClientHttpProxyError as exc:  # the proxy answered CONNECT, not 2xx
+            assert self._proxy is not None  # noqa: S101 - only raised through a proxy
+            raise self._proxy.refused(exc.status, exc.message, f"{url.host}:{url.port}") from exc
+        except aiohttp.ClientProxyConnectionError as exc:
+            assert self._proxy is not None  # noqa: S101 - only raised through a proxy
+            raise self._proxy.unreachable(exc) from exc
         except aiohttp.ClientError as exc:
             # What the transports handle: an OSError. aiohttp's errors carry no request
             # headers in their text, so the reason is safe to log.
@@ -136,6 +175,9 @@ class CdpClient:
         connect_timeout: float | None = None,
         transport: TransportName = "post-basic",
         http_client: Literal["builtin", "aiohttp"] = "builtin",
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
+        max_idle: float = 20.0,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._client_key = client_key
@@ -145,12 +187,27 @@ class CdpClient:
         self._connect_timeout = min(timeout, 5.0) if connect_timeout is None else connect_timeout
         self._max_connections = max_connections
         self._http_client = http_client
+        self._ssl_context = ssl_context
+        self._proxy = proxy
+        self._max_idle = max_idle
         self._transport: Transport | None = None
+        self._pool: Http1Pool | _AiohttpPool | None = None
         #: Send one serialized event; the transport's own ``send`` once started.
         self.send: Callable[[bytes], Coroutine[Any, Any, Answer]] = self._not_started
 
     def __repr__(self) -> str:
-        return f"CdpClient(url={self.url!r}, max_connections={self._max_connections})"
+        via = f", proxy={self._proxy.url!r}" if self._proxy else ""
+        return f"CdpClient(url={self.url!r}, max_connections={self._max_connections}{via})"
+
+    @property
+    def proxy(self) -> Proxy | None:
+        """The forward proxy requests go through (None: direct)."""
+        return self._proxy
+
+    @property
+    def stale_retries(self) -> int:
+        """Requests re-sent on a new connection after a kept-alive one was found closed."""
+        return self._pool.stale_retries if self._pool is not None else 0
 
     @property
     def url(self) -> str:
@@ -182,7 +239,7 @@ class CdpClient:
         headers = {"Content-Type": "application/json"}
         if self._kind.sends_token:  # the other transports carry the public client key
             headers = {"Authorization": self._auth.value, **headers}
-        pool: Pool
+        pool: Http1Pool | _AiohttpPool
         if self._http_client == "builtin":
             pool = Http1Pool(
                 self.url,
@@ -190,6 +247,9 @@ class CdpClient:
                 limit=self._max_connections,
                 timeout=self._timeout,
                 connect_timeout=self._connect_timeout,
+                ssl_context=self._ssl_context,
+                proxy=self._proxy,
+                max_idle=self._max_idle,
             )
         else:
             pool = _AiohttpPool(
@@ -197,7 +257,11 @@ class CdpClient:
                 headers,
                 limit=self._max_connections,
                 timeout=aiohttp.ClientTimeout(total=self._timeout, connect=self._connect_timeout),
+                ssl_context=self._ssl_context,
+                proxy=self._proxy,
+                max_idle=self._max_idle,
             )
+        self._pool = pool
         self._transport = self._kind(pool, self._base_url, self._client_key)
         self.send = self._transport.send
 

@@ -1,18 +1,25 @@
-"""A small keep-alive HTTP/1.1 client on asyncio protocols: the connector's only HTTP path.
+"""A small keep-alive HTTP/1.1 client on asyncio protocols: the connector's default HTTP path.
 
 Why not aiohttp here: posting one small event costs aiohttp ~100-150 µs of CPU in
 Python (request/response objects, header multidicts, payload writers, timers);
 this client does the same exchange in ~15-20 µs (docs/benchmarks.md), which is
 most of the connector's CPU budget per event. It does exactly what the CDP
 exchange needs and nothing else: one origin, POST with a fixed header block or a
-bare GET, responses framed by Content-Length, chunked encoding or connection
-close; TLS through the standard ``ssl`` module; no redirects, no cookies, no
-proxies. Per request it allocates one future and does no timer work (one sweep
-per pool enforces the timeout), so the loop's cost per event stays small.
+bare GET; answers read by llhttp (``connector.cdp.http1_parser``); TLS through the
+standard ``ssl`` module; a forward proxy (``connector.cdp.proxy``: a CONNECT tunnel
+for https, absolute-form requests for http); no redirects, no cookies. Per request it
+allocates one future and does no timer work (one sweep per pool enforces the
+timeout), so the loop's cost per event stays small.
+
+Keep-alive against middleboxes: proxies and load balancers close idle connections
+without a word, so a connection idle for more than ``max_idle`` seconds is closed
+instead of reused; and a request on a reused connection that the server closed before
+any byte of the answer is sent once more on a new connection (``stale_retries``
+counts them).
 
 ``Http1Pool.post`` / ``get`` return ``(status, headers, body)`` or raise ``OSError`` /
-``TimeoutError`` (``ConnectionError`` and ``Http1Error`` are OSErrors), the same
-failures the caller already maps to a retryable answer.
+``TimeoutError`` (``ConnectionError``, ``Http1Error`` and ``ProxyError`` are
+OSErrors), the same failures the caller already maps to a retryable answer.
 """
 
 from __future__ import annotations
@@ -21,38 +28,42 @@ import asyncio
 import collections
 import ssl
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, cast
 
 from multidict import CIMultiDict
 from yarl import URL
 
-from connector.errors import InternalError
+from connector.cdp.http1_parser import MAX_HEAD, Http1Error, Parser, Response, ResponseParser
+from connector.cdp.proxy import Proxy
 
 __all__ = ["Http1Error", "Http1Pool"]
 
-MAX_HEAD = 64 * 1024
-MAX_BODY = 4 * 1024 * 1024
 _NO_HEADERS: Mapping[str, str] = CIMultiDict()
 
 
-class Http1Error(InternalError, ConnectionError):
-    """The server's answer is not HTTP/1.1 we can read; the connection is dropped."""
-
-
 class _Connection(asyncio.Protocol):
-    """One socket, one request at a time; parses the answer as bytes arrive."""
+    """One socket, one request at a time; its parser reads the answer as bytes arrive.
+
+    Before the first request it may open a CONNECT tunnel (``tunnel``): the proxy's
+    answer head is read here, then TLS to the API starts over the same socket."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiter: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]] | None = None
+        self.parser = _new_parser()
+        self.waiter: asyncio.Future[Response] | None = None
         self.closed = False
-        self.keep_alive = True
         self.received = False  # any byte of an answer seen since the last send
         self.reused = False  # handed out again after an earlier answer
         self.deadline = 0.0  # time.monotonic() by which the current request must end
+        self.idle_since = 0.0  # time.monotonic() when it last went back to the idle list
+        self._tunnel: asyncio.Future[bytes] | None = None
+        self._head = bytearray()
         self._loop = asyncio.get_running_loop()
+
+    @property
+    def keep_alive(self) -> bool:
+        return self.parser.keep_alive
 
     # -- protocol callbacks ----------------------------------------------------
 
@@ -62,9 +73,19 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received = True
-        self.buffer += data
-        if self.waiter is not None and not self.waiter.done():
-            self._try_parse(eof=False)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            try:
+                answer = self.parser.feed(data)
+            except Http1Error as exc:
+                waiter.set_exception(exc)
+                return
+            if answer is not None:
+                waiter.set_result(answer)
+        elif self._tunnel is not None:
+            self._read_tunnel_head(data)
+        else:  # nobody asked: the socket is in no state to reuse
+            self.parser.keep_alive = False
 
     def eof_received(self) -> bool:
         return False  # close the transport; connection_lost follows
@@ -73,25 +94,51 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         waiter = self.waiter
         if waiter is not None and not waiter.done():
-            self._try_parse(eof=True)
-            if not waiter.done():
+            answer = self.parser.finish()
+            if answer is not None:
+                waiter.set_result(answer)
+            else:
                 waiter.set_exception(
                     ConnectionError(f"server closed the connection: {exc or 'EOF'}")
                 )
+        if self._tunnel is not None and not self._tunnel.done():
+            self._tunnel.set_exception(ConnectionError(f"closed during CONNECT: {exc or 'EOF'}"))
 
     # -- requests -------------------------------------------------------------
 
-    def send(self, data: bytes) -> asyncio.Future[tuple[int, list[tuple[str, str]], bytes]]:
+    def send(self, data: bytes) -> asyncio.Future[Response]:
         assert self.transport is not None  # noqa: S101 - connected before use
         self.waiter = waiter = self._loop.create_future()
         self.received = False
-        self.buffer.clear()
+        self.parser.start()
         self.transport.write(data)
         return waiter
 
+    async def tunnel(self, request: bytes) -> tuple[int, str]:
+        """Send a CONNECT ``request``; the proxy's status and reason phrase."""
+        assert self.transport is not None  # noqa: S101 - connected before use
+        self._tunnel = self._loop.create_future()
+        self.transport.write(request)
+        head = await self._tunnel
+        line = head.split(b"\r\n", 1)[0]
+        parts = line.split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
+            raise Http1Error(f"not an HTTP/1.x status line from the proxy: {line[:80]!r}")
+        return int(parts[1]), (parts[2] if len(parts) > 2 else b"").decode("latin-1")
+
+    def _read_tunnel_head(self, data: bytes) -> None:
+        assert self._tunnel is not None  # noqa: S101 - only called while tunnelling
+        self._head += data
+        end = self._head.find(b"\r\n\r\n")
+        if end >= 0 and not self._tunnel.done():
+            # Only the head: a 2xx has nothing after it, anything else closes the socket.
+            self._tunnel.set_result(bytes(self._head[:end]))
+        elif len(self._head) > MAX_HEAD and not self._tunnel.done():
+            self._tunnel.set_exception(Http1Error("proxy answer headers too large"))
+
     def time_out(self) -> None:
         """The pool's sweep found the request past its deadline."""
-        self.keep_alive = False
+        self.parser.keep_alive = False
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(TimeoutError())
 
@@ -100,108 +147,9 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def _try_parse(self, *, eof: bool) -> None:
-        try:
-            answer = self._parse(eof)
-        except Http1Error as exc:
-            self.keep_alive = False
-            assert self.waiter is not None  # noqa: S101 - only called while waiting
-            self.waiter.set_exception(exc)
-            return
-        if answer is not None:
-            assert self.waiter is not None  # noqa: S101 - only called while waiting
-            self.waiter.set_result(answer)
 
-    def _parse(self, eof: bool) -> tuple[int, list[tuple[str, str]], bytes] | None:
-        """A whole answer from the buffer, or None while more bytes are needed.
-
-        Header lines are only decoded into the returned list for answers of 300 and
-        above (what ``Http1Pool`` hands on); framing headers are read from every one."""
-        buf = self.buffer
-        end = buf.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buf) > MAX_HEAD:
-                raise Http1Error("answer headers too large")
-            return None
-        lines = bytes(buf[:end]).split(b"\r\n")
-        parts = lines[0].split(b" ", 2)
-        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-            raise Http1Error(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-        status = int(parts[1])
-        keep = status >= 300
-        headers: list[tuple[str, str]] = []
-        length: int | None = None
-        chunked = False
-        for line in lines[1:]:
-            name, sep, raw = line.partition(b":")
-            if not sep:
-                raise Http1Error(f"malformed header line: {line[:80]!r}")
-            if keep:
-                headers.append((name.decode("latin-1"), raw.strip().decode("latin-1")))
-            size = len(name)  # only three names matter for framing; test the length first
-            if size == 14 and name.lower() == b"content-length":
-                value = raw.strip()
-                if not value.isdigit():
-                    raise Http1Error(f"bad Content-Length: {value[:40]!r}")
-                length = int(value)
-            elif size == 17 and name.lower() == b"transfer-encoding":
-                chunked = b"chunked" in raw.lower()
-            elif size == 10 and name.lower() == b"connection" and b"close" in raw.lower():
-                self.keep_alive = False
-        if parts[0] == b"HTTP/1.0":
-            self.keep_alive = False
-        start = end + 4
-        if 100 <= status < 200:  # an interim answer (no Expect sent, but legal): skip it
-            del buf[:start]
-            return self._parse(eof) if buf else None
-        if status in (204, 304):
-            body = b""
-        elif chunked:
-            decoded = _dechunk(buf, start)
-            if decoded is None:
-                return None
-            body = decoded
-        elif length is not None:
-            if length > MAX_BODY:
-                raise Http1Error(f"answer body too large ({length} bytes)")
-            if len(buf) - start < length:
-                return None
-            body = bytes(buf[start : start + length])
-        else:  # framed by the connection closing
-            self.keep_alive = False
-            if not eof:
-                if len(buf) - start > MAX_BODY:
-                    raise Http1Error("answer body too large")
-                return None
-            body = bytes(buf[start:])
-        buf.clear()
-        return status, headers, body
-
-
-def _dechunk(buf: bytearray, pos: int) -> bytes | None:
-    """The body of a complete chunked message starting at ``pos``, None if incomplete."""
-    out = bytearray()
-    while True:
-        eol = buf.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        size_text = bytes(buf[pos:eol]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise Http1Error(f"bad chunk size {size_text[:20]!r}") from None
-        if size == 0:
-            trailer_end = buf.find(b"\r\n", eol + 2)
-            while trailer_end >= 0 and trailer_end != eol + 2:
-                eol, trailer_end = trailer_end, buf.find(b"\r\n", trailer_end + 2)
-            return None if trailer_end < 0 else bytes(out)
-        if len(out) + size > MAX_BODY:
-            raise Http1Error("answer body too large")
-        data_end = eol + 2 + size
-        if len(buf) < data_end + 2:
-            return None
-        out += buf[eol + 2 : data_end]
-        pos = data_end + 2
+#: Makes each connection's parser (a bench swaps it to compare parsers).
+_new_parser: Callable[[], Parser] = ResponseParser
 
 
 class Http1Pool:
@@ -212,7 +160,9 @@ class Http1Pool:
     origin, so one pool serves a transport's events and its browser-id requests.
     ``timeout`` bounds a whole request, including waiting for a connection; it is
     enforced by one sweep every ``timeout / 8`` (not a timer per request), so a
-    request may overrun it by up to that much.
+    request may overrun it by up to that much. ``proxy``: every connection goes
+    through it (module doc); ``max_idle``: seconds an idle connection may wait and
+    still be reused.
     """
 
     def __init__(
@@ -224,6 +174,8 @@ class Http1Pool:
         timeout: float = 10.0,
         connect_timeout: float = 5.0,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
+        max_idle: float = 20.0,
     ) -> None:
         url = URL(url)
         if url.scheme not in ("http", "https") or not url.host:
@@ -231,13 +183,23 @@ class Http1Pool:
         self._host = url.host
         self._port = url.port or (443 if url.scheme == "https" else 80)
         self._ssl = (ssl_context or ssl.create_default_context()) if url.scheme == "https" else None
+        self._proxy = proxy
         host_header = url.host if url.explicit_port is None else f"{url.host}:{url.port}"
-        head = [f"POST {url.raw_path_qs or '/'} HTTP/1.1", f"Host: {host_header}"]
+        # Through a proxy, plain http names the origin in the request line (absolute
+        # form); https talks to the origin itself inside the tunnel.
+        origin = f"{url.scheme}://{host_header}" if proxy and self._ssl is None else ""
+        extra = [f"Proxy-Authorization: {proxy.authorization}"] if origin and proxy else []
+        tunnel = proxy is not None and self._ssl is not None
+        self._connect = proxy.connect_request(self._host, self._port) if tunnel and proxy else b""
+        head = [f"POST {origin}{url.raw_path_qs or '/'} HTTP/1.1", f"Host: {host_header}", *extra]
         head += [f"{name}: {value}" for name, value in headers.items()]
         self._prefix = ("\r\n".join(head) + "\r\nContent-Length: ").encode("latin-1")
-        self._get_suffix = f" HTTP/1.1\r\nHost: {host_header}\r\n\r\n".encode("latin-1")
+        self._get_prefix = f"GET {origin}".encode("latin-1")
+        get_head = [f" HTTP/1.1\r\nHost: {host_header}", *extra]
+        self._get_suffix = ("\r\n".join(get_head) + "\r\n\r\n").encode("latin-1")
         self._timeout = timeout
         self._connect_timeout = connect_timeout
+        self._max_idle = max_idle
         self._limit = limit
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
@@ -247,6 +209,8 @@ class Http1Pool:
             collections.deque()
         )
         self._sweeper: asyncio.TimerHandle | None = None
+        #: Requests sent again because a reused connection was found closed.
+        self.stale_retries = 0
 
     # post and get hand back exchange's coroutine instead of awaiting it in one of their
     # own: one coroutine frame less per request.
@@ -260,15 +224,16 @@ class Http1Pool:
 
     def get(self, target: bytes) -> Coroutine[Any, Any, tuple[int, Mapping[str, str], bytes]]:
         """GET ``target`` (path and query, already percent-encoded); as ``post``."""
-        return self.exchange(b"GET " + target + self._get_suffix)
+        return self.exchange(self._get_prefix + target + self._get_suffix)
 
     async def exchange(self, data: bytes) -> tuple[int, Mapping[str, str], bytes]:
         """Send one whole request (head and body) and read its answer; as ``post``."""
-        deadline = time.monotonic() + self._timeout
+        now = time.monotonic()
+        deadline = now + self._timeout
         if self._sweeper is None:
             self._start_sweeping()
         conn = self._idle.pop() if self._idle else None
-        if conn is None or conn.closed:
+        if conn is None or conn.closed or now - conn.idle_since > self._max_idle:
             conn = await self._acquire(conn, deadline)
             reused = conn.reused
         else:
@@ -283,6 +248,7 @@ class Http1Pool:
                 raise
             # A kept-alive socket the server had already closed: nothing was read,
             # so send once more on a fresh one (at-least-once allows a repeat).
+            self.stale_retries += 1
             conn = await self._acquire(None, deadline, fresh=True)
             conn.deadline = deadline
             self._busy.add(conn)
@@ -303,12 +269,12 @@ class Http1Pool:
         """A live connection: an idle one (unless ``fresh``), a new one while fewer than
         ``limit`` are open, else the next one released (or room for a new one)."""
         if stale is not None:
-            self._open.discard(stale)
+            self._discard(stale)  # closed, or idle too long to trust
         while True:
             while self._idle:
                 conn = self._idle.pop()
-                if conn.closed:
-                    self._open.discard(conn)
+                if conn.closed or time.monotonic() - conn.idle_since > self._max_idle:
+                    self._discard(conn)
                 elif not fresh:
                     conn.reused = True
                     return conn
@@ -330,20 +296,49 @@ class Http1Pool:
                     handed.reused = True
                     return handed
                 self._discard(handed)
-        loop = asyncio.get_running_loop()
         self._connecting += 1
         try:
             async with asyncio.timeout(min(self._connect_timeout, deadline - time.monotonic())):
-                _, conn = await loop.create_connection(
-                    _Connection,
-                    self._host,
-                    self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._host if self._ssl else None,
-                )
+                conn = await self._connect_new()
         finally:
             self._connecting -= 1
         self._open.add(conn)
+        return conn
+
+    async def _connect_new(self) -> _Connection:
+        """A new connection to the origin: direct, or through the proxy (a CONNECT
+        tunnel with TLS inside for https)."""
+        loop = asyncio.get_running_loop()
+        proxy = self._proxy
+        if proxy is None:
+            _, conn = await loop.create_connection(
+                _Connection,
+                self._host,
+                self._port,
+                ssl=self._ssl,
+                server_hostname=self._host if self._ssl else None,
+            )
+            return conn
+        try:
+            transport, conn = await loop.create_connection(_Connection, proxy.host, proxy.port)
+        except OSError as exc:
+            raise proxy.unreachable(exc) from exc
+        if self._ssl is None:
+            return conn
+        try:
+            try:
+                status, reason = await conn.tunnel(self._connect)
+            except ConnectionError as exc:
+                raise proxy.unreachable(exc) from exc
+            if not 200 <= status < 300:
+                raise proxy.refused(status, reason, f"{self._host}:{self._port}")
+            tls = await loop.start_tls(transport, conn, self._ssl, server_hostname=self._host)
+        except BaseException:
+            transport.close()
+            raise
+        if tls is None:  # only when the loop is closing
+            raise ConnectionError("TLS inside the proxy tunnel did not start")
+        conn.transport = tls
         return conn
 
     def _release(self, conn: _Connection, *, keep: bool) -> None:
@@ -358,6 +353,7 @@ class Http1Pool:
                 waiter.set_result(conn if keep else None)
                 return
         if keep:
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
 
     def _discard(self, conn: _Connection) -> None:

@@ -163,6 +163,8 @@ def _cdp(settings: Settings, timeout: float) -> str:
             return f"credentials accepted at {client.url} (HTTP {status}; empty event accepted)"
         if status in (401, 403):
             raise CheckFailed(f"credentials refused (HTTP {status}) at {client.url}")
+        if status == 407:
+            raise CheckFailed(f"{answer.reason} (on the way to {client.url})")
         what = "no answer" if status is None else f"HTTP {status}"
         raise CheckFailed(f"{what} from {client.url}: {answer.reason}")
 

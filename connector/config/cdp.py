@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
+from connector.cdp.proxy import Proxy, choose_proxy, parse_proxy_url
 from connector.cdp.transport import default_transport
 from connector.config.base import ENV_NAME, _Section, read_secret
 from connector.errors import ConfigError
 
-__all__ = ["BrowserIdSettings", "CdpSettings"]
+__all__ = ["BrowserIdSettings", "CdpSettings", "CdpTlsSettings"]
 
 
 class BrowserIdSettings(_Section):
@@ -36,6 +38,49 @@ class BrowserIdSettings(_Section):
     timeout_seconds: float = Field(
         30.0, gt=0, le=600, description="loading the topic at start, acknowledging a new id"
     )
+
+
+class CdpTlsSettings(_Section):
+    """TLS to the API (also inside a proxy's CONNECT tunnel); server names are always checked."""
+
+    ca_file: Path | None = Field(
+        None,
+        description="PEM bundle of the CAs to trust for the API instead of the system's (a "
+        "TLS-inspecting proxy's CA, a private endpoint); unset: the system store "
+        "(`SSL_CERT_FILE` if set)",
+    )
+    cert_file: Path | None = Field(
+        None, description="client certificate (PEM) for mutual TLS; the key may be in it too"
+    )
+    key_file: Path | None = Field(
+        None, description="private key (PEM, unencrypted) of `cert_file`, when not in it"
+    )
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> CdpTlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file")
+        return self
+
+    def context(self) -> ssl.SSLContext:
+        """The client context for the API: these CAs and certificate, names checked."""
+        try:
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cdp.tls.ca_file {self.ca_file}: {_why(exc)}") from exc
+        if self.cert_file is not None:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file)
+            except (OSError, ssl.SSLError) as exc:
+                files = f"{self.cert_file}" + (f", {self.key_file}" if self.key_file else "")
+                raise ConfigError(f"cdp.tls.cert_file/key_file ({files}): {_why(exc)}") from exc
+        context.check_hostname = True  # the default's; said here so that no one drops it
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
+
+
+def _why(exc: OSError) -> str:
+    return str(exc) if isinstance(exc, ssl.SSLError) else (exc.strerror or str(exc))
 
 
 class CdpSettings(_Section):
@@ -92,6 +137,53 @@ class CdpSettings(_Section):
         "`aiohttp`",
     )
 
+    proxy: str | None = Field(
+        None,
+        description="forward proxy for all CDP traffic, `http://host:port` (https APIs "
+        "through a CONNECT tunnel); wins over `HTTPS_PROXY`/`HTTP_PROXY`, and `NO_PROXY` "
+        "still applies. No credentials here: `proxy_username_*`, `proxy_password_*` "
+        "([operations.md](operations.md#running-behind-a-proxy))",
+    )
+    proxy_from_environment: bool = Field(
+        True,
+        description="without `proxy`: use `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` (and "
+        "lowercase) as curl does",
+    )
+    proxy_username_env: str | None = Field(
+        "CDP_PROXY_USERNAME",
+        pattern=ENV_NAME,
+        description="environment variable holding the proxy user (unset or empty: no "
+        "proxy authentication, unless the `HTTPS_PROXY` URL carries it)",
+    )
+    proxy_username_file: Path | None = Field(
+        None, description="mounted file holding the proxy user (wins over the variable)"
+    )
+    proxy_password_env: str | None = Field(
+        "CDP_PROXY_PASSWORD",
+        pattern=ENV_NAME,
+        description="environment variable holding the proxy password",
+    )
+    proxy_password_file: Path | None = Field(
+        None, description="mounted file holding the proxy password (wins over the variable)"
+    )
+    tls: CdpTlsSettings = CdpTlsSettings()
+    keepalive_max_idle_seconds: float = Field(
+        20.0,
+        gt=0,
+        le=3600,
+        description="a kept-alive connection idle longer is closed, not reused (proxies "
+        "and load balancers drop idle ones silently; keep it below theirs)",
+    )
+
+    @model_validator(mode="after")
+    def _proxy_shape(self) -> CdpSettings:
+        if self.proxy is not None:
+            try:
+                parse_proxy_url(self.proxy, "proxy", credentials_allowed=False)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
     @model_validator(mode="after")
     def _points_of_sale_in_sitecore(self) -> CdpSettings:
         if self.dialect == "sitecore" and not self.points_of_sale:
@@ -128,6 +220,20 @@ class CdpSettings(_Section):
     def api_token(self) -> SecretStr:
         """The API token from its env variable or file; ConfigError when neither has one."""
         return self._required_secret(self.api_token_env, self.api_token_file, "api_token")
+
+    def proxy_for(self, base_url: str) -> Proxy | None:
+        """The proxy requests to ``base_url`` go through (``connector.cdp.proxy``)."""
+        user = read_secret(self.proxy_username_env, self.proxy_username_file, "cdp.proxy_username")
+        password = read_secret(
+            self.proxy_password_env, self.proxy_password_file, "cdp.proxy_password"
+        )
+        credentials = None
+        if user is not None:
+            secret = password.get_secret_value() if password is not None else ""
+            credentials = (user.get_secret_value(), secret)
+        return choose_proxy(
+            base_url, self.proxy, credentials, from_environment=self.proxy_from_environment
+        )
 
     @staticmethod
     def _required_secret(env: str | None, file: Path | None, name: str) -> SecretStr:

@@ -72,13 +72,19 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
             for key in ("schema", "reader_schema"):
                 if key in topic:
                     topic[key] = fix(topic[key])
-    for section, keys in (("kafka", ("sasl_password_file",)),
-                          ("cdp", ("client_key_file", "api_token_file"))):  # fmt: skip
+    cdp_files = ("client_key_file", "api_token_file", "proxy_username_file",
+                 "proxy_password_file")  # fmt: skip
+    for section, keys in (("kafka", ("sasl_password_file",)), ("cdp", cdp_files)):
         block = raw.get(section)
         if isinstance(block, dict):
             for key in keys:
                 if key in block:
                     block[key] = fix(block[key])
+    tls = (raw.get("cdp") or {}).get("tls") if isinstance(raw.get("cdp"), dict) else None
+    if isinstance(tls, dict):
+        for key in ("ca_file", "cert_file", "key_file"):
+            if key in tls:
+                tls[key] = fix(tls[key])
 
 
 def format_validation_error(source: str, exc: ValidationError, text: str | None = None) -> str:

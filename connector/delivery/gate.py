@@ -73,7 +73,10 @@ class Gate:
         self._state.halt(reason)
 
     def refused(self, answer: Answer, probe_seconds: float) -> None:
-        """401/403: halt, saying how to fix it; the caller probes every ``probe_seconds``."""
+        """401/403/407: halt, saying how to fix it; the caller probes every ``probe_seconds``."""
+        if answer.status == 407:  # the reason names the proxy and what to fix
+            self.halt(f"{answer.reason}; re-trying every {probe_seconds:g}s")
+            return
         self.halt(
             f"CDP refused the credentials (HTTP {answer.status}: {answer.reason}); fix the "
             f"client key / API token; re-trying every {probe_seconds:g}s"

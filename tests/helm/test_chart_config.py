@@ -63,3 +63,16 @@ def test_sidecar_example_config_loads(k8s: Helm, charts: Path, tmp_path: Path) -
     chart = charts / "examples" / "shop-with-connector"
     settings = config.load_config(_unpack(k8s, chart, "sidecar.yaml", tmp_path, "shop"))
     assert settings.kafka.group_id == "shop-cdp-connector"
+
+
+def test_proxy_and_tls_config_loads(k8s: Helm, charts: Path, tmp_path: Path) -> None:
+    path = _unpack(k8s, charts / "cdp-connector", "proxy-tls.yaml", tmp_path)
+    cdp = config.load_config(path).cdp
+    assert cdp.proxy == "http://egress.corp.example:3128"
+    assert cdp.keepalive_max_idle_seconds == 10
+    assert (cdp.proxy_username_env, cdp.proxy_password_env) == (
+        "CDP_PROXY_USERNAME", "CDP_PROXY_PASSWORD",
+    )  # fmt: skip
+    assert cdp.tls.ca_file == Path("/etc/cdp-connector-tls/ca/ca-bundle.pem")
+    assert cdp.tls.cert_file == Path("/etc/cdp-connector-tls/client/tls.crt")
+    assert cdp.tls.key_file == Path("/etc/cdp-connector-tls/client/tls.key")

@@ -18,6 +18,7 @@ VALUE_SETS = {
     "monitoring": ("cdp-connector", "monitoring.yaml"),
     "sidecar": ("examples/shop-with-connector", "sidecar.yaml"),
     "static-membership": ("cdp-connector", "static-membership.yaml"),
+    "proxy-tls": ("cdp-connector", "proxy-tls.yaml"),
 }
 
 

@@ -103,6 +103,45 @@ def test_secrets_reach_env_vars_but_never_the_configmap(k8s: Helm, chart: Path) 
     }  # fmt: skip
 
 
+def test_proxy_credentials_and_tls_files_reach_the_pod_but_never_the_configmap(
+    k8s: Helm, chart: Path
+) -> None:
+    docs = k8s.template(chart, "proxy-tls.yaml")
+    assert "test-proxy-password-3c9d" not in json.dumps(one(docs, "ConfigMap"))
+    secret = one(docs, "Secret")
+    stored = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    assert stored["cdp-proxy-username"] == "egress-user"
+    assert stored["cdp-proxy-password"] == "test-proxy-password-3c9d"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    env = {item["name"]: item for item in container(pod)["env"]}
+    name = secret["metadata"]["name"]
+    for var, key in (("CDP_PROXY_USERNAME", "cdp-proxy-username"),
+                     ("CDP_PROXY_PASSWORD", "cdp-proxy-password")):  # fmt: skip
+        ref = env[var]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": name, "key": key, "optional": True}
+    assert env["NO_PROXY"]["value"] == ".svc,.cluster.local"
+    mounts = {m["name"]: m for m in container(pod)["volumeMounts"]}
+    assert mounts["cdp-connector-tls-ca"]["mountPath"] == "/etc/cdp-connector-tls/ca"
+    assert mounts["cdp-connector-tls-client"]["mountPath"] == "/etc/cdp-connector-tls/client"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["cdp-connector-tls-ca"]["configMap"] == {
+        "name": "company-root-ca", "items": [{"key": "ca-bundle.pem", "path": "ca-bundle.pem"}],
+    }  # fmt: skip
+    assert volumes["cdp-connector-tls-client"]["secret"]["secretName"] == "cdp-client-cert"
+    # Without cdpTls: no TLS volumes, and the proxy variables are optional (no Secret key).
+    plain = one(k8s.template(chart, "default.yaml"), "Deployment")["spec"]["template"]["spec"]
+    assert not [v for v in plain["volumes"] if v["name"].startswith("cdp-connector-tls")]
+
+
+def test_ca_from_a_configmap_and_a_secret_at_once_is_refused(k8s: Helm, chart: Path) -> None:
+    result = k8s.helm(
+        "template", "cdp", str(chart), "-f", str(VALUES / "proxy-tls.yaml"),
+        "--set", "cdpTls.caSecret=other", check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "cdpTls" in result.stderr
+
+
 def test_config_or_secret_change_rolls_the_pods(k8s: Helm, chart: Path) -> None:
     def annotations(*sets: str) -> dict[str, str]:
         docs = k8s.template(chart, "default.yaml", sets=sets)

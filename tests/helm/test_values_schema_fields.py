@@ -28,8 +28,11 @@ SCHEMA = Path(__file__).resolve().parents[2] / "helm" / "cdp-connector" / "value
 # the static member id (the pod name, staticMembership.enabled).
 CHART_MANAGED = {
     "kafka": {"sasl_password_env", "sasl_password_file", "group_instance_id_env"},
-    "cdp": {"client_key_env", "client_key_file", "api_token_env", "api_token_file"},
-}
+    "cdp": {
+        "client_key_env", "client_key_file", "api_token_env", "api_token_file",
+        "proxy_username_env", "proxy_username_file", "proxy_password_env", "proxy_password_file",
+    },
+}  # fmt: skip
 
 
 def _object_schema(node: dict[str, Any]) -> dict[str, Any]:

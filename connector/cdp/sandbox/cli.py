@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-records", type=int, default=1_000_000, help="kept in memory")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
     parser.add_argument("--seed", type=int, help="RNG seed for random faults")
+    parser.add_argument("--tls-cert", type=Path, help="serve https with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="its private key (PEM)")
+    parser.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        help="require a client certificate signed by these CAs (mutual TLS)",
+    )
     faults = parser.add_argument_group("faults (change at run time: /_sandbox/faults)")
     faults.add_argument("--latency-ms", type=float, default=0.0)
     faults.add_argument("--latency-jitter-ms", type=float, default=0.0)
@@ -99,11 +107,31 @@ def run(args: argparse.Namespace) -> int:
         else None,
         spec=spec,
     )
-    uvloop.run(_serve(sandbox, args.host, args.port, args.max_body_bytes))
+    uvloop.run(_serve(sandbox, args.host, args.port, args.max_body_bytes, _tls(args)))
     return 0
 
 
-async def _serve(sandbox: Sandbox, host: str, port: int, max_body_bytes: int) -> None:
+def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The server context for ``--tls-cert`` (and ``--tls-client-ca``), or None: http."""
+    if args.tls_cert is None:
+        if args.tls_client_ca is not None:
+            raise ConfigError("--tls-client-ca needs --tls-cert")
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca is not None:
+        context.load_verify_locations(args.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+async def _serve(
+    sandbox: Sandbox,
+    host: str,
+    port: int,
+    max_body_bytes: int,
+    tls: ssl.SSLContext | None = None,
+) -> None:
     # handler_cancellation: a request whose client went away (timeout) is not recorded later.
     runner = web.AppRunner(
         build_app(sandbox, max_body_bytes=max_body_bytes),
@@ -120,10 +148,11 @@ async def _serve(sandbox: Sandbox, host: str, port: int, max_body_bytes: int) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, host, port, backlog=1024)
+        site = web.TCPSite(runner, host, port, backlog=1024, ssl_context=tls)
         await site.start()
         bound = runner.addresses[0]
-        print(f"cdp-sandbox listening on http://{bound[0]}:{bound[1]}", flush=True)
+        scheme = "https" if tls else "http"
+        print(f"cdp-sandbox listening on {scheme}://{bound[0]}:{bound[1]}", flush=True)
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), timeout=0.5)

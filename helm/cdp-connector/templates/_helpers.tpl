@@ -82,6 +82,21 @@ owns (where the mapping file is and which env vars hold the secrets).
 {{- $cdp := get $conf "cdp" | default dict -}}
 {{- $_ = set $cdp "client_key_env" "CDP_CLIENT_KEY" -}}
 {{- $_ = set $cdp "api_token_env" "CDP_API_TOKEN" -}}
+{{- $_ = set $cdp "proxy_username_env" "CDP_PROXY_USERNAME" -}}
+{{- $_ = set $cdp "proxy_password_env" "CDP_PROXY_PASSWORD" -}}
+{{- $tls := get $cdp "tls" | default dict -}}
+{{- with .Values.cdpTls -}}
+{{- if or .caConfigMap .caSecret -}}
+{{- $_ = set $tls "ca_file" (printf "/etc/cdp-connector-tls/ca/%s" .caKey) -}}
+{{- end -}}
+{{- if .clientCertSecret -}}
+{{- $_ = set $tls "cert_file" "/etc/cdp-connector-tls/client/tls.crt" -}}
+{{- $_ = set $tls "key_file" "/etc/cdp-connector-tls/client/tls.key" -}}
+{{- end -}}
+{{- end -}}
+{{- if $tls -}}
+{{- $_ = set $cdp "tls" $tls -}}
+{{- end -}}
 {{- $_ = set $conf "cdp" $cdp -}}
 {{- $_ = set $conf "mapping" "mappings.yaml" -}}
 {{- toYaml $conf -}}
@@ -107,5 +122,9 @@ mappings.yaml: |
 {{ $keys.cdpApiToken }}: {{ required (printf "secrets.cdpApiToken %s" $hint) .Values.secrets.cdpApiToken | b64enc | quote }}
 {{- if .Values.secrets.kafkaSaslPassword }}
 {{ $keys.kafkaSaslPassword }}: {{ .Values.secrets.kafkaSaslPassword | b64enc | quote }}
+{{- end }}
+{{- if .Values.secrets.proxyUsername }}
+{{ $keys.proxyUsername }}: {{ .Values.secrets.proxyUsername | b64enc | quote }}
+{{ $keys.proxyPassword }}: {{ .Values.secrets.proxyPassword | b64enc | quote }}
 {{- end }}
 {{- end -}}

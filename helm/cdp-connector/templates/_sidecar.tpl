@@ -63,6 +63,19 @@ The standalone Deployment uses the same templates. See helm/examples/shop-with-c
           key: {{ $keys.kafkaSaslPassword }}
           # Brokers without SASL have no password.
           optional: true
+    # Egress proxy credentials, when the proxy wants them.
+    - name: CDP_PROXY_USERNAME
+      valueFrom:
+        secretKeyRef:
+          name: {{ $secret }}
+          key: {{ $keys.proxyUsername }}
+          optional: true
+    - name: CDP_PROXY_PASSWORD
+      valueFrom:
+        secretKeyRef:
+          name: {{ $secret }}
+          key: {{ $keys.proxyPassword }}
+          optional: true
     {{- if .Values.staticMembership.enabled }}
     # Static group membership: one group.instance.id per pod, its name.
     - name: KAFKA_GROUP_INSTANCE_ID
@@ -95,6 +108,16 @@ The standalone Deployment uses the same templates. See helm/examples/shop-with-c
       readOnly: true
     - name: cdp-connector-tmp
       mountPath: /tmp
+    {{- if or .Values.cdpTls.caConfigMap .Values.cdpTls.caSecret }}
+    - name: cdp-connector-tls-ca
+      mountPath: /etc/cdp-connector-tls/ca
+      readOnly: true
+    {{- end }}
+    {{- if .Values.cdpTls.clientCertSecret }}
+    - name: cdp-connector-tls-client
+      mountPath: /etc/cdp-connector-tls/client
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{/* The connector's volumes, as items of a pod's volumes list. */}}
@@ -105,4 +128,31 @@ The standalone Deployment uses the same templates. See helm/examples/shop-with-c
 - name: cdp-connector-tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- with .Values.cdpTls }}
+{{- if .caConfigMap }}
+- name: cdp-connector-tls-ca
+  configMap:
+    name: {{ .caConfigMap }}
+    items:
+      - key: {{ .caKey }}
+        path: {{ .caKey }}
+{{- else if .caSecret }}
+- name: cdp-connector-tls-ca
+  secret:
+    secretName: {{ .caSecret }}
+    items:
+      - key: {{ .caKey }}
+        path: {{ .caKey }}
+{{- end }}
+{{- if .clientCertSecret }}
+- name: cdp-connector-tls-client
+  secret:
+    secretName: {{ .clientCertSecret }}
+    items:
+      - key: tls.crt
+        path: tls.crt
+      - key: tls.key
+        path: tls.key
+{{- end }}
+{{- end }}
 {{- end -}}

@@ -22,6 +22,9 @@
 {{- end -}}
 
 {{- define "cdp-connector.validate" -}}
+{{- if and .Values.cdpTls.caConfigMap .Values.cdpTls.caSecret -}}
+{{- fail "cdpTls: the CA bundle comes from caConfigMap or caSecret, not both" -}}
+{{- end -}}
 {{- $pdb := .Values.podDisruptionBudget -}}
 {{- if and $pdb.enabled (kindIs "invalid" $pdb.maxUnavailable) (kindIs "invalid" $pdb.minAvailable) -}}
 {{- fail "podDisruptionBudget: set maxUnavailable or minAvailable (or enabled: false)" -}}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from connector.cdp.http1 import Http1Error, Http1Pool
+from connector.cdp.proxy import Proxy, ProxyAuthRefused, ProxyError
 
 Handler = Callable[[bytes, int], list[bytes]]  # (request bytes, request number) → writes
 
@@ -176,3 +178,107 @@ async def test_pool_never_opens_more_than_its_limit(scripted) -> None:  # type: 
     await client.close()
     assert [a[0] for a in answers] == [201] * 30
     assert server.connections == 3
+
+
+async def test_a_connection_idle_past_max_idle_is_closed_not_reused(scripted) -> None:  # type: ignore[no-untyped-def]
+    ok = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+    server = await scripted(lambda req, n: [ok])
+    client = pool(server.url, max_idle=0.05)
+    await client.post(b"{}")
+    await client.post(b"{}")  # at once: the same connection
+    assert server.connections == 1
+    await asyncio.sleep(0.1)
+    assert (await client.post(b"{}"))[0] == 201
+    await client.close()
+    assert server.connections == 2
+    assert client.stale_retries == 0  # not a retry: the old one was never written to
+
+
+async def test_the_resend_on_a_closed_kept_alive_socket_is_counted(scripted) -> None:  # type: ignore[no-untyped-def]
+    ok = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+    server = await scripted(lambda req, n: [ok], close_after=True)
+    client = pool(server.url)
+    await client.post(b"{}")
+    async with asyncio.timeout(2):
+        while not all(conn.closed for conn in client._idle):
+            await asyncio.sleep(0.001)
+    # The pool finds the socket closed before writing: a new one, nothing re-sent.
+    await client.post(b"{}")
+    assert client.stale_retries == 0
+    # The race a proxy's idle timeout makes: the close arrives after the write.
+    conn = client._idle[-1]
+    conn.closed = False  # as if the FIN were still on its way
+    conn.transport.close()  # type: ignore[union-attr]
+    assert (await client.post(b"{}"))[0] == 201
+    await client.close()
+    assert client.stale_retries == 1
+    assert len(server.requests) == 3
+
+
+async def test_plain_http_through_a_proxy_is_absolute_form_with_its_credentials(scripted) -> None:  # type: ignore[no-untyped-def]
+    ok = b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+    proxy_server = await scripted(lambda req, n: [ok])
+    port = int(proxy_server.url.split(":")[2].split("/")[0])
+    client = Http1Pool(
+        "http://api.example:8080/v1.2/event/create.json",
+        {"Content-Type": "application/json"},
+        proxy=Proxy("127.0.0.1", port, "Basic cDpx"),
+    )
+    assert (await client.post(b'{"a":1}'))[0] == 201
+    await client.close()
+    [request] = proxy_server.requests
+    assert request.startswith(b"POST http://api.example:8080/v1.2/event/create.json HTTP/1.1\r\n")
+    assert b"\r\nHost: api.example:8080\r\n" in request
+    assert b"\r\nProxy-Authorization: Basic cDpx\r\n" in request
+
+
+async def _connect_answering(answer: bytes) -> tuple[asyncio.Server, int, list[bytes]]:
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], seen
+
+
+@pytest.mark.parametrize(
+    ("answer", "error", "text"),
+    [
+        (b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n",
+         ProxyAuthRefused, "refused its credentials (HTTP 407 to CONNECT; wrong)"),
+        (b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nbad",
+         ProxyError, "answered CONNECT api.example:443 with HTTP 502 Bad Gateway"),
+        (b"", ProxyError, "unreachable (the CDP was not reached)"),
+    ],
+)  # fmt: skip
+async def test_a_connect_the_proxy_refuses_raises_its_error(
+    answer: bytes, error: type[ProxyError], text: str
+) -> None:
+    server, port, seen = await _connect_answering(answer)
+    client = Http1Pool(
+        "https://api.example/v1.2/event/create.json", {},
+        proxy=Proxy("127.0.0.1", port, "Basic cDpx"),
+    )  # fmt: skip
+    with pytest.raises(error, match=re.escape(text)) as caught:
+        await client.post(b"{}")
+    await client.close()
+    server.close()
+    await server.wait_closed()
+    assert isinstance(caught.value, ConnectionError)
+    assert seen[0].startswith(b"CONNECT api.example:443 HTTP/1.1\r\nHost: api.example:443\r\n")
+    assert b"Proxy-Authorization: Basic cDpx\r\n" in seen[0]
+
+
+async def test_an_unreachable_proxy_says_so() -> None:
+    srv = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    srv.close()
+    await srv.wait_closed()
+    client = Http1Pool("https://api.example/x", {}, proxy=Proxy("127.0.0.1", port))
+    with pytest.raises(ProxyError, match=f"proxy http://127.0.0.1:{port} unreachable"):
+        await client.post(b"{}")
+    await client.close()
