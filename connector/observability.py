@@ -26,6 +26,9 @@ from prometheus_client.samples import Sample
 
 from connector import __version__
 from connector.cdp.client import Answer
+from connector.freshness import EventAges, TimeLag
+from connector.offsets.tracker import TopicPartition
+from connector.records import Work
 from connector.run_state import RunState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -127,6 +130,9 @@ class Metrics:
         self.info.labels(__version__, instance).set(1)
         self._counts = _DeliveryCounts(p)  # events, answers, latency, records delivered
         r.register(self._counts)
+        self._ages = EventAges(p)  # event_age_seconds, event_age_unknown_total
+        r.register(self._ages)
+        self.time_lag: TimeLag | None = None  # per partition; ``track_time_lag``
         self.records_consumed = Counter(
             f"{p}_records_consumed_total", "Records read from Kafka", ["topic"], registry=r
         )
@@ -219,6 +225,16 @@ class Metrics:
     def record_delivered(self) -> None:
         self._counts.delivered += 1
 
+    def event_delivered(self, work: Work) -> None:
+        self._ages.delivered(work)
+
+    def track_time_lag(self, heads: Callable[[], dict[TopicPartition, int | None]]) -> TimeLag:
+        """Export ``time_lag_seconds`` of the partitions ``heads`` names (the offset
+        tracker's); the source reports each batch to ``TimeLag.read``."""
+        self.time_lag = TimeLag("cdp_connector", heads)
+        self.registry.register(self.time_lag)
+        return self.time_lag
+
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
 
     def consumed(self, topic: str, n: int) -> None:
@@ -256,6 +272,8 @@ class Metrics:
         reported (revoked) are removed.
         """
         stats = json.loads(stats_json)
+        if self.time_lag is not None:
+            self.time_lag.from_stats(stats)
         seen: set[tuple[str, str]] = set()
         for topic, tdata in stats.get("topics", {}).items():
             for pid, pdata in tdata.get("partitions", {}).items():

@@ -33,6 +33,7 @@ class Work:
     events: tuple[MappedEvent, ...]
     delivered: frozenset[int] = frozenset()  # indices of events delivered before (replay)
     seq: int = 0  # arrival number, set by ``Dispatcher.submit``
+    timestamp: int = -1  # the record's Kafka timestamp, ms (-1: none); its age (freshness)
 
 
 def lane_for(ordering: str, tp: TopicPartition, offset: int, guest_key: str) -> Hashable:

@@ -80,6 +80,7 @@ class DispatchObserver(Protocol):
     def answered(self, event_type: str, answer: Answer, seconds: float) -> None: ...
     def event_done(self, event_type: str, outcome: str) -> None: ...
     def record_delivered(self) -> None: ...
+    def event_delivered(self, work: Work) -> None: ...
 
 
 class _NoObserver:
@@ -90,6 +91,9 @@ class _NoObserver:
         pass
 
     def record_delivered(self) -> None:
+        pass
+
+    def event_delivered(self, work: Work) -> None:
         pass
 
 
@@ -201,6 +205,7 @@ class Dispatcher:
                 continue  # delivered before this record was dead-lettered (replay)
             failure = await self._deliver(work, event)
             if failure is None:
+                self._observer.event_delivered(work)  # right after the answer: its age
                 self._observer.event_done(event.event_type, "delivered")
                 continue
             if isinstance(failure, _Revoked):

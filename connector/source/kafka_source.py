@@ -79,7 +79,8 @@ class KafkaSource:
     other threads, everything else on its own thread.
 
     ``on_records(topic, n)`` counts records read; ``on_finished_before(n)`` counts
-    records read again that had an outcome before (commit metadata): not posted."""
+    records read again that had an outcome before (commit metadata): not posted;
+    ``on_read(messages)`` hears each batch read, after it was settled (time lag)."""
 
     def __init__(
         self,
@@ -93,6 +94,7 @@ class KafkaSource:
         state: RunState,
         on_records: Callable[[str, int], None] | None = None,
         on_finished_before: Callable[[int], None] | None = None,
+        on_read: Callable[[list[Message]], None] | None = None,
     ) -> None:
         self._settings = settings
         self._settle = settle
@@ -104,6 +106,7 @@ class KafkaSource:
         self._stop = threading.Event()
         self._on_records = on_records or (lambda _topic, _n: None)
         self._on_finished_before = on_finished_before or (lambda _n: None)
+        self._on_read = on_read or (lambda _messages: None)
         self._backpressure = Backpressure(settings.delivery.max_buffered_records, tracker, state)
         self._next_commit = 0.0
         self._drain: ShutdownDrain | None = None  # set when the shutdown drain starts
@@ -178,6 +181,7 @@ class KafkaSource:
         if messages:
             self._state.broker_down_since = None
             self._handle(messages)
+            self._on_read(messages)
         if time.monotonic() >= self._next_commit:
             self._committer.commit(self._consumer, asynchronous=True)
             self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
@@ -215,6 +219,7 @@ class KafkaSource:
             counts[topic] = counts.get(topic, 0) + 1
             work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), headers(msg), topic)
             if work is not None:
+                work.timestamp = msg.timestamp()[1]  # -1 without one; the age at delivery
                 works.append(work)
         for topic, n in counts.items():
             self._on_records(topic, n)
