@@ -172,7 +172,9 @@ class KafkaSource:
         ceiling = self._settings.delivery.max_buffered_records
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
         # Wait no longer than the next commit is due: it goes out on time when idle too.
-        wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
+        # Below capacity a batch never fills, so this wait is what a record spends here.
+        poll_wait = self._settings.kafka.poll_wait_seconds
+        wait = min(poll_wait, max(0.0, self._next_commit - time.monotonic()))
         messages = self._consume(room, wait)
         self._dlq.poll(0)
         if self._rebalance.topics_due:
