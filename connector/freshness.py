@@ -140,7 +140,8 @@ class TimeLag:
     timestamp; ``from_stats`` (consumer thread, librdkafka statistics) how many records
     wait at the broker; ``collect`` (the scrape, on the event loop) asks ``heads`` —
     per assigned partition the oldest offset held without an outcome, or None — and
-    drops what is behind it. What is kept per partition is bounded by the records held
+    drops what is behind it (``heads`` may be set later: the wiring place builds the
+    metrics before the tracker). What is kept per partition is bounded by the records held
     plus one batch: every ``read`` drops the entries below the heads first.
     """
 
@@ -151,7 +152,7 @@ class TimeLag:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._name = f"{prefix}_time_lag_seconds"
-        self._heads = heads
+        self.heads = heads
         self._clock = clock
         self._lock = threading.Lock()
         self._partitions: dict[TopicPartition, _Partition] = {}
@@ -159,7 +160,7 @@ class TimeLag:
     def read(self, messages: list[Message]) -> None:
         """A batch ``consume`` returned: each record's offset and timestamp, in order."""
         now = self._clock()
-        heads = self._heads()
+        heads = self.heads()
         with self._lock:
             parts = self._partitions
             touched: set[TopicPartition] = set()
@@ -206,7 +207,7 @@ class TimeLag:
 
     def seconds(self) -> dict[TopicPartition, float]:
         """The time lag of every assigned partition, now."""
-        heads = self._heads()
+        heads = self.heads()
         now = self._clock()
         out: dict[TopicPartition, float] = {}
         with self._lock:

@@ -132,7 +132,8 @@ class Metrics:
         r.register(self._counts)
         self._ages = EventAges(p)  # event_age_seconds, event_age_unknown_total
         r.register(self._ages)
-        self.time_lag: TimeLag | None = None  # per partition; ``track_time_lag``
+        self.time_lag = TimeLag(p, dict)  # no partitions until ``track_time_lag``
+        r.register(self.time_lag)
         self.records_consumed = Counter(
             f"{p}_records_consumed_total", "Records read from Kafka", ["topic"], registry=r
         )
@@ -231,8 +232,7 @@ class Metrics:
     def track_time_lag(self, heads: Callable[[], dict[TopicPartition, int | None]]) -> TimeLag:
         """Export ``time_lag_seconds`` of the partitions ``heads`` names (the offset
         tracker's); the source reports each batch to ``TimeLag.read``."""
-        self.time_lag = TimeLag("cdp_connector", heads)
-        self.registry.register(self.time_lag)
+        self.time_lag.heads = heads
         return self.time_lag
 
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
@@ -272,8 +272,7 @@ class Metrics:
         reported (revoked) are removed.
         """
         stats = json.loads(stats_json)
-        if self.time_lag is not None:
-            self.time_lag.from_stats(stats)
+        self.time_lag.from_stats(stats)
         seen: set[tuple[str, str]] = set()
         for topic, tdata in stats.get("topics", {}).items():
             for pid, pdata in tdata.get("partitions", {}).items():
