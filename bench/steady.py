@@ -17,7 +17,8 @@ Figures per run: p50/p95/p99/max of that latency, and the same minus the sink's 
 delay; the connector's own ``cdp_connector_event_age_seconds`` p50/p99 over the same
 window (scrapes at its start and end, interpolated in the buckets: it measures to the
 moment the connector has the answer, the sink to the moment it sent it); CPU µs per
-event and peak RSS of the connector; events delivered and the load average.
+event and peak RSS of the connector; its CPU while idle (assigned, nothing to read,
+3 s before the producer starts); the load average.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ STEADY: dict[str, tuple[str, float, str]] = {
 AGE = "cdp_connector_event_age_seconds"
 MARK = "~{:010d}~"
 WARMUP_S = 3.0
+IDLE_S = 3.0
 
 
 def say(text: str) -> None:
@@ -192,6 +194,9 @@ class SteadyRun:
         )  # fmt: skip
         try:
             _wait_assigned(proc, port)
+            idle_from = cpu_seconds(proc.pid)
+            time.sleep(IDLE_S)  # nothing to read yet: what waiting costs
+            idle_cpu = (cpu_seconds(proc.pid) - idle_from) / IDLE_S
             # Warm-up, then the window: one producer run, split by sequence number.
             windowed: dict[str, Any] = {}
 
@@ -236,7 +241,8 @@ class SteadyRun:
             "metric_p50_ms": 1000 * histogram_quantile(hist, AGE, 0.50),
             "metric_p99_ms": 1000 * histogram_quantile(hist, AGE, 0.99),
             "cpu_us_per_event": (cpu_end - windowed["cpu"]) / events * 1e6 if events else 0,
-            "peak_rss_mb": rss, "load_before": load, "variant": variant,
+            "peak_rss_mb": rss, "idle_cpu_pct": 100 * idle_cpu, "load_before": load,
+            "variant": variant,
         }  # fmt: skip
 
 
@@ -322,16 +328,16 @@ def run_steady(bench: Any, work: Path) -> list[dict[str, Any]]:
 def print_steady(rows: list[dict[str, Any]]) -> None:
     print(
         "\n| scenario, rate | answers | p50 / p95 / p99 / max ms | above the sink: p50 / p99 ms "
-        "| connector's metric p50 / p99 ms | CPU µs/event | peak RSS MB | load |"
+        "| connector's metric p50 / p99 ms | CPU µs/event | idle CPU % | peak RSS MB | load |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         s = r["sink_ms"]
         print(f"| {r['scenario']} | {r['answers']:,} "
               f"| {r['p50_ms']:.1f} / {r['p95_ms']:.1f} / {r['p99_ms']:.1f} / {r['max_ms']:.1f} "
               f"| {r['p50_ms'] - s:.1f} / {r['p99_ms'] - s:.1f} "
               f"| {r['metric_p50_ms']:.1f} / {r['metric_p99_ms']:.1f} "
-              f"| {r['cpu_us_per_event']:.0f} | {r['peak_rss_mb']:.0f} "
+              f"| {r['cpu_us_per_event']:.0f} | {r['idle_cpu_pct']:.1f} | {r['peak_rss_mb']:.0f} "
               f"| {r['load_before']} |")  # fmt: skip
 
 
