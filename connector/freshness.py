@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -175,7 +175,8 @@ class TimeLag:
                     touched.add(tp)
                     part.last_returned = now
                     _drop_behind(part.read, heads.get(tp))
-                ts = msg.timestamp()[1] / 1000
+                kind, ms = msg.timestamp()
+                ts = ms / 1000 if kind != TIMESTAMP_NOT_AVAILABLE else -1.0
                 # No timestamp, or one from the future: the time it was read is the
                 # best lower bound of its age.
                 part.read.append((int(msg.offset() or 0), ts if 0 <= ts <= now else now))

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
@@ -221,7 +221,8 @@ class KafkaSource:
             counts[topic] = counts.get(topic, 0) + 1
             work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), headers(msg), topic)
             if work is not None:
-                work.timestamp = msg.timestamp()[1]  # -1 without one; the age at delivery
+                kind, ts = msg.timestamp()  # CreateTime or LogAppendTime: the age at delivery
+                work.timestamp = ts if kind != TIMESTAMP_NOT_AVAILABLE else -1
                 works.append(work)
         for topic, n in counts.items():
             self._on_records(topic, n)

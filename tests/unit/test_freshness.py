@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import time
 
+import pytest
+from confluent_kafka import (
+    TIMESTAMP_CREATE_TIME,
+    TIMESTAMP_LOG_APPEND_TIME,
+    TIMESTAMP_NOT_AVAILABLE,
+)
 from prometheus_client import CollectorRegistry
 
 from connector.freshness import EventAges, TimeLag
@@ -26,8 +32,8 @@ class Clock:
 class Msg:
     """What TimeLag.read reads of a consumed message."""
 
-    def __init__(self, offset: int, ts_ms: int, tp: tuple[str, int] = TP) -> None:
-        self._tp, self._offset, self._ts = tp, offset, ts_ms
+    def __init__(self, offset: int, ts_ms: int, tp: tuple[str, int] = TP, kind: int = 1) -> None:
+        self._tp, self._offset, self._ts, self._kind = tp, offset, ts_ms, kind
 
     def error(self) -> None:
         return None
@@ -42,7 +48,7 @@ class Msg:
         return self._offset
 
     def timestamp(self) -> tuple[int, int]:
-        return (0, -1) if self._ts < 0 else (1, self._ts)
+        return (TIMESTAMP_NOT_AVAILABLE, -1) if self._ts < 0 else (self._kind, self._ts)
 
 
 def work(ts_ms: int, topic: str = "clicks") -> Work:
@@ -95,12 +101,13 @@ def test_no_timestamp_and_clock_skew_are_counted_apart_not_in_the_histogram() ->
     assert sum(ages.topics["clicks"].buckets) == 1
 
 
-def test_time_lag_is_the_age_of_the_oldest_record_held_then_zero_once_finished() -> None:
+@pytest.mark.parametrize("kind", [TIMESTAMP_CREATE_TIME, TIMESTAMP_LOG_APPEND_TIME])
+def test_time_lag_is_the_age_of_the_oldest_record_held_then_zero_once_finished(kind: int) -> None:
     clock = Clock()
     tracker = OffsetTracker()
     epoch = tracker.assign(TP)
     lag = TimeLag("cdp_connector", tracker.heads, clock)
-    batch = [Msg(0, ms(NOW - 3.0)), Msg(1, ms(NOW - 2.0)), Msg(2, ms(NOW - 1.0))]
+    batch = [Msg(o, ms(NOW - 3.0 + o), kind=kind) for o in range(3)]
     tracker.admit_many([(TP, m.offset()) for m in batch])
     lag.read(batch)
     clock.now += 5.0  # CDP down: nothing finishes, the lag grows with the clock
