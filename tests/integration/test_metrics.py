@@ -133,7 +133,7 @@ def test_metrics_match_the_sandbox_the_dead_letters_and_kafkas_lag(
     assert delivered_after >= len(more)
     floor = max(b for b in after if b != "+Inf" and float(b) <= outage_ended - produced_by)
     assert after[floor] - ages_before[floor] == 0  # none younger than the outage
-    assert after["60.0"] - ages_before["60.0"] == delivered_after  # not years: real ages
+    assert after["300.0"] - ages_before["300.0"] == delivered_after  # not years: real ages
     assert connector.metric("cdp_connector_event_age_unknown_total") == 0
 
     consumed = connector.metric("cdp_connector_records_consumed_total", topic=scenario.topic)
