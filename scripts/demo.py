@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -90,10 +90,9 @@ def produce(bootstrap: str, registry_url: str, count: int, guests: int) -> tuple
          NewTopic(DLQ, num_partitions=1, replication_factor=1)]
     ).values():  # fmt: skip
         future.result(30)
+    registry = SchemaRegistryClient({"url": registry_url})
     serializer = AvroSerializer(
-        SchemaRegistryClient({"url": registry_url}),
-        (REPO_ROOT / "avro" / "clickstream-v1.avsc").read_text(),
-        to_dict=writable,
+        registry, (REPO_ROOT / "avro" / "clickstream-v1.avsc").read_text(), to_dict=writable
     )
     ctx = SerializationContext(TOPIC, MessageField.VALUE)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
@@ -112,6 +111,11 @@ def produce(bootstrap: str, registry_url: str, count: int, guests: int) -> tuple
     for key, value, _ in bad:
         producer.produce(TOPIC, key=key, value=value)
     producer.flush(30)
+    # The tracker's next version (v2: consent_given) is registered too, as an upgrade would
+    # do: the example mapping's consent rule reads that field, and a when: path that no
+    # registered version has is refused at start.
+    v2 = (REPO_ROOT / "avro" / "clickstream-v2.avsc").read_text()
+    registry.register_schema(f"{TOPIC}-value", Schema(v2, "AVRO"))
     return len(records), len(bad)
 
 
