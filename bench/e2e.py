@@ -69,6 +69,7 @@ from bench.e2e_parts import (
     start_sandbox,
     warm_browser_ids,
 )
+from bench.steady import add_arguments, print_steady, run_steady
 from scripts.services import kafka, registry
 from scripts.services.common import REPO_ROOT, free_port
 
@@ -326,6 +327,7 @@ def main() -> int:
                         "(repeatable)")  # fmt: skip
     parser.add_argument("--run-timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--json", help="also write every run's figures to this file")
+    add_arguments(parser)  # the steady-rate mode: bench/steady.py
     args = parser.parse_args()
     scenarios = set(args.scenarios.split(","))
     variants: list[tuple[str, dict[str, str]]] = [
@@ -343,6 +345,12 @@ def main() -> int:
         bench.broker = kafka.start_broker(WORK / "kafka", partitions=args.partitions, heap="768m")
         bench.registry = registry.start_registry(WORK / "registry")
         bench.schema_id = register_schema(bench.registry.url, "clickstream-value")
+        if args.steady:
+            steady = run_steady(bench, WORK)
+            print_steady(steady)
+            if args.json:
+                Path(args.json).write_text(json.dumps({"steady": steady}, indent=2))
+            return 0
         unknown = scenarios - set(SCENARIOS) - {"c"}
         if unknown:
             raise SystemExit(

@@ -173,11 +173,14 @@ def start_sandbox(tmp: Path, latency_ms: float) -> Sink:
 
 
 def start_latency_sink(
-    tmp: Path, latency_ms: float, *, certificate: tuple[Path, Path] | None = None
-) -> Sink:
+    tmp: Path, latency_ms: float, *, certificate: tuple[Path, Path] | None = None,
+    record: Path | None = None,
+) -> Sink:  # fmt: skip
     """bench/latency_sink.py: 201 after a fixed delay, ~20 µs of CPU per request;
-    over HTTPS at ``https://localhost:<port>`` with ``certificate`` (cert, key)."""
+    over HTTPS at ``https://localhost:<port>`` with ``certificate`` (cert, key); with
+    ``record``, the answer times of the marked records go there when it stops."""
     tls = ["--cert", str(certificate[0]), "--key", str(certificate[1])] if certificate else []
+    tls += ["--record", str(record)] if record else []
     return _start_sink(
         f"latency sink {latency_ms:g} ms{' https' if certificate else ''}",
         tmp,

@@ -1,6 +1,6 @@
 """A cheap HTTP sink that answers every request 201 after a fixed delay (scenario b).
 
-    python -m bench.latency_sink --port P --latency-ms 50 [--cert C --key K]
+    python -m bench.latency_sink --port P --latency-ms 50 [--cert C --key K] [--record F]
 
 nginx cannot delay an answer without extra modules, and the CDP sandbox (an aiohttp
 server) spends ~150 µs of CPU per request, so at 256 in flight and 50 ms it tops out
@@ -8,13 +8,20 @@ near 4,000 requests/s on this machine, below the connector's 5,120/s bound. This
 a raw asyncio protocol on uvloop: HTTP/1.1 keep-alive, Content-Length bodies, no
 validation, ~20 µs per request. With ``--cert``/``--key`` it serves HTTPS (the
 HTTPS scenario: a self-signed certificate the connector trusts via ``SSL_CERT_FILE``).
+With ``--record F`` (the steady-rate mode, bench/steady.py) it notes the wall time of
+each answer against the sequence numbers the body carries (``~0000000042~``, put into
+the records by the steady producer) and writes ``seq time`` lines to F on SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import signal
 import ssl
+import time
+from pathlib import Path
 
 import uvloop
 
@@ -24,9 +31,14 @@ ANSWER = (
 )
 
 
+MARK = re.compile(rb"~(\d{10})~")
+ANSWERED: list[tuple[bytes, float]] = []  # (sequence number, answer time), --record only
+
+
 class _Sink(asyncio.Protocol):
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, record: bool = False) -> None:
         self.delay = delay
+        self.record = record
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -42,22 +54,28 @@ class _Sink(asyncio.Protocol):
             length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
             if len(self.buffer) < end + 4 + length:
                 return
+            marks = set(MARK.findall(self.buffer, 0, end + 4 + length)) if self.record else ()
             del self.buffer[: end + 4 + length]
-            loop.call_later(self.delay, self._answer)
+            loop.call_later(self.delay, self._answer, marks)
 
-    def _answer(self) -> None:
+    def _answer(self, marks: set[bytes] | tuple[()]) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(ANSWER)
+            if marks:
+                now = time.time()
+                ANSWERED.extend((mark, now) for mark in marks)
 
 
-async def _serve(port: int, delay: float, tls: ssl.SSLContext | None) -> None:
+async def _serve(port: int, delay: float, tls: ssl.SSLContext | None, record: str | None) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: _Sink(delay), "127.0.0.1", port, backlog=1024, ssl=tls
+        lambda: _Sink(delay, record is not None), "127.0.0.1", port, backlog=1024, ssl=tls
     )
     print(f"latency sink listening on {'https' if tls else 'http'}://127.0.0.1:{port}", flush=True)
+    stopped = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stopped.set)
     async with server:
-        await server.serve_forever()
+        await stopped.wait()
 
 
 def main() -> None:
@@ -66,12 +84,16 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--cert", help="PEM certificate: serve HTTPS")
     parser.add_argument("--key", help="PEM private key of --cert")
+    parser.add_argument("--record", help="write `seq answer-time` lines here on SIGTERM")
     args = parser.parse_args()
     tls = None
     if args.cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.cert, args.key)
-    uvloop.run(_serve(args.port, args.latency_ms / 1000, tls))
+    uvloop.run(_serve(args.port, args.latency_ms / 1000, tls, args.record))
+    if args.record is not None:
+        lines = (f"{int(mark)} {at:.6f}\n" for mark, at in ANSWERED)
+        Path(args.record).write_text("".join(lines))
 
 
 if __name__ == "__main__":

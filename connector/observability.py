@@ -26,6 +26,9 @@ from prometheus_client.samples import Sample
 
 from connector import __version__
 from connector.cdp.client import Answer
+from connector.freshness import EventAges, TimeLag
+from connector.offsets.tracker import TopicPartition
+from connector.records import Work
 from connector.run_state import RunState
 
 __all__ = ["Metrics", "brokers_up", "build_app", "start_server"]
@@ -139,6 +142,10 @@ class Metrics:
         self.info.labels(__version__, instance).set(1)
         self._counts = _DeliveryCounts(p)  # events, answers, latency, records delivered
         r.register(self._counts)
+        self._ages = EventAges(p)  # event_age_seconds, event_age_unknown_total
+        r.register(self._ages)
+        self.time_lag = TimeLag(p, dict)  # no partitions until ``track_time_lag``
+        r.register(self.time_lag)
         self.records_consumed = Counter(
             f"{p}_records_consumed_total", "Records read from Kafka", ["topic"], registry=r
         )
@@ -244,6 +251,15 @@ class Metrics:
         """``DispatchObserver``: count a record whose events were all delivered."""
         self._counts.delivered += 1
 
+    def event_delivered(self, work: Work) -> None:
+        self._ages.delivered(work)
+
+    def track_time_lag(self, heads: Callable[[], dict[TopicPartition, int | None]]) -> TimeLag:
+        """Export ``time_lag_seconds`` of the partitions ``heads`` names (the offset
+        tracker's); the source reports each batch to ``TimeLag.read``."""
+        self.time_lag.heads = heads
+        return self.time_lag
+
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
 
     def consumed(self, topic: str, n: int) -> None:
@@ -286,6 +302,7 @@ class Metrics:
         reported (revoked) are removed.
         """
         stats = json.loads(stats_json)
+        self.time_lag.from_stats(stats)
         seen: set[tuple[str, str]] = set()
         for topic, tdata in stats.get("topics", {}).items():
             for pid, pdata in tdata.get("partitions", {}).items():

@@ -235,6 +235,7 @@ async def run(settings: Settings) -> int:
             state,
             on_records=metrics.consumed,
             on_finished_before=metrics.finished_before,
+            on_read=metrics.track_time_lag(tracker.heads).read,
         )
 
         named_topics = [t.name for t in settings.topics if t.name is not None]

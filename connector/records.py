@@ -77,6 +77,7 @@ class Work:
     events: tuple[MappedEvent, ...]
     delivered: frozenset[int] = frozenset()  # indices of events delivered before (replay)
     seq: int = 0  # arrival number, set by ``Dispatcher.submit``
+    timestamp: int = -1  # the record's Kafka timestamp, ms (-1: none); its age (freshness)
 
 
 # The lane of a record from its partition, offset and guest key: records on the same

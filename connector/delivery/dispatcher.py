@@ -101,6 +101,10 @@ class DispatchObserver(Protocol):
         """Every event of a record was delivered; its offset is finished."""
         ...
 
+    def event_delivered(self, work: Work) -> None:
+        """One event of ``work`` was delivered, right after its answer (its age)."""
+        ...
+
 
 class _NoObserver:
     def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
@@ -110,6 +114,9 @@ class _NoObserver:
         pass
 
     def record_delivered(self) -> None:
+        pass
+
+    def event_delivered(self, work: Work) -> None:
         pass
 
 
@@ -230,6 +237,7 @@ class Dispatcher:
                 continue  # delivered before this record was dead-lettered (replay)
             failure = await self._deliver(work, event)
             if failure is None:
+                self._observer.event_delivered(work)  # right after the answer: its age
                 self._observer.event_done(event.event_type, "delivered")
                 continue
             if isinstance(failure, _Revoked):

@@ -214,6 +214,12 @@ class OffsetTracker:
         with self._lock:
             return {tp for tp, part in self._partitions.items() if part.blocked}
 
+    def heads(self) -> dict[TopicPartition, int | None]:
+        """Per assigned partition, the oldest offset read and without an outcome yet
+        (None when every record read has one): what the time lag is measured from."""
+        with self._lock:
+            return {tp: p.pending[0] if p.pending else None for tp, p in self._partitions.items()}
+
     @property
     def pending(self) -> int:
         """Records read but without an outcome yet (what the memory bound counts)."""

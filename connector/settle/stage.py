@@ -214,9 +214,10 @@ class Settle:
             return Skipped(result.skipped_by or "no-match")
         tp, offset = record.tp, record.offset
         lane = self._lane_of(tp, offset, result.events[0].guest_key)
+        stamped = -1 if record.timestamp is None else record.timestamp  # its age at delivery
         return Work(
             tp, offset, record.epoch, record.key, record.value, record.headers, lane,
-            result.events,
+            result.events, timestamp=stamped,
         )  # fmt: skip
 
     def take(self, record: ConsumedRecord) -> Work | None:

@@ -81,7 +81,8 @@ class KafkaSource:
     other threads, everything else on its own thread.
 
     ``on_records(topic, n)`` counts records read; ``on_finished_before(n)`` counts
-    records read again that had an outcome before (commit metadata): not posted."""
+    records read again that had an outcome before (commit metadata): not posted;
+    ``on_read(messages)`` hears each batch read, after it was settled (time lag)."""
 
     def __init__(
         self,
@@ -95,6 +96,7 @@ class KafkaSource:
         state: RunState,
         on_records: Callable[[str, int], None] | None = None,
         on_finished_before: Callable[[int], None] | None = None,
+        on_read: Callable[[list[Message]], None] | None = None,
     ) -> None:
         self._settings = settings
         self._settle = settle
@@ -106,6 +108,7 @@ class KafkaSource:
         self._stop = threading.Event()
         self._on_records = on_records or (lambda _topic, _n: None)
         self._on_finished_before = on_finished_before or (lambda _n: None)
+        self._on_read = on_read or (lambda _messages: None)
         self._backpressure = Backpressure(settings.max_buffered_records, tracker, state)
         self._next_commit = 0.0
         self._drain: ShutdownDrain | None = None  # set when the shutdown drain starts
@@ -173,7 +176,8 @@ class KafkaSource:
         ceiling = self._settings.max_buffered_records
         room = max(1, min(self._settings.poll_batch, ceiling - self._tracker.pending))
         # Wait no longer than the next commit is due: it goes out on time when idle too.
-        wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
+        # Below capacity a batch never fills, so this wait is what a record spends here.
+        wait = min(self._settings.poll_wait, max(0.0, self._next_commit - time.monotonic()))
         messages = self._consume(room, wait)
         self._dlq.poll(0)
         if self._rebalance.topics_due:
@@ -182,6 +186,7 @@ class KafkaSource:
         if messages:
             self._state.broker_down_since = None
             self._handle(messages)
+            self._on_read(messages)
         if time.monotonic() >= self._next_commit:
             self._committer.commit(self._consumer, asynchronous=True)
             self._next_commit = time.monotonic() + self._settings.commit_interval

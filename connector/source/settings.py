@@ -17,6 +17,7 @@ class SourceSettings:
 
     topics: tuple[TopicSettings, ...]  # what is subscribed to
     poll_batch: int  # records one consume call may return
+    poll_wait: float  # longest wait of one consume call (below capacity: a record's wait)
     commit_interval: float  # seconds between periodic commits
     max_buffered_records: int  # records held before consumption pauses
     drain_timeout: float  # how long a release or the shutdown waits for requests in flight
@@ -28,6 +29,7 @@ class SourceSettings:
         return cls(
             topics=tuple(settings.topics),
             poll_batch=settings.kafka.poll_batch,
+            poll_wait=settings.kafka.poll_wait_seconds,
             commit_interval=settings.kafka.commit_interval_seconds,
             max_buffered_records=settings.delivery.max_buffered_records,
             drain_timeout=settings.shutdown.drain_timeout_seconds,

@@ -40,7 +40,7 @@ def test_rendered_rules_pass_promtool_check_and_unit_tests(
     promtool = tool("promtool")
 
     checked = run([promtool, "check", "rules", str(tmp_path / "rules.yaml")])
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert "SUCCESS: 9 rules found" in checked.stdout
     tested = run([promtool, "test", "rules", str(tmp_path / "alerts.test.yaml")], check=False)
     assert tested.returncode == 0, tested.stdout + tested.stderr
 

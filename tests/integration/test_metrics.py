@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
 import pytest
@@ -29,6 +30,29 @@ def lag_gauges(connector: ConnectorProcess, scenario: Scenario, name: str) -> di
             partition = int(line.split('partition="')[1].split('"')[0])
             found[partition] = int(float(line.rsplit(" ", 1)[1]))
     return found
+
+
+def age_buckets(connector: ConnectorProcess) -> dict[str, float]:
+    """The event-age histogram's cumulative buckets, by ``le``, summed over topics."""
+    found: dict[str, float] = {}
+    for line in connector.metrics().splitlines():
+        if line.startswith("cdp_connector_event_age_seconds_bucket{"):
+            le = line.split('le="')[1].split('"')[0]
+            found[le] = found.get(le, 0.0) + float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def time_lag(connector: ConnectorProcess) -> tuple[dict[int, float], tuple[float, float]]:
+    """The time-lag gauge per partition, and the wall-clock span the scrape took."""
+    started = time.time()
+    text = connector.metrics()
+    span = (started, time.time())
+    found: dict[int, float] = {}
+    for line in text.splitlines():
+        if line.startswith("cdp_connector_time_lag_seconds{"):
+            partition = int(line.split('partition="')[1].split('"')[0])
+            found[partition] = float(line.rsplit(" ", 1)[1])
+    return found, span
 
 
 def kafka_view(scenario: Scenario) -> tuple[dict[int, int], dict[int, int]]:
@@ -71,8 +95,11 @@ def test_metrics_match_the_sandbox_the_dead_letters_and_kafkas_lag(
         if mapper.map(decoder.decode(scenario.serialize(r, scenario.topic)), scenario.topic).events
     ][:60]  # fmt: skip
     cdp_sandbox.set_faults(outage_seconds=3600)
+    produced_from = time.time()
     scenario.produce(more)
+    produced_by = time.time()
     wait_for(lambda: connector.metric("cdp_connector_circuit_open") == 1, 30, "circuit open")
+    ages_before = age_buckets(connector)
     lag, offsets = kafka_view(scenario)
     assert sum(lag.values()) == len(more)
     wait_for(
@@ -81,13 +108,33 @@ def test_metrics_match_the_sandbox_the_dead_letters_and_kafkas_lag(
     )  # fmt: skip
     assert lag_gauges(connector, scenario, "cdp_connector_committed_offset") == offsets
     assert connector.metric("cdp_connector_records_buffered") == len(more)
+    first_lag, first_at = time_lag(connector)  # every record of the outage read and held
     assert connector.metric("cdp_connector_events_total", outcome="retried") >= 1
     assert connector.metric("cdp_connector_http_responses_total", **{"class": "5xx"}) >= 1
     assert connector.metric("cdp_connector_ready") == 1  # an outage is not a reason to restart
 
+    # Time lag: the oldest held record's age, growing with the clock while nothing finishes.
+    time.sleep(0.5)
+    lag_now, now_at = time_lag(connector)
+    oldest = max(first_lag.values())  # +2 ms: Kafka timestamps are whole ms, rounded down
+    assert first_at[0] - produced_by <= oldest <= first_at[1] - produced_from + 0.002
+    assert max(lag_now.values()) - oldest >= now_at[0] - first_at[1]
+    assert age_buckets(connector) == ages_before  # nothing delivered, nothing aged
+    outage_ended = time.time()
+
     cdp_sandbox.clear_faults()
     scenario.caught_up()
     wait_for(lambda: connector.metric("cdp_connector_records_buffered") == 0, 10, "drained")
+    wait_for(lambda: set(time_lag(connector)[0].values()) == {0.0}, 10, "time lag back to 0")
+    # Events delivered after the outage carry their real age: older than the outage
+    # lasted since they were produced, younger than the test.
+    after = age_buckets(connector)
+    delivered_after = after["+Inf"] - ages_before["+Inf"]
+    assert delivered_after >= len(more)
+    floor = max(b for b in after if b != "+Inf" and float(b) <= outage_ended - produced_by)
+    assert after[floor] - ages_before[floor] == 0  # none younger than the outage
+    assert after["300.0"] - ages_before["300.0"] == delivered_after  # not years: real ages
+    assert connector.metric("cdp_connector_event_age_unknown_total") == 0
 
     consumed = connector.metric("cdp_connector_records_consumed_total", topic=scenario.topic)
     delivered = connector.metric("cdp_connector_records_delivered_total")

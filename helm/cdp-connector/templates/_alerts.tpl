@@ -33,6 +33,33 @@ groups:
           summary: Consumer lag of {{ "{{" }} $labels.topic {{ "}}" }} keeps growing
           description: >-
             The group's lag on {{ "{{" }} $labels.topic {{ "}}" }} is {{ "{{" }} $value {{ "}}" }} records and has grown for {{ $rule.for.lagGrowing }}: the connector delivers slower than records arrive ({{ $docs }}).
+      - alert: CdpConnectorEventsOld
+        # What the CDP receives is old: the 99th percentile of the delivered events' age
+        # (answer time - Kafka timestamp) over the window, per topic, whichever replica.
+        expr: >-
+          histogram_quantile(0.99, sum by (namespace, job, topic, le) (rate(cdp_connector_event_age_seconds_bucket{ {{- $sel -}} }[{{ $window }}]))) > {{ $rule.thresholds.eventAgeSeconds }}
+        for: {{ $rule.for.eventsOld }}
+        labels:
+          severity: {{ $rule.severity.eventsOld }}
+        annotations:
+          summary: Events of {{ "{{" }} $labels.topic {{ "}}" }} reach the CDP late
+          description: >-
+            99% of the events from {{ "{{" }} $labels.topic {{ "}}" }} were at most {{ "{{" }} $value | humanizeDuration {{ "}}" }} old when the CDP accepted them, above {{ $rule.thresholds.eventAgeSeconds }}s for {{ $rule.for.eventsOld }}: a backlog being worked off, a slow CDP, or producers whose clocks run behind. Compare with the time lag and the request latency ({{ $docs }}).
+      - alert: CdpConnectorTimeLagGrowing
+        # Seconds behind, per topic (the worst partition, wherever it is assigned): above
+        # the threshold and higher than a window ago, for the whole `for`. A stall
+        # (outage, paused or stuck partition) grows it by a second per second.
+        expr: >-
+          max by (namespace, job, topic) (cdp_connector_time_lag_seconds{ {{- $sel -}} }) > {{ $rule.thresholds.timeLagSeconds }}
+          and
+          max by (namespace, job, topic) (delta(cdp_connector_time_lag_seconds{ {{- $sel -}} }[{{ $window }}])) > 0
+        for: {{ $rule.for.timeLagGrowing }}
+        labels:
+          severity: {{ $rule.severity.timeLagGrowing }}
+        annotations:
+          summary: Topic {{ "{{" }} $labels.topic {{ "}}" }} is {{ "{{" }} $value | humanizeDuration {{ "}}" }} behind and falling further
+          description: >-
+            The oldest record of {{ "{{" }} $labels.topic {{ "}}" }} without an outcome (or waiting at the broker) is {{ "{{" }} $value | humanizeDuration {{ "}}" }} old and the time lag has grown for {{ $rule.for.timeLagGrowing }}: the connector is stalled or delivers slower than records arrive ({{ $docs }}).
       - alert: CdpConnectorNotReady
         expr: >-
           cdp_connector_ready{ {{- $sel -}} } == 0

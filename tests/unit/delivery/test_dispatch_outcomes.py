@@ -11,7 +11,7 @@ import pytest
 from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
 from connector.delivery.dispatcher import Dispatcher
-from connector.records import Failure
+from connector.records import Failure, Work
 from tests.unit.delivery.test_dispatch import OK, TP, FakeSender, Harness
 from tests.unit.fake_kafka import commit_points
 
@@ -134,6 +134,9 @@ class RecordingObserver:
 
     def record_delivered(self) -> None:
         self.delivered += 1
+
+    def event_delivered(self, work: Work) -> None:
+        pass
 
 
 async def test_the_observer_hears_every_answer_and_every_outcome() -> None:
