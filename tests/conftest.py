@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts.services import kafka
+from scripts.services.kafka_cluster import Cluster, start_cluster
 
 # Fixtures of other services live in their own modules.
 pytest_plugins = [
@@ -56,3 +57,12 @@ def unique() -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three Kafka nodes on loopback (replication factor 3, min.insync.replicas=2), for
+    the whole session; started only when a test asks for it (the ``cluster`` tests)."""
+    cluster = start_cluster(tmp_path_factory.mktemp("kafka-cluster"))
+    yield cluster
+    cluster.stop()
