@@ -196,6 +196,11 @@ class Freshness:
     def slow(self, over: float = 2.0) -> Iterator[str]:
         return (rid for rid, s in self.seconds.items() if s > over)
 
+    def dump(self, path: Path) -> None:
+        """Per record, for a closer look: partition, appended at, freshness (CSV)."""
+        rows = sorted((self.appended_at[r], self.partition[r], s) for r, s in self.seconds.items())
+        path.write_text("".join(f"{at:.3f},{p},{s:.3f}\n" for at, p, s in rows))
+
     def took_over(self, partitions: set[int], after: float) -> float:
         """When the first of ``partitions`` had a new leader: the earliest append after
         ``after`` on any of them (the producer retries into the new leader at once)."""

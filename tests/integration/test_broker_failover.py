@@ -81,6 +81,7 @@ def _finish(
     events = sandbox.records()
     delivered = {str(e["event"]["ext"]["eventId"]) for e in events}
     freshness = Freshness.of(appended, events)
+    freshness.dump(connectors_tmp(connector) / "freshness.csv")
     took_over = None if not moved else freshness.took_over(moved, changed_at)
     print(freshness.report(name, changed_at, took_over))
     assert len(appended) == stream.produced
@@ -97,6 +98,10 @@ def _coordinator(cluster: Cluster, group: str) -> int | None:
         return cluster.coordinator(group)
     except (KafkaException, TimeoutError):
         return None
+
+
+def connectors_tmp(connector: ConnectorProcess) -> Path:
+    return connector.log.parent
 
 
 def _leading_most(cluster: Cluster, topic: str) -> int:
@@ -121,7 +126,11 @@ def test_leader_node_killed_and_restarted_loses_nothing(
     cluster.kill(victim)
     moved_at = _wait_led_elsewhere(cluster, stream.topic, victim)
     print(f"node {victim} killed; its partitions led elsewhere {moved_at - killed_at:.1f} s later")
+    restart_at = time.time()
     cluster.restart(victim)
+    print(
+        f"restart {restart_at - killed_at:.1f} s to {time.time() - killed_at:.1f} s after the kill"
+    )
     _finish("leader killed", stream, connector, cdp_sandbox, killed_at, moved)
 
 
@@ -138,7 +147,11 @@ def test_coordinator_node_killed_loses_nothing(
     wait_for(lambda: _coordinator(cluster, stream.group) not in (victim, None), 30,
              "a new coordinator")  # fmt: skip
     print(f"coordinator node {victim} killed; a new one {time.time() - killed_at:.1f} s later")
+    restart_at = time.time()
     cluster.restart(victim)
+    print(
+        f"restart {restart_at - killed_at:.1f} s to {time.time() - killed_at:.1f} s after the kill"
+    )
     _finish("coordinator killed", stream, connector, cdp_sandbox, killed_at, moved)
 
 
