@@ -27,7 +27,7 @@ import fastavro
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from connector.sample import encode_schemaless, sample_records
+from connector.sample_clickstream import encode_schemaless, sample_records
 from scripts.services.kafka_cluster import Cluster
 from tests.integration.connector_proc import ConnectorFactory
 from tests.integration.streams import VIEW_ALL
