@@ -27,10 +27,14 @@ import fastavro
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connector.config import BrowserIdSettings, KafkaSettings
+from connector.delivery.browser_ids import BrowserIdStore
+from connector.run_state import RunState
 from connector.sample_clickstream import encode_schemaless, sample_records
+from connector.settle.deadletter import DeadLetterQueue, producer_conf
 from scripts.services.kafka_cluster import Cluster
 from tests.integration.connector_proc import ConnectorFactory
-from tests.integration.streams import VIEW_ALL
+from tests.integration.streams import VIEW_ALL, read_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "avro" / "clickstream-v1.avsc"
@@ -246,3 +250,98 @@ class Freshness:
 def duplicates(events: list[dict[str, Any]]) -> int:
     ids = Counter(str(e["event"]["ext"]["eventId"]) for e in events)
     return sum(n - 1 for n in ids.values())
+
+
+class DurableWriters:
+    """The connector's two acks=all, idempotent writers, run in this process through a
+    leader change: the dead-letter producer (``DeadLetterQueue``) and the browser-id
+    store (``BrowserIdStore.put``), each on a topic of its own whose only partition
+    ``leader`` leads. ``start`` writes one dead letter and one browser id every
+    ``interval`` seconds until ``stop``; ``check`` asserts that every write was
+    acknowledged and is in its topic exactly once."""
+
+    def __init__(self, cluster: Cluster, unique: str, leader: int, interval: float = 0.02) -> None:
+        self.cluster = cluster
+        self.dlq = f"failover-dlq-{unique}"
+        self.ids_topic = f"failover-ids-{unique}"
+        others = [n for n in sorted(cluster.nodes) if n != leader]
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        topics = [
+            NewTopic(self.dlq, replica_assignment=[[leader, *others]]),
+            NewTopic(self.ids_topic, replica_assignment=[[leader, *others]],
+                     config={"cleanup.policy": "compact"}),
+        ]  # fmt: skip
+        for future in admin.create_topics(topics).values():
+            future.result(timeout=30)
+        cluster.wait_in_sync([self.dlq, self.ids_topic])
+        self.kafka = KafkaSettings(bootstrap_servers=cluster.bootstrap)
+        self.interval = interval
+        self.state = RunState()
+        self.queue = DeadLetterQueue(Producer(producer_conf(self.kafka.producer_conf())),
+                                     self.dlq, self.state)  # fmt: skip
+        self.store = BrowserIdStore(self.kafka, BrowserIdSettings(topic=self.ids_topic))
+        self.store.start()
+        self.dead_letters = 0
+        self.acknowledged = 0
+        self.ids: dict[str, str] = {}
+        self.put_errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._threads = [threading.Thread(target=self._write_dead_letters, daemon=True),
+                         threading.Thread(target=self._write_ids, daemon=True)]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
+
+    def _acknowledged(self) -> None:
+        self.acknowledged += 1
+
+    def _write_dead_letters(self) -> None:
+        while not self._stop.is_set():
+            key = f"dl-{self.dead_letters}".encode()
+            self.queue.publish(key=key, value=b"x", original_headers=None, headers=[],
+                               on_done=self._acknowledged)  # fmt: skip
+            self.dead_letters += 1
+            self.queue.poll(self.interval)
+
+    def _write_ids(self) -> None:
+        while not self._stop.is_set():
+            visitor = f"visitor-{len(self.ids)}"
+            ref = uuid.uuid4().hex
+            try:
+                self.store.put(visitor, ref)  # blocks until acknowledged
+            except Exception as exc:  # noqa: BLE001 - counted, then asserted to be none
+                self.put_errors.append(f"{visitor}: {exc}")
+                continue
+            self.ids[visitor] = ref
+            time.sleep(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(120)
+        self.queue.flush(120)
+        self.queue.poll(0)
+        self.store.stop()
+
+    def check(self) -> str:
+        """Assert the guarantees; a line saying what was written."""
+        assert self.state.fatal_exit is None, self.state.fatal_exit
+        assert self.acknowledged == self.dead_letters, "a dead letter was not acknowledged"
+        assert self.put_errors == []
+        written = Counter(m.key() for m in read_topic(self.cluster.bootstrap, self.dlq,
+                                                      self.dead_letters))  # fmt: skip
+        assert len(written) == self.dead_letters, "dead letters lost"
+        assert set(written.values()) == {1}, "a dead letter written twice"
+        in_topic = Counter(m.key() for m in read_topic(self.cluster.bootstrap, self.ids_topic,
+                                                       len(self.ids)))  # fmt: skip
+        assert set(in_topic.values()) == {1}, "a browser id written twice"
+        reloaded = BrowserIdStore(self.kafka, BrowserIdSettings(topic=self.ids_topic))
+        reloaded.start()
+        try:
+            assert {v: reloaded.get(v) for v in self.ids} == self.ids
+        finally:
+            reloaded.stop()
+        return (f"through the leader change: {self.dead_letters} dead letters and "
+                f"{len(self.ids)} browser ids acknowledged, each once in its topic")  # fmt: skip
