@@ -33,7 +33,7 @@ from connector.run_state import RunState
 from connector.sample_clickstream import encode_schemaless, sample_records
 from connector.settle.deadletter import DeadLetterQueue, producer_conf
 from scripts.services.kafka_cluster import Cluster
-from tests.integration.connector_proc import ConnectorFactory
+from tests.integration.connector_proc import ConnectorFactory, ConnectorProcess
 from tests.integration.streams import VIEW_ALL, read_topic
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,6 +67,7 @@ class LiveStream:
     produced: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    readiness: ReadinessWatch | None = None
     _errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -345,3 +346,35 @@ class DurableWriters:
             reloaded.stop()
         return (f"through the leader change: {self.dead_letters} dead letters and "
                 f"{len(self.ids)} browser ids acknowledged, each once in its topic")  # fmt: skip
+
+
+class ReadinessWatch:
+    """Asks a connector's ``/readyz`` every 0.2 s in a thread: what an operator's probe
+    would have seen (``report``)."""
+
+    def __init__(self, connector: ConnectorProcess) -> None:
+        self.connector = connector
+        self.answers: Counter[int] = Counter()
+        self.reasons: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                status, body = self.connector.readyz()
+            except OSError:
+                continue
+            self.answers[status] += 1
+            self.reasons.update(body.get("reasons", []))
+
+    def report(self) -> str:
+        self._stop.set()
+        self._thread.join(5)
+        c = self.connector
+        return (
+            f"/readyz answers {dict(self.answers)} {dict(self.reasons) or ''}; commits "
+            f"{c.metric('cdp_connector_commits_total'):.0f}, commit failures "
+            f"{c.metric('cdp_connector_commit_failures_total'):.0f}"
+        )

@@ -27,7 +27,13 @@ from tests.integration.connector_proc import (
     wait_caught_up,
     wait_for,
 )
-from tests.integration.failover_helpers import DurableWriters, Freshness, LiveStream, duplicates
+from tests.integration.failover_helpers import (
+    DurableWriters,
+    Freshness,
+    LiveStream,
+    ReadinessWatch,
+    duplicates,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.cluster]
 
@@ -64,6 +70,7 @@ def connectors(tmp_path: Path, cluster: Cluster, cdp_sandbox: Any) -> Iterator[C
 def _start(stream: LiveStream, connectors: ConnectorFactory, sandbox: Any) -> ConnectorProcess:
     connector = connectors.start(stream.config(connectors, sandbox.url), expect_errors=[NODE_DOWN])
     stream.start(STREAM_SECONDS)
+    stream.readiness = ReadinessWatch(connector)
     return connector
 
 
@@ -76,6 +83,8 @@ def _finish(
     time.sleep(AFTER_SECONDS)
     stream.stop()
     stream.wait()
+    assert stream.readiness is not None
+    print(stream.readiness.report())
     cluster = stream.cluster
     wait_caught_up(cluster.bootstrap, stream.group, stream.topic, stream.partitions, 120)
     assert connector.proc.poll() is None, "the connector exited"
