@@ -282,12 +282,15 @@ def start_broker(
     props.write_text(server_properties(port, controller_port, data_dir, partitions, listener))
     run_tool("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(props),
              "--ignore-formatted", *format_args)  # fmt: skip
-    return _launch(Broker(spawn_broker(props, heap), port, data_dir / "server.log", controller_port,
-                          data_dir, listener))  # fmt: skip
+    broker = Broker(spawn_broker(props, heap), port, data_dir / "server.log", controller_port,
+                    data_dir, listener)  # fmt: skip
+    return wait_ready(broker)
 
 
-def resume_broker(data_dir: Path, heap: str = "512m") -> Broker:
-    """Start the broker of an existing ``data_dir`` again: same ports, same data."""
+def resume_broker(data_dir: Path, heap: str = "512m", *, wait: bool = True) -> Broker:
+    """Start the broker of an existing ``data_dir`` again: same ports, same data.
+
+    ``wait=False`` returns once the process runs; ``wait_ready`` waits for it later."""
     require_python_deps()
     props = data_dir / "server.properties"
     if not props.exists():
@@ -295,9 +298,9 @@ def resume_broker(data_dir: Path, heap: str = "512m") -> Broker:
     port, controller_port = _ports(props)
     ensure_port_free(port, "Kafka broker")
     ensure_port_free(controller_port, "Kafka controller")
-    return _launch(
-        Broker(spawn_broker(props, heap), port, data_dir / "server.log", controller_port, data_dir)
-    )
+    broker = Broker(spawn_broker(props, heap), port, data_dir / "server.log", controller_port,
+                    data_dir)  # fmt: skip
+    return wait_ready(broker) if wait else broker
 
 
 def _ports(props: Path) -> tuple[int, int]:
@@ -314,7 +317,7 @@ def spawn_broker(props: Path, heap: str) -> subprocess.Popen[bytes]:
     return spawn(java_cmd("kafka.Kafka", str(props), heap=heap), props.with_name("server.log"))
 
 
-def _launch(broker: Broker) -> Broker:
+def wait_ready(broker: Broker) -> Broker:
     """Wait until ``broker`` serves metadata; whatever goes wrong, stop what was started."""
     conf = {"bootstrap.servers": broker.bootstrap}
     if broker.sasl is not None:

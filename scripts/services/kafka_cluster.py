@@ -47,6 +47,7 @@ class Cluster:
     nodes: dict[int, kafka.Broker]
     heap: str = CLUSTER_HEAP
     down: set[int] = field(default_factory=set)
+    starting: set[int] = field(default_factory=set)
 
     @property
     def bootstrap(self) -> str:
@@ -72,11 +73,20 @@ class Cluster:
         node.proc.wait(timeout=10)
         self.down.add(node_id)
 
-    def restart(self, node_id: int) -> None:
+    def restart(self, node_id: int, *, wait: bool = True) -> None:
         """Start a stopped node again with its ports and data; returns once it serves
-        metadata (its replicas catch up afterwards: ``wait_in_sync``)."""
-        self.nodes[node_id] = kafka.resume_broker(self.data_dir / f"node-{node_id}", self.heap)
+        metadata (its replicas catch up afterwards: ``wait_in_sync``), or at once with
+        ``wait=False`` (``wait_started`` waits for it)."""
+        data = self.data_dir / f"node-{node_id}"
+        self.nodes[node_id] = kafka.resume_broker(data, self.heap, wait=wait)
         self.down.discard(node_id)
+        if not wait:
+            self.starting.add(node_id)
+
+    def wait_started(self) -> None:
+        """Until every node ``restart(wait=False)`` started serves metadata."""
+        while self.starting:
+            kafka.wait_ready(self.nodes[self.starting.pop()])
 
     def metadata(self, topic: str | None = None) -> Any:
         return _admin(self._up_bootstrap()).list_topics(topic, timeout=10)
