@@ -93,7 +93,7 @@ def _finish(
     events = sandbox.records()
     delivered = {str(e["event"]["ext"]["eventId"]) for e in events}
     freshness = Freshness.of(appended, events)
-    freshness.dump(connectors_tmp(connector) / "freshness.csv")
+    freshness.dump(_run_dir(connector) / "freshness.csv")
     took_over = None if not moved else freshness.took_over(moved, changed_at)
     print(freshness.report(name, changed_at, took_over))
     assert len(appended) == stream.produced
@@ -112,7 +112,8 @@ def _coordinator(cluster: Cluster, group: str) -> int | None:
         return None
 
 
-def connectors_tmp(connector: ConnectorProcess) -> Path:
+def _run_dir(connector: ConnectorProcess) -> Path:
+    """The test's own folder (the connector's config and log are there)."""
     return connector.log.parent
 
 
