@@ -126,9 +126,11 @@ class Cluster:
         raise ServiceError(f"replicas of {topics} not in sync after {timeout:.0f}s")
 
     def stop(self) -> None:
-        for node_id, node in self.nodes.items():
-            if node_id not in self.down:
-                node.stop()
+        """Stop every node with SIGTERM, all at once (one after another, each controlled
+        shutdown waits for the others: ~7 s a node)."""
+        running = [n for i, n in self.nodes.items() if i not in self.down]
+        with ThreadPoolExecutor(max(1, len(running))) as pool:
+            list(pool.map(lambda node: node.stop(), running))
         self.down = set(self.nodes)
 
 

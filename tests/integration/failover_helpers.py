@@ -267,9 +267,10 @@ class DurableWriters:
         self.ids_topic = f"failover-ids-{unique}"
         others = [n for n in sorted(cluster.nodes) if n != leader]
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        replicas = [[leader, *others]]  # one partition; the first replica is its leader
         topics = [
-            NewTopic(self.dlq, replica_assignment=[[leader, *others]]),
-            NewTopic(self.ids_topic, replica_assignment=[[leader, *others]],
+            NewTopic(self.dlq, num_partitions=1, replica_assignment=replicas),
+            NewTopic(self.ids_topic, num_partitions=1, replica_assignment=replicas,
                      config={"cleanup.policy": "compact"}),
         ]  # fmt: skip
         for future in admin.create_topics(topics).values():
