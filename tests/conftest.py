@@ -71,4 +71,4 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
     the whole session; started only when a test asks for it (the ``cluster`` tests)."""
     cluster = start_cluster(tmp_path_factory.mktemp("kafka-cluster"))
     yield cluster
-    cluster.stop()
+    cluster.discard()

@@ -125,13 +125,11 @@ class Cluster:
             time.sleep(0.3)
         raise ServiceError(f"replicas of {topics} not in sync after {timeout:.0f}s")
 
-    def stop(self) -> None:
-        """Stop every node with SIGTERM, all at once (one after another, each controlled
-        shutdown waits for the others: ~7 s a node)."""
-        running = [n for i, n in self.nodes.items() if i not in self.down]
-        with ThreadPoolExecutor(max(1, len(running))) as pool:
-            list(pool.map(lambda node: node.stop(), running))
-        self.down = set(self.nodes)
+    def discard(self) -> None:
+        """Kill every node: for a cluster whose data is thrown away (a controlled shutdown
+        of three nodes one after another takes ~20 s)."""
+        for node_id in sorted(set(self.nodes) - self.down):
+            self.kill(node_id)
 
 
 def _ports(count: int) -> list[int]:
