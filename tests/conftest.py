@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings
 
 from scripts.services import kafka
+from scripts.services.kafka_cluster import Cluster, start_cluster
 
 # CI is a cold machine with other work on it: a property is judged by what its examples
 # check, not by how fast a loaded core runs one (the 200 ms default deadline failed there).
@@ -62,3 +63,12 @@ def unique() -> str:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three Kafka nodes on loopback (replication factor 3, min.insync.replicas=2), for
+    the whole session; started only when a test asks for it (the ``cluster`` tests)."""
+    cluster = start_cluster(tmp_path_factory.mktemp("kafka-cluster"))
+    yield cluster
+    cluster.discard()

@@ -1,8 +1,10 @@
-"""A real single-node Apache Kafka broker (KRaft) from Kafka's jars on Maven Central.
+"""A real Apache Kafka broker (KRaft) from Kafka's jars on Maven Central: one node by
+default, or a cluster of three on loopback (``start_cluster``, ``start --nodes 3``).
 
 Command line (``scripts/local-kafka`` calls this)::
 
     python -m scripts.services.kafka start [--port P]   # prints bootstrap.servers=...
+    python -m scripts.services.kafka start --nodes 3    # three nodes, RF 3, min ISR 2
     python -m scripts.services.kafka restart            # same ports, same data
     python -m scripts.services.kafka status
     python -m scripts.services.kafka stop
@@ -179,10 +181,22 @@ listener.name.sasl_ssl.ssl.key.password={store.password}
 """
 
 
-def _server_properties(
+@dataclass(frozen=True)
+class Quorum:
+    """Who a node is among the KRaft voters, and how many copies each topic keeps."""
+
+    node_id: int = 1
+    voters: str = ""  # "1@127.0.0.1:C1,..."; empty: this node alone
+    replicas: int = 1  # replication factor of every topic, internal ones included
+    min_isr: int = 1
+
+
+def server_properties(
     port: int, controller_port: int, data_dir: Path, partitions: int,
-    sasl: SaslListener | None = None,
+    sasl: SaslListener | None = None, quorum: Quorum = Quorum(),
 ) -> str:  # fmt: skip
+    voters = quorum.voters or f"{quorum.node_id}@127.0.0.1:{controller_port}"
+    rf, isr = quorum.replicas, quorum.min_isr
     listeners = f"PLAINTEXT://127.0.0.1:{port}"
     protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
     if sasl is not None:
@@ -191,21 +205,24 @@ def _server_properties(
     extra = "" if sasl is None else _sasl_properties(sasl)
     return f"""\
 process.roles=broker,controller
-node.id=1
+node.id={quorum.node_id}
 listeners={listeners},CONTROLLER://127.0.0.1:{controller_port}
 advertised.listeners={listeners}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map={protocols}
-controller.quorum.voters=1@127.0.0.1:{controller_port}
+controller.quorum.voters={voters}
 log.dirs={data_dir / "log"}
 num.partitions={partitions}
-offsets.topic.replication.factor=1
+default.replication.factor={rf}
+min.insync.replicas={isr}
+unclean.leader.election.enable=false
+offsets.topic.replication.factor={rf}
 offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor={rf}
+transaction.state.log.min.isr={isr}
+share.coordinator.state.topic.replication.factor={rf}
+share.coordinator.state.topic.min.isr={isr}
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=true
 log.segment.bytes=67108864
@@ -232,7 +249,7 @@ def require_python_deps() -> None:
         )
 
 
-def _cluster_id() -> str:
+def new_cluster_id() -> str:
     """A KRaft cluster id (what StorageTool random-uuid prints), without starting a JVM."""
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -262,34 +279,45 @@ def start_broker(
         scram = f"{SASL_MECHANISM}=[name={sasl.username},password={sasl.password}]"
         format_args = ["--add-scram", scram]
     props = data_dir / "server.properties"
-    props.write_text(_server_properties(port, controller_port, data_dir, partitions, listener))
-    run_tool("kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props),
+    props.write_text(server_properties(port, controller_port, data_dir, partitions, listener))
+    run_tool("kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(props),
              "--ignore-formatted", *format_args)  # fmt: skip
-    return _launch(Broker(_spawn(props, heap), port, data_dir / "server.log", controller_port,
-                          data_dir, listener))  # fmt: skip
+    broker = Broker(spawn_broker(props, heap), port, data_dir / "server.log", controller_port,
+                    data_dir, listener)  # fmt: skip
+    return wait_ready(broker)
 
 
-def resume_broker(data_dir: Path, heap: str = "512m") -> Broker:
-    """Start the broker of an existing ``data_dir`` again: same ports, same data."""
+def resume_broker(data_dir: Path, heap: str = "512m", *, wait: bool = True) -> Broker:
+    """Start the broker of an existing ``data_dir`` again: same ports, same data.
+
+    ``wait=False`` returns once the process runs; ``wait_ready`` waits for it later."""
     require_python_deps()
     props = data_dir / "server.properties"
     if not props.exists():
         raise ServiceError(f"no broker was started in {data_dir}; use start")
-    settings = dict(line.split("=", 1) for line in props.read_text().splitlines() if "=" in line)
-    port = int(settings["advertised.listeners"].split(",")[0].rsplit(":", 1)[1])
-    controller_port = int(settings["controller.quorum.voters"].rsplit(":", 1)[1])
+    port, controller_port = _ports(props)
     ensure_port_free(port, "Kafka broker")
     ensure_port_free(controller_port, "Kafka controller")
-    return _launch(
-        Broker(_spawn(props, heap), port, data_dir / "server.log", controller_port, data_dir)
-    )
+    broker = Broker(spawn_broker(props, heap), port, data_dir / "server.log", controller_port,
+                    data_dir)  # fmt: skip
+    return wait_ready(broker) if wait else broker
 
 
-def _spawn(props: Path, heap: str) -> subprocess.Popen[bytes]:
+def _ports(props: Path) -> tuple[int, int]:
+    """The PLAINTEXT and CONTROLLER ports a ``server.properties`` listens on."""
+    settings = dict(line.split("=", 1) for line in props.read_text().splitlines() if "=" in line)
+    ports = {
+        name: int(address.rsplit(":", 1)[1])
+        for name, address in (item.split("://") for item in settings["listeners"].split(","))
+    }
+    return ports["PLAINTEXT"], ports["CONTROLLER"]
+
+
+def spawn_broker(props: Path, heap: str) -> subprocess.Popen[bytes]:
     return spawn(java_cmd("kafka.Kafka", str(props), heap=heap), props.with_name("server.log"))
 
 
-def _launch(broker: Broker) -> Broker:
+def wait_ready(broker: Broker) -> Broker:
     """Wait until ``broker`` serves metadata; whatever goes wrong, stop what was started."""
     conf = {"bootstrap.servers": broker.bootstrap}
     if broker.sasl is not None:
@@ -313,22 +341,52 @@ def _cmd_start(args: argparse.Namespace) -> int:
         return 0
     require_python_deps()  # before the data of a previous run is wiped
     shutil.rmtree(STATE_DIR / "data", ignore_errors=True)
+    if args.nodes > 1:
+        if args.port is not None:
+            raise ServiceError("--port is for one node; a cluster takes free ports")
+        from scripts.services.kafka_cluster import start_cluster
+
+        cluster = start_cluster(STATE_DIR / "data", args.nodes, partitions=args.partitions)
+        return _started(background, list(cluster.nodes.values()))
     broker = start_broker(STATE_DIR / "data", port=args.port, partitions=args.partitions)
-    return _started(background, broker)
+    return _started(background, [broker])
+
+
+def _node_dirs() -> list[Path]:
+    """The data folders of the nodes ``start`` made: one, or ``node-N`` per cluster node."""
+    nodes = sorted((STATE_DIR / "data").glob("node-*"))
+    return nodes or [STATE_DIR / "data"]
+
+
+def _node_backgrounds() -> list[Background]:
+    """Where each node's pid is kept: the first in ``STATE_DIR``, others in ``node-N``."""
+    count = len(_node_dirs())
+    return [Background(STATE_DIR)] + [Background(STATE_DIR / f"node-{i}") for i in
+                                      range(2, count + 1)]  # fmt: skip
 
 
 def _cmd_restart(_: argparse.Namespace) -> int:
-    background = Background(STATE_DIR)
     require_python_deps()  # a restart that cannot start must not stop the running broker
-    if background.running() is not None:
+    for background in _node_backgrounds():
+        if background.running() is not None:
+            background.stop()
+    brokers = [resume_broker(path) for path in _node_dirs()]
+    return _started(Background(STATE_DIR), brokers)
+
+
+def _cmd_stop(_: argparse.Namespace) -> int:
+    for background in reversed(_node_backgrounds()):
         background.stop()
-    return _started(background, resume_broker(STATE_DIR / "data"))
+    return 0
 
 
-def _started(background: Background, broker: Broker) -> int:
-    background.record(broker.pid, f"bootstrap.servers={broker.bootstrap}")
-    print(f"bootstrap.servers={broker.bootstrap}")
-    print(f"logs: {broker.log}", file=sys.stderr)
+def _started(background: Background, brokers: list[Broker]) -> int:
+    bootstrap = ",".join(broker.bootstrap for broker in brokers)
+    background.record(brokers[0].pid, f"bootstrap.servers={bootstrap}")
+    for i, broker in enumerate(brokers[1:], start=2):
+        Background(STATE_DIR / f"node-{i}").record(broker.pid, f"node {i}: {broker.bootstrap}")
+    print(f"bootstrap.servers={bootstrap}")
+    print(f"logs: {', '.join(str(broker.log) for broker in brokers)}", file=sys.stderr)
     return 0
 
 
@@ -343,13 +401,16 @@ def main(argv: list[str] | None = None) -> int:
     start = sub.add_parser("start", help="start a broker in the background")
     start.add_argument("--port", type=int, default=None, help="listener port (default: free)")
     start.add_argument("--partitions", type=int, default=3, help="default partitions per topic")
+    start.add_argument("--nodes", type=int, default=1, choices=(1, 3),
+                       help="1 (default) or 3 nodes on loopback: replication factor 3 and "
+                       "min.insync.replicas=2 for every topic")  # fmt: skip
     start.set_defaults(func=_cmd_start)
-    restart = sub.add_parser("restart", help="restart the background broker, keeping its data")
+    restart = sub.add_parser("restart", help="restart the background broker(s), keeping data")
     restart.set_defaults(func=_cmd_restart)
     status = sub.add_parser("status", help="is the background broker running")
     status.set_defaults(func=lambda _: Background(STATE_DIR).status())
     stop = sub.add_parser("stop", help="stop the background broker")
-    stop.set_defaults(func=lambda _: Background(STATE_DIR).stop())
+    stop.set_defaults(func=_cmd_stop)
     tool = sub.add_parser("tool", help=f"run a Kafka tool: {', '.join(TOOLS)} or a class name")
     tool.add_argument("tool")
     tool.add_argument("args", nargs=argparse.REMAINDER)

@@ -95,7 +95,7 @@ def test_a_start_that_fails_after_launching_stops_what_it_launched(
     monkeypatch.setattr(kafka, "_metadata_ready", broken_ready)
     broker = kafka.Broker(proc, 1, tmp_path / "server.log", 2, tmp_path)
     with pytest.raises(ModuleNotFoundError):
-        kafka._launch(broker)
+        kafka.wait_ready(broker)
     assert proc.wait(timeout=5) is not None
     assert not common.pid_alive(proc.pid)
 

@@ -163,6 +163,18 @@ def test_fetch_queue_backoff_defaults_to_10_ms_and_can_be_set(tmp_path: Path) ->
     assert tuned.consumer_conf()["fetch.queue.backoff.ms"] == 500
 
 
+def test_failover_settings_have_defaults_that_the_config_can_override(tmp_path: Path) -> None:
+    kafka = load_config(write(tmp_path, MINIMAL)).kafka
+    assert kafka.consumer_conf()["fetch.wait.max.ms"] == 100
+    assert "fetch.wait.max.ms" not in kafka.producer_conf()
+    for conf in (kafka.consumer_conf(), kafka.producer_conf(), kafka.admin_conf()):
+        assert conf["reconnect.backoff.max.ms"] == 1000
+    extra = "kafka: {client: {fetch.wait.max.ms: 500, reconnect.backoff.max.ms: 10000}}\n"
+    tuned = load_config(write(tmp_path, MINIMAL + extra)).kafka
+    assert tuned.consumer_conf()["fetch.wait.max.ms"] == 500
+    assert tuned.producer_conf()["reconnect.backoff.max.ms"] == 10000
+
+
 def test_static_membership_reads_the_instance_id_from_the_named_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
