@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.decode_bench [--records 5000] [--seconds 1]
 
-Not a test: it prints figures. Uses the sample envelope (connector.sample, schema v1) and
-a registry-free Confluent decoder (the schema is cached after the first record anyway).
+Not a test: it prints figures. Uses the sample envelope (connector.sample_clickstream, schema v1)
+and a registry-free Confluent decoder (the schema is cached after the first record anyway).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from connector.decode import ConfluentAvroDecoder, SchemalessAvroDecoder, load_schema
-from connector.sample import encode_confluent, encode_schemaless, sample_records
+from connector.decode.decoders import ConfluentAvroDecoder, SchemalessAvroDecoder, load_schema
+from connector.sample_clickstream import encode_confluent, encode_schemaless, sample_records
 
 AVRO = Path(__file__).resolve().parents[1] / "avro"
 

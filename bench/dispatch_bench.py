@@ -7,7 +7,7 @@ A sender that answers at once (one ``await asyncio.sleep(0)``, so every request
 yields to the loop as a real one does), one-event records over ``--guests`` keys,
 the shipped delivery settings, uvloop. Prints the best of ``--repeat`` runs as
 records/s and process CPU µs per record; the sender's own cost (~0.5 µs) is in it.
-No Kafka, no HTTP: this isolates ``connector.dispatch`` and the Prometheus observer.
+No Kafka, no HTTP: this isolates ``connector.delivery.dispatcher`` and the Prometheus observer.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import uvloop
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
-from connector.dispatch import Dispatcher
+from connector.delivery.dispatcher import Dispatcher
 from connector.mapping import MappedEvent
 from connector.observability import Metrics
-from connector.offsets import OffsetTracker
+from connector.offsets.tracker import OffsetTracker
 from connector.records import Failure, Work
-from connector.state import RunState
+from connector.run_state import RunState
 
 OK = Answer(Outcome.DELIVERED, 201, "OK")
 

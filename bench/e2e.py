@@ -5,7 +5,7 @@
         [--variant NAME:VAR=VALUE,...]
 
 Starts a Kafka broker and an Apicurio schema registry (scripts/services), fills a
-topic with Confluent-framed Avro clickstream records (connector.sample, schema
+topic with Confluent-framed Avro clickstream records (connector.sample_clickstream, schema
 registered in the registry, keyed by anonymous_id over ``--guests`` guests), then
 per run starts the connector as a subprocess (`python -m connector run --config`,
 as in production) with a fresh consumer group and waits until the group's

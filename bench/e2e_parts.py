@@ -27,8 +27,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from connector.cdp.transport import EVENT_PATH
-from connector.sample import encode_confluent, sample_records
-from connector.schemas import load_schema
+from connector.decode.schemas import load_schema
+from connector.sample_clickstream import encode_confluent, sample_records
 from scripts.services.common import REPO_ROOT, free_port
 
 # v3: the newest clickstream schema (page.utm), what the sitecore mapping reads referrer

@@ -7,7 +7,7 @@
 Uses the example rules (config/mappings.example.yaml, or ``--mapping``), the real
 ``asyncapi`` dialect (or ``--dialect``) when ``connector.cdp`` is present (else the test dialect in
 tests/unit/mapping_dialect.py, said in the output), and records from
-``connector.sample`` when present (else the six test records, repeated).
+``connector.sample_clickstream`` when present (else the six test records, repeated).
 Prints records/s of ``Mapper.map`` (best of the rounds, one core), then the
 cost of one plain path lookup with the fast path and with JMESPath.
 """
@@ -44,14 +44,14 @@ def _dialect(name: str) -> tuple[Any, str]:
 
 def _records(n: int, version: int) -> tuple[list[dict[str, Any]], str]:
     try:
-        from connector.sample import sample_records
+        from connector.sample_clickstream import sample_records
     except ImportError:
         from tests.unit.mapping_records import RECORDS
 
         base = list(RECORDS.values())
         return [base[i % len(base)] for i in range(n)], "the six test records, repeated"
     return sample_records(n, guests=300, seed=7, version=version), (
-        f"connector.sample.sample_records, schema v{version}"
+        f"connector.sample_clickstream.sample_records, schema v{version}"
     )
 
 

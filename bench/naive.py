@@ -23,9 +23,9 @@ from confluent_kafka import Consumer
 from bench.e2e_parts import API_TOKEN, CLIENT_KEY
 from connector.cdp.dialect import get_dialect
 from connector.cdp.transport import EVENT_PATH
-from connector.decode import ConfluentAvroDecoder
+from connector.decode.decoders import ConfluentAvroDecoder
+from connector.decode.registry import RegistryClient
 from connector.mapping import compile_mapping
-from connector.registry import RegistryClient
 from scripts.services.common import REPO_ROOT
 
 

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from connector import __version__
-from connector.cdp import sandbox_cli as cdp_sandbox
+from connector.cdp.sandbox import cli as cdp_sandbox
+from connector.commands import dry_run as dryrun
+from connector.commands import mapping_tests
 from connector.errors import ConfigError
-from connector.mapping import dryrun
-from connector.mapping import testing as mapping_tests
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,15 +80,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from connector import check
+    from connector.commands import check
 
     return check.main(args.config, args.timeout)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from connector import pipeline, replay
+    from connector import pipeline
     from connector.config import load_config
     from connector.logs import setup_logging
+    from connector.source import replay_reader as replay
 
     options = replay.ReplayOptions(
         group=args.group,
@@ -102,7 +103,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _fields(args: argparse.Namespace) -> int:
-    from connector.mapping import reference
+    from connector.commands import field_reference as reference
 
     dialect = dryrun.load_dialect(args.dialect)
     render = reference.markdown if args.format == "markdown" else reference.text

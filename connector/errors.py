@@ -21,7 +21,7 @@
         ├── mapping.expressions.FieldFailure   → MappingError naming the field
         └── mapping.compiler._Fail             → one line of the compile ConfigError
 
-``retriable`` is what ``connector.settle`` decides on: a retriable error is waited
+``retriable`` is what ``connector.settle.stage`` decides on: a retriable error is waited
 out, a ``RecordError`` is dead-lettered, anything else aborts the reader.
 ``RecordError`` carries ``stage`` (decode, map), the name the dead-letter headers use
 for where it failed. Some internal errors also derive from the builtin their callers

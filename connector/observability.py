@@ -26,7 +26,7 @@ from prometheus_client.samples import Sample
 
 from connector import __version__
 from connector.cdp.client import Answer
-from connector.state import RunState
+from connector.run_state import RunState
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}  # else "error" (no answer)

@@ -28,12 +28,19 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from connector.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
-from connector.commits import Committer, commit_metadata
 from connector.config import Settings
-from connector.deadletter import (
+from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore
+from connector.delivery.dispatcher import Dispatcher, Sender
+from connector.eventloop import run_loop, tune_gc
+from connector.kafka.commits import Committer, commit_metadata
+from connector.mapping import Mapper, compile_mapping
+from connector.observability import Metrics, brokers_up, build_app, start_server
+from connector.offsets.metadata import run_ahead_limit
+from connector.offsets.tracker import OffsetTracker
+from connector.run_state import RunState
+from connector.settle.deadletter import (
     DeadLetterQueue,
     Origin,
     OriginOf,
@@ -41,18 +48,11 @@ from connector.deadletter import (
     replayed_origin,
     verify_at_start,
 )
-from connector.dispatch import Dispatcher, Sender
-from connector.eventloop import run_loop, tune_gc
-from connector.handoff import Handoff
-from connector.mapping import Mapper, compile_mapping
-from connector.observability import Metrics, brokers_up, build_app, start_server
-from connector.offset_metadata import run_ahead_limit
-from connector.offsets import OffsetTracker
-from connector.record_paths import SchemaWatch, check_record_paths
-from connector.replay import DlqReader, ReplayError, ReplayOptions
-from connector.settle import Preparer, Settle, Wait
-from connector.source import KafkaSource
-from connector.state import RunState
+from connector.settle.record_paths import SchemaWatch, check_record_paths
+from connector.settle.stage import Preparer, Settle, Wait
+from connector.source.handoff import Handoff
+from connector.source.kafka_source import KafkaSource
+from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from connector.mapping import MappedEvent
-from connector.offsets import TopicPartition
+from connector.offsets.tracker import TopicPartition
 
 __all__ = ["Failure", "Headers", "Work", "lane_for"]
 

@@ -3,7 +3,7 @@
     scripts/config-reference           print the table
     scripts/config-reference --write   put it into docs/configuration.md (between the markers)
 
-tests/unit/test_config_reference.py fails when the file and the models disagree, so a
+tests/unit/config/test_config_reference.py fails when the file and the models disagree, so a
 field, default, bound or description changes in one place: the model.
 """
 

@@ -29,7 +29,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connector.sample import sample_records, writable
+from connector.sample_clickstream import sample_records, writable
 from scripts.services import kafka, registry
 from scripts.services.common import REPO_ROOT, free_port
 

@@ -24,16 +24,16 @@ MUTMUT = Path(sys.executable).with_name("mutmut")
 
 #: The pure core; a module that does not exist (yet) is skipped. Add new ones here.
 MODULES = (
-    "connector/offsets.py",
-    "connector/dispatch.py",
-    "connector/lanes.py",
-    "connector/gate.py",
-    "connector/fencing.py",
+    "connector/offsets/tracker.py",
+    "connector/delivery/dispatcher.py",
+    "connector/delivery/lanes.py",
+    "connector/delivery/gate.py",
+    "connector/delivery/ownership.py",
     "connector/cdp/answer.py",
-    "connector/retry.py",
+    "connector/delivery/retry.py",
     "connector/mapping/compiler.py",
     "connector/mapping/conditions.py",
-    "connector/settle.py",
+    "connector/settle/stage.py",
 )
 #: Data files the unit tests read (mutmut copies the package and tests/ itself).
 ALSO_COPY = ("avro", "config", "docs", "helm", "scripts", "README.md")

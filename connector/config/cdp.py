@@ -16,7 +16,8 @@ __all__ = ["BrowserIdSettings", "CdpSettings"]
 
 
 class BrowserIdSettings(_Section):
-    """Where browser ids made for ``browser_id_for`` mappings are kept (connector.browser_ids)."""
+    """Where browser ids made for ``browser_id_for`` mappings are kept
+    (``connector.delivery.browser_ids``)."""
 
     topic: str = Field(
         "cdp.browser-ids",

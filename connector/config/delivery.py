@@ -82,7 +82,8 @@ class DeliverySettings(_Section):
 
 
 class DeadLetterSettings(_Section):
-    """The dead-letter topic; ``run`` verifies it at start (connector.deadletter.ensure_topic)."""
+    """The dead-letter topic; ``run`` verifies it at start
+    (``connector.settle.deadletter.ensure_topic``)."""
 
     topic: str = Field(
         "clickstream.dlq",

@@ -15,8 +15,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from connector.config.base import ENV_NAME, _Section, read_secret
+from connector.config.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
 from connector.errors import ConfigError
-from connector.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
 
 __all__ = ["KafkaSettings", "RegistrySettings", "TopicSettings"]
 

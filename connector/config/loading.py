@@ -21,6 +21,7 @@ from connector.config.delivery import DeadLetterSettings, DeliverySettings
 from connector.config.kafka import KafkaSettings, RegistrySettings, TopicSettings
 from connector.config.service import ObservabilitySettings, ShutdownSettings
 from connector.errors import ConfigError
+from connector.yaml_lines import parse_yaml
 
 __all__ = ["Settings", "format_validation_error", "load_config"]
 
@@ -82,8 +83,6 @@ def format_validation_error(source: str, exc: ValidationError, text: str | None 
     """One line per problem: file and line, dotted field path, what was expected, what was
     given, and for an unknown key the nearest known one. ``text``: the file's YAML, for
     the line numbers (without it, lines are left out)."""
-    from connector.mapping.source import parse_yaml  # the YAML reader that keeps lines
-
     root = parse_yaml(text, source) if text else None
     lines = [f"{source}: {exc.error_count()} problem(s)"]
     for err in exc.errors(include_url=False):

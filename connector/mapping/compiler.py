@@ -35,8 +35,8 @@ from connector.mapping.fields import (
 from connector.mapping.mapper import CompiledEvent, CompiledRule, Mapper
 from connector.mapping.problems import Problems
 from connector.mapping.protocol import DialectLike
-from connector.mapping.source import YNode, load_yaml, parse_yaml
 from connector.mapping.targets import Target, model_fields
+from connector.yaml_lines import YNode, load_yaml, parse_yaml
 
 __all__ = ["compile_mapping", "compile_text"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from connector.mapping import paths, uses
 from connector.mapping.expressions import SpecError
-from connector.mapping.source import YNode
+from connector.yaml_lines import YNode
 
 __all__ = ["compile_condition", "compile_pattern", "compile_topics", "condition_text"]
 

@@ -21,7 +21,6 @@ from jmespath.exceptions import JMESPathError
 from connector.errors import InternalError
 from connector.mapping import paths, uses
 from connector.mapping.json_values import json_safe
-from connector.mapping.source import YNode
 from connector.mapping.targets import Target
 from connector.mapping.transforms import (
     TRANSFORMS,
@@ -29,6 +28,7 @@ from connector.mapping.transforms import (
     TransformArgError,
     build_transform,
 )
+from connector.yaml_lines import YNode
 
 __all__ = [
     "PRIMITIVES",

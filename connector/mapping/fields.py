@@ -29,8 +29,8 @@ from connector.mapping.expressions import (
 )
 from connector.mapping.modifiers import compile_transforms, pipeline
 from connector.mapping.objects import object_builder
-from connector.mapping.source import YNode
 from connector.mapping.targets import Target, accepts_extra, model_fields
+from connector.yaml_lines import YNode
 
 __all__ = [
     "BROWSER_ID_PLACEHOLDER",

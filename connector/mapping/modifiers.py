@@ -18,7 +18,6 @@ from connector.mapping.expressions import (
     suggest,
 )
 from connector.mapping.json_values import json_safe
-from connector.mapping.source import YNode
 from connector.mapping.targets import Target
 from connector.mapping.transforms import (
     TRANSFORMS,
@@ -26,6 +25,7 @@ from connector.mapping.transforms import (
     TransformArgError,
     build_transform,
 )
+from connector.yaml_lines import YNode
 
 __all__ = ["compile_transforms", "pipeline"]
 

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel
 
 from connector.config import Settings
-from connector.librdkafka_keys import OWNED_KEYS
+from connector.config.librdkafka_keys import OWNED_KEYS
 from scripts.config_reference import ConfigField, fields
 
 pytestmark = pytest.mark.helm

@@ -32,7 +32,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connector.sample import writable
+from connector.sample_clickstream import writable
 from scripts.services.common import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from confluent_kafka import Message, Producer
 
-from connector.deadletter import error_headers
+from connector.settle.deadletter import error_headers
 from tests.integration.connector_proc import REPO_ROOT, minimal_env
 
 

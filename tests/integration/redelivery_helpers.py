@@ -19,7 +19,7 @@ import fastavro
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connector.sample import encode_confluent, sample_records
+from connector.sample_clickstream import encode_confluent, sample_records
 from tests.integration.connector_proc import (
     ConnectorFactory,
     ConnectorProcess,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from tests.fixtures_sandbox import SandboxProcess, start_sandbox, stop_sandbox
 from tests.integration.connector_proc import ConnectorFactory, wait_caught_up, wait_for
 from tests.integration.guarantee_helpers import Stream, delivery_counts

@@ -13,9 +13,9 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connector.decode import ConfluentAvroDecoder, RegistryClient, load_schema
+from connector.decode.decoders import ConfluentAvroDecoder, RegistryClient, load_schema
 from connector.errors import DecodeError
-from connector.sample import sample_records, writable
+from connector.sample_clickstream import sample_records, writable
 from scripts.services.registry import Registry
 from tests.integration.kafka_helpers import create_topic, produce
 

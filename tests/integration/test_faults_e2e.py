@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from connector.sample import sample_records, writable
+from connector.sample_clickstream import sample_records, writable
 from scripts.services.common import free_port
 from tests.integration.connector_proc import (
     REPO_ROOT,

@@ -11,10 +11,10 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from connector import __version__
 from connector.cdp.dialect import get_dialect
-from connector.decode import ConfluentAvroDecoder
+from connector.decode.decoders import ConfluentAvroDecoder
+from connector.decode.registry import RegistryClient
 from connector.mapping import compile_mapping
-from connector.registry import RegistryClient
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from tests.integration.connector_proc import ConnectorFactory, ConnectorProcess, wait_for
 from tests.integration.kafka_helpers import describe_group
 from tests.integration.test_pipeline import EXAMPLE, Scenario

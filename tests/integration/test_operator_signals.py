@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from connector.logs import error_key
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from scripts.services import kafka
 from tests.integration.connector_proc import ConnectorFactory, ConnectorProcess, wait_for
 from tests.integration.kafka_helpers import create_topic, describe_group

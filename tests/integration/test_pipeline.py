@@ -18,10 +18,10 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from connector.cdp.dialect import get_dialect
-from connector.decode import ConfluentAvroDecoder
+from connector.decode.decoders import ConfluentAvroDecoder
+from connector.decode.registry import RegistryClient
 from connector.mapping import compile_mapping
-from connector.registry import RegistryClient
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from tests.integration.connector_proc import (
     REPO_ROOT,
     ConnectorFactory,

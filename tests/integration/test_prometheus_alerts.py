@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from scripts.services.common import Service, free_port, spawn, wait_until
 from tests.helm.helm_helpers import Helm
 from tests.integration.connector_proc import ConnectorFactory, ConnectorProcess, wait_for

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from tests.integration.connector_proc import ConnectorFactory, avro_serializer, committed
 from tests.integration.kafka_helpers import create_topic
 from tests.integration.ops_helpers import (

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from scripts.services.kafka import Broker
 from tests.conftest import SASL_USER
 from tests.integration.connector_proc import REPO_ROOT, ConnectorFactory

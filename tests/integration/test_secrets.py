@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from tests.integration.connector_proc import ConnectorFactory
 from tests.integration.ops_helpers import run_cli, write_config
 from tests.integration.test_pipeline import Scenario

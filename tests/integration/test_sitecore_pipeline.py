@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connector.cdp import get_dialect
-from connector.sample import sample_records
+from connector.sample_clickstream import sample_records
 from tests.fixtures_sandbox import KNOWN_POS
 from tests.integration.connector_proc import REPO_ROOT, ConnectorFactory
 from tests.integration.test_pipeline import Scenario

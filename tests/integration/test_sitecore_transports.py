@@ -139,7 +139,7 @@ async def test_probe_works_for_the_asyncapi_dialect_too(cdp_sandbox: Any) -> Non
 async def test_what_sitecores_sdks_send_is_accepted_on_every_transport(
     cdp_sitecore_sandbox: Any, transport: TransportName
 ) -> None:
-    from tests.unit.test_sitecore_sdk_events import SDK_EVENTS
+    from tests.unit.cdp.test_sitecore_sdk_events import SDK_EVENTS
 
     # At a point of sale the sandbox knows (it drops the others, as the service does).
     events = [{**event, "pos": EVENT["pos"]} for event in SDK_EVENTS.values()]

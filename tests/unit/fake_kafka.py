@@ -13,7 +13,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 
 from connector.config import Settings
 from connector.mapping import MappedEvent, MapResult
-from connector.offsets import OffsetTracker, TopicPartition
+from connector.offsets.tracker import OffsetTracker, TopicPartition
 from connector.records import Failure, Headers, Work
 
 

@@ -13,10 +13,10 @@ import pytest
 from fastavro import schemaless_writer
 
 from connector.cdp import get_dialect
-from connector.decode import SchemalessAvroDecoder
+from connector.decode.decoders import SchemalessAvroDecoder
+from connector.decode.schemas import load_schema
 from connector.mapping import compile_mapping
-from connector.sample import encode_schemaless, sample_records, writable
-from connector.schemas import load_schema
+from connector.sample_clickstream import encode_schemaless, sample_records, writable
 
 REPO = Path(__file__).resolve().parents[2]
 V1, V2, V3 = (load_schema(REPO / "avro" / f"clickstream-v{n}.avsc") for n in (1, 2, 3))

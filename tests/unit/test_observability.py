@@ -9,11 +9,17 @@ from datetime import UTC, datetime
 from aiohttp.test_utils import TestClient, TestServer
 
 from connector.cdp.answer import Answer, Outcome
-from connector.deadletter import error_headers
 from connector.observability import Metrics, brokers_up, build_app
 from connector.pipeline import on_stats
-from connector.replay import REPLAY_ATTEMPTS, Origin, RecordFilter, ReplayOptions, parse_time
-from connector.state import RunState
+from connector.run_state import RunState
+from connector.settle.deadletter import error_headers
+from connector.source.replay_reader import (
+    REPLAY_ATTEMPTS,
+    Origin,
+    RecordFilter,
+    ReplayOptions,
+    parse_time,
+)
 
 
 def stats(partitions: dict[str, dict[str, object]]) -> str:

@@ -1,0 +1,357 @@
+"""Browser ids for anonymous visitors: made once per visitor, kept in a compacted topic.
+
+A mapping may ask for ``browser_id: {browser_id_for: anonymous_id}``. Mapping runs on
+the consumer thread and must not do HTTP, so it writes a placeholder naming the
+visitor (``BROWSER_ID_PLACEHOLDER`` + visitor id). :class:`BrowserIdResolver` sits in
+front of the transport on the event loop: before a body is posted it swaps the
+placeholder for the visitor's CDP browser id, creating one through
+``GET /v1.2/browser/create.json`` the first time.
+
+The same visitor must keep the same id across restarts and replicas, so
+:class:`BrowserIdStore` keeps ``visitor id → browser id`` in a compacted Kafka topic:
+
+1. start: create the topic (``cleanup.policy=compact``) if missing, read it to its end
+   into a bounded LRU map; a thread then keeps tailing it (ids other replicas make);
+2. a visitor not in memory: wait until the tailer has read up to the topic's current
+   end (another replica may just have made its id), look again;
+3. still unknown: create a browser id, write it to the topic and wait for the broker's
+   acknowledgement, and only then post the event that uses it.
+
+Concurrent first events of one visitor share one in-flight creation (a future per
+visitor), so one replica never makes two ids for a visitor. Two replicas cannot race
+on a brand-new visitor as long as the guest key (the ordering lane) is the visitor id
+and records are partitioned by it: one partition, one owner at a time, and step 2
+covers the hand-over. Keyed by anything else, two replicas could each make an id; the
+topic then keeps the last one written (both replicas converge on it).
+
+Bounded memory: at most ``max_entries`` ids are held; a visitor evicted from memory
+(least recently used) who comes back gets a new id, as if the cookie were cleared.
+Size it above the number of visitors active within the topic's lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from json.encoder import encode_basestring_ascii as _json_string  # json.dumps(str), in C
+from typing import Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.cimpl import NewTopic
+
+from connector.cdp.answer import Answer, Outcome
+from connector.config import BrowserIdSettings, KafkaSettings
+from connector.errors import ConfigError, TransientError
+from connector.kafka.topics import ensure_topic
+from connector.mapping.fields import BROWSER_ID_PLACEHOLDER
+
+__all__ = ["BrowserIdResolver", "BrowserIdStore", "find_placeholder"]
+
+# What a freshly created topic answers for a moment (librdkafka calls them not retriable).
+_NO_LEADER_YET = {KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE}
+
+log = logging.getLogger(__name__)
+
+# The placeholder as the dialect's JSON dump writes it (NUL escaped as \u0000). A `"`
+# cannot occur unescaped inside a JSON string, so this byte run is always the real key.
+_MARKER = b'"browser_id":' + json.dumps(BROWSER_ID_PLACEHOLDER).encode()[:-1]
+
+
+def find_placeholder(body: bytes) -> tuple[int, int, str] | None:
+    """``(start, end, visitor)`` of a ``"browser_id":"<placeholder>"`` pair, or None."""
+    start = body.find(_MARKER)
+    if start < 0:
+        return None
+    position = start + len(_MARKER)
+    quote = body.find(b'"', position)
+    if quote > 0 and body.find(b"\\", position, quote) < 0:  # no escape: the bytes are the id
+        return start, quote + 1, body[position:quote].decode()
+    while True:  # the closing quote: one not escaped by an odd run of backslashes
+        quote = body.find(b'"', position)
+        if quote < 0:
+            return None
+        backslashes = 0
+        while body[quote - 1 - backslashes] == 0x5C:
+            backslashes += 1
+        if backslashes % 2 == 0:
+            break
+        position = quote + 1
+    value = json.loads(body[start + len(b'"browser_id":') : quote + 1])
+    return start, quote + 1, value[len(BROWSER_ID_PLACEHOLDER) :]
+
+
+class BrowserIdStore:
+    """``visitor id → browser id``: an LRU map in memory, backed by a compacted topic.
+
+    ``start``/``stop`` and the blocking ``catch_up``/``put`` run off the event loop
+    (``asyncio.to_thread``); ``get`` is cheap and thread-safe.
+    """
+
+    def __init__(self, kafka: KafkaSettings, settings: BrowserIdSettings) -> None:
+        self._kafka = kafka
+        self._settings = settings
+        self._topic = settings.topic
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._positions: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._meta: Consumer | None = None
+        self._meta_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    # -- lifetime -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Ensure the topic, read it to its end, start tailing it (blocking)."""
+        timeout = self._settings.timeout_seconds
+        self._ensure_topic(timeout)
+        group = f"cdp-connector-browser-ids-{uuid.uuid4().hex[:8]}"  # never commits
+        consumer_conf = {**self._kafka.consumer_conf(), "group.id": group,
+                         "enable.auto.commit": False, "enable.partition.eof": False}  # fmt: skip
+        self._meta = Consumer(consumer_conf)
+        self._consumer = Consumer(consumer_conf)
+        partitions = self._partitions(timeout)
+        self._consumer.assign(
+            [TopicPartition(self._topic, p, -2) for p in partitions]  # -2: OFFSET_BEGINNING
+        )
+        self._producer = Producer(
+            {
+                **self._kafka.producer_conf(),
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": 0,
+            }
+        )
+        deadline = time.monotonic() + timeout
+        while True:  # a topic created a moment ago may not have its leaders yet
+            try:
+                ends = self._ends(partitions, timeout)
+                break
+            except TransientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        while not self._reached(ends):
+            if time.monotonic() > deadline:
+                raise TransientError(f"browser ids: could not read {self._topic} to its end")
+            self._poll_once()
+        log.info("browser ids: %d loaded from %s", len(self._ids), self._topic)
+        self._thread = threading.Thread(target=self._tail, name="browser-ids", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        for client in (self._consumer, self._meta):
+            if client is not None:
+                client.close()
+        if self._producer is not None:
+            self._producer.flush(5)
+
+    # -- lookups and writes -----------------------------------------------------------
+
+    def get(self, visitor: str) -> str | None:
+        """The visitor's browser id if known (it becomes the most recently used).
+
+        Called by the resolver for every event, on the loop, so without the lock: ``get``
+        and ``move_to_end`` of the C ``OrderedDict`` are each one atomic step under the
+        GIL (str keys call no Python code). Between the two the tailer may drop the
+        visitor (eviction, tombstone); the id read is still the answer of that instant.
+        """
+        ref = self._ids.get(visitor)
+        if ref is not None:
+            try:  # noqa: SIM105 - contextlib.suppress costs a context manager per event
+                self._ids.move_to_end(visitor)
+            except KeyError:  # dropped meanwhile by the tailer
+                pass
+        return ref
+
+    def catch_up(self) -> None:
+        """Block until the tailer has read every record written before this call."""
+        timeout = self._settings.timeout_seconds
+        with self._lock:
+            partitions = sorted(self._positions)
+        ends = self._ends(partitions, timeout)
+        deadline = time.monotonic() + timeout
+        while not self._reached(ends):
+            if time.monotonic() > deadline:
+                raise TransientError(f"browser ids: {self._topic} did not catch up in time")
+            time.sleep(0.005)
+
+    def put(self, visitor: str, ref: str) -> None:
+        """Write ``visitor → ref`` and wait for the broker's acknowledgement."""
+        producer = self._producer
+        if producer is None:
+            raise RuntimeError("BrowserIdStore.put before start()")
+        errors: list[KafkaError] = []
+
+        def on_delivery(error: KafkaError | None, _msg: object) -> None:
+            if error is not None:
+                errors.append(error)
+
+        producer.produce(self._topic, key=visitor.encode(), value=ref.encode(),
+                         on_delivery=on_delivery)  # fmt: skip
+        if producer.flush(self._settings.timeout_seconds) > 0 or errors:
+            reason = errors[0].str() if errors else "timed out"
+            raise TransientError(f"browser ids: writing to {self._topic} failed: {reason}")
+        self._remember(visitor, ref)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _remember(self, visitor: str, ref: str | None) -> None:
+        with self._lock:
+            if ref is None:  # a tombstone: forget the visitor
+                self._ids.pop(visitor, None)
+                return
+            self._ids[visitor] = ref
+            self._ids.move_to_end(visitor)
+            while len(self._ids) > self._settings.max_entries:
+                self._ids.popitem(last=False)
+
+    def _poll_once(self) -> None:
+        assert self._consumer is not None  # noqa: S101 - started
+        for msg in self._consumer.consume(500, timeout=0.1):
+            error = msg.error()
+            if error is not None:
+                log.warning("browser ids: %s", error.str())
+                continue
+            key, value = msg.key(), msg.value()
+            if key is not None:
+                self._remember(key.decode(), None if value is None else value.decode())
+            partition, offset = msg.partition(), msg.offset()
+            if partition is not None and offset is not None:
+                with self._lock:
+                    self._positions[partition] = offset + 1
+
+    def _tail(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._poll_once()
+            except KafkaException as exc:  # keep tailing; the next poll may succeed
+                log.warning("browser ids: %s", exc)
+                time.sleep(0.5)
+
+    def _reached(self, ends: dict[int, int]) -> bool:
+        with self._lock:
+            return all(self._positions.get(p, 0) >= end for p, end in ends.items())
+
+    def _ends(self, partitions: list[int], timeout: float) -> dict[int, int]:
+        assert self._meta is not None  # noqa: S101 - started
+        deadline = time.monotonic() + timeout
+        with self._meta_lock:
+            while True:
+                try:
+                    return {
+                        p: self._meta.get_watermark_offsets(
+                            TopicPartition(self._topic, p), timeout=timeout, cached=False
+                        )[1]
+                        for p in partitions
+                    }
+                except KafkaException as exc:
+                    # A topic created a moment ago answers NOT_LEADER until its leaders are up.
+                    if exc.args[0].code() not in _NO_LEADER_YET or time.monotonic() > deadline:
+                        raise TransientError(f"browser ids: {self._topic}: {exc}") from exc
+                time.sleep(0.1)
+
+    def _partitions(self, timeout: float) -> list[int]:
+        assert self._meta is not None  # noqa: S101 - started
+        metadata = self._meta.list_topics(self._topic, timeout=timeout)
+        topic = metadata.topics.get(self._topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise ConfigError(f"cdp.browser_ids.topic {self._topic!r} does not exist")
+        partitions = sorted(topic.partitions)
+        with self._lock:
+            for p in partitions:
+                self._positions.setdefault(p, 0)
+        return partitions
+
+    def _ensure_topic(self, timeout: float) -> None:
+        new = NewTopic(
+            self._topic,
+            num_partitions=self._settings.partitions,
+            replication_factor=self._settings.replication_factor,
+            config={"cleanup.policy": "compact"},
+        )
+        ensure_topic(self._kafka, new, create=self._settings.create_topic,
+                     section="cdp.browser_ids", timeout=timeout)  # fmt: skip
+
+
+class IdSource(Protocol):
+    """The HTTP side the resolver needs (``CdpClient``)."""
+
+    async def send(self, body: bytes) -> Answer: ...
+    async def create_browser_id(self) -> Answer: ...
+
+
+class BrowserIdResolver:
+    """A sender in front of the transport that fills in browser ids, then sends.
+
+    Returns the transport's answers unchanged; a failure to make or store an id is an
+    answer too (the browser/create answer, or RETRYABLE when Kafka failed), so the
+    dispatcher's retry, halt and dead-letter rules apply as for any post.
+    """
+
+    def __init__(self, client: IdSource, store: BrowserIdStore) -> None:
+        self._client = client
+        self._store = store
+        self._pending: dict[str, asyncio.Future[str | Answer]] = {}
+        self.created = 0
+
+    async def send(self, body: bytes) -> Answer:
+        found = find_placeholder(body)
+        if found is None:
+            return await self._client.send(body)
+        start, end, visitor = found
+        # The visitor is known in the steady state: no coroutine for the lookup then.
+        ref = self._store.get(visitor) or await self.browser_id(visitor)
+        if isinstance(ref, Answer):
+            return ref
+        body = b"".join((body[:start], b'"browser_id":', _json_string(ref).encode(), body[end:]))
+        return await self._client.send(body)
+
+    async def browser_id(self, visitor: str) -> str | Answer:
+        """The visitor's browser id (made and stored on first use), or why there is none."""
+        ref = self._store.get(visitor)
+        if ref is not None:
+            return ref
+        pending = self._pending.get(visitor)
+        if pending is not None:  # a concurrent first event of this visitor is making it
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str | Answer] = asyncio.get_running_loop().create_future()
+        self._pending[visitor] = future
+        try:
+            result = await self._make(visitor)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a waiter-less future must not warn
+            raise
+        finally:
+            del self._pending[visitor]
+
+    async def _make(self, visitor: str) -> str | Answer:
+        try:
+            await asyncio.to_thread(self._store.catch_up)
+            ref = self._store.get(visitor)
+            if ref is not None:
+                return ref
+            answer = await self._client.create_browser_id()
+            if answer.outcome is not Outcome.DELIVERED or not answer.ref:
+                return answer
+            await asyncio.to_thread(self._store.put, visitor, answer.ref)
+        except TransientError as exc:
+            return Answer(Outcome.RETRYABLE, None, str(exc))
+        self.created += 1
+        return answer.ref

@@ -1,0 +1,1 @@
+"""Kafka edges shared by the stages: topics, commits, and what the client's errors mean."""

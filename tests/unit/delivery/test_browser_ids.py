@@ -1,0 +1,147 @@
+"""Browser-id placeholders: found exactly, filled in by a byte splice, one id per visitor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from connector.cdp import get_dialect
+from connector.cdp.answer import Answer, Outcome
+from connector.config.cdp import BrowserIdSettings
+from connector.config.kafka import KafkaSettings
+from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore, find_placeholder
+from connector.mapping.fields import BROWSER_ID_PLACEHOLDER
+
+DIALECT = get_dialect("sitecore")
+
+
+def body_for(visitor: str, page: str = "home") -> bytes:
+    return DIALECT.validate_and_dump({
+        "type": "VIEW", "channel": "WEB", "language": "EN", "currency": "EUR",
+        "page": page, "pos": "p", "browser_id": BROWSER_ID_PLACEHOLDER + visitor,
+    })  # fmt: skip
+
+
+def test_placeholder_found_with_awkward_visitor_ids() -> None:
+    for visitor in ("v-1", 'quote"and\\backslash\\', "ünïcode", "a\\"):
+        start, end, found = find_placeholder(body_for(visitor)) or (0, 0, "")
+        assert found == visitor
+        assert body_for(visitor)[start:end].startswith(b'"browser_id":')
+
+
+def test_a_page_that_looks_like_a_placeholder_is_not_taken_for_one() -> None:
+    tricky = '"browser_id":"\\u0000browser_id_for:x"'
+    body = body_for("real", page=tricky)
+    assert find_placeholder(body)[2] == "real"  # type: ignore[index]
+    assert find_placeholder(DIALECT.validate_and_dump(
+        {**json.loads(body), "browser_id": "plain"}
+    )) is None  # fmt: skip
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.ids: dict[str, str] = {}
+        self.puts: list[tuple[str, str]] = []
+
+    def get(self, visitor: str) -> str | None:
+        return self.ids.get(visitor)
+
+    def catch_up(self) -> None:
+        pass
+
+    def put(self, visitor: str, ref: str) -> None:
+        self.puts.append((visitor, ref))
+        self.ids[visitor] = ref
+
+
+class FakeClient:
+    def __init__(self, create: list[Answer] | None = None) -> None:
+        self.sent: list[bytes] = []
+        self.created = 0
+        self.create = create or []
+
+    async def send(self, body: bytes) -> Answer:
+        self.sent.append(body)
+        return Answer(Outcome.DELIVERED, 201, "OK")
+
+    async def create_browser_id(self) -> Answer:
+        await asyncio.sleep(0.01)  # let concurrent first events pile up
+        self.created += 1
+        if self.create:
+            return self.create.pop(0)
+        return Answer(Outcome.DELIVERED, 201, "OK", ref=f"bid-{self.created}")
+
+
+async def test_concurrent_first_events_of_a_visitor_make_one_id() -> None:
+    client, store = FakeClient(), FakeStore()
+    resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
+    answers = await asyncio.gather(*(resolver.send(body_for("v")) for _ in range(20)))
+    assert all(a.outcome is Outcome.DELIVERED for a in answers)
+    assert client.created == 1
+    assert store.puts == [("v", "bid-1")]
+    assert {json.loads(b)["browser_id"] for b in client.sent} == {"bid-1"}
+
+
+async def test_the_id_is_stored_before_the_event_is_posted() -> None:
+    order: list[str] = []
+    client, store = FakeClient(), FakeStore()
+    original_put, original_send = store.put, client.send
+
+    def put(visitor: str, ref: str) -> None:
+        order.append("put")
+        original_put(visitor, ref)
+
+    async def send(body: bytes) -> Answer:
+        order.append("post")
+        return await original_send(body)
+
+    store.put = put  # type: ignore[method-assign]
+    client.send = send  # type: ignore[method-assign]
+    await BrowserIdResolver(client, store).send(body_for("v"))  # type: ignore[arg-type]
+    assert order == ["put", "post"]
+
+
+async def test_a_known_visitor_needs_no_request_and_other_bodies_pass_through() -> None:
+    client, store = FakeClient(), FakeStore()
+    store.ids["v"] = "known"
+    resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
+    await resolver.send(body_for("v"))
+    await resolver.send(b'{"type":"VIEW","browser_id":"plain"}')
+    assert client.created == 0
+    assert json.loads(client.sent[0])["browser_id"] == "known"
+    assert client.sent[1] == b'{"type":"VIEW","browser_id":"plain"}'
+
+
+async def test_a_failed_creation_is_the_events_answer_and_nothing_is_stored() -> None:
+    refused = Answer(Outcome.FATAL, 401, "401: unknown client_key")
+    client, store = FakeClient([refused]), FakeStore()
+    resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
+    assert await resolver.send(body_for("v")) == refused
+    assert store.puts == [] and client.sent == []
+    assert (await resolver.send(body_for("v"))).outcome is Outcome.DELIVERED  # retried later
+
+
+async def test_kafka_failure_is_retryable() -> None:
+    from connector.errors import TransientError
+
+    class BrokenStore(FakeStore):
+        def put(self, visitor: str, ref: str) -> None:
+            raise TransientError("broker down")
+
+    resolver = BrowserIdResolver(FakeClient(), BrokenStore())  # type: ignore[arg-type]
+    answer = await resolver.send(body_for("v"))
+    assert answer.outcome is Outcome.RETRYABLE and "broker down" in answer.reason
+
+
+def test_store_get_answers_and_keeps_the_recently_used_ones() -> None:
+    # get() reads without the lock; what it answers and the LRU order it keeps are unchanged.
+    store = BrowserIdStore(KafkaSettings(), BrowserIdSettings(max_entries=2))
+    store._remember("v1", "b1")
+    store._remember("v2", "b2")
+    assert store.get("v1") == "b1"  # v1 is now the most recently used
+    assert store.get("nobody") is None
+    store._remember("v3", "b3")  # evicts the least recently used: v2
+    assert (store.get("v1"), store.get("v2"), store.get("v3")) == ("b1", None, "b3")
+    store._remember("v1", None)  # a tombstone
+    assert store.get("v1") is None
+    assert len(store) == 1
