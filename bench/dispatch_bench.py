@@ -37,7 +37,7 @@ class _Sender:
 
 
 class _NoDeadLetters:
-    def publish_work(self, work: Work, failure: Failure, on_done: object) -> None:
+    def publish_failure(self, work: Work, failure: Failure, on_done: object) -> None:
         raise AssertionError(failure)
 
 

@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from connector.cdp.transport import EVENT_PATH
 from connector.decode.schemas import load_schema
-from connector.sample_clickstream import encode_confluent, sample_records
+from connector.sample_clickstream import SITES, encode_confluent, sample_records
 from scripts.services.common import REPO_ROOT, free_port
 
 # v3: the newest clickstream schema (page.utm), what the sitecore mapping reads referrer
@@ -365,6 +365,7 @@ def connector_config(
     cdp: dict[str, Any] = {"dialect": dialect, "base_url": sink_url, "region": None}
     if dialect == "sitecore":
         cdp["browser_ids"] = {"topic": BROWSER_IDS_TOPIC}
+        cdp["points_of_sale"] = list(SITES)  # the sample data's, all known to the sink
     return {
         "kafka": {"bootstrap_servers": bootstrap, "group_id": group},
         "topics": [{"name": topic, "decoder": "confluent"}],

@@ -9,11 +9,15 @@ from collections.abc import Sequence
 from connector import __version__
 from connector.cdp.sandbox import cli as cdp_sandbox
 from connector.commands import dry_run as dryrun
-from connector.commands import mapping_tests
+from connector.commands import mapping_tests, studio
 from connector.errors import ConfigError
+
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``cdp-connector`` command line: one subcommand per operator task, each
+    bound to the function that runs it (``func``)."""
     parser = argparse.ArgumentParser(
         prog="cdp-connector",
         description="Kafka clickstream (Avro) to the Sitecore CDP Stream API.",
@@ -66,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--format", choices=("text", "markdown"), default="text")
     fields.set_defaults(func=_fields)
     mapping_tests.add_parser(sub)
+    studio.add_parser(sub)
     return parser
 
 
@@ -116,6 +121,8 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console entry point: run the chosen subcommand; its exit code, 2 for a
+    ConfigError (message on stderr), 130 on Ctrl-C."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

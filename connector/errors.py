@@ -2,22 +2,30 @@
 
     ConnectorError                 base of every exception raised on purpose
     ├── ConfigError                bad config or mapping at start-up → exit code 2
+    │   └── kafka.topics.CredentialsRefused  the broker refused the SASL login
+    │                              (start-up topic check, ``check``) → exit 2 / a failed row
     ├── RecordError                this one record cannot be processed → dead-letter topic
     │   ├── DecodeError            bytes are not a valid Avro record for the schema
     │   ├── MappingError           no rule matched (when configured so) or a field failed
-    │   └── settle.NotConfigured   a replayed dead letter's topic is not in the config
+    │   │   └── mapping.UnknownPointOfSale  a pos from the record the tenant lacks
+    │   └── settle.stage.NotConfigured  a replayed dead letter's topic is not in the config
     ├── TransientError             not about one record (schema registry down); retriable:
     │                              settle waits it out (``run``) or stops (``replay-dlq``)
-    ├── replay.ReplayError         replay-dlq cannot start (dead-letter topic unavailable) → exit 1
-    ├── check.CheckFailed          one ``check`` did not pass → a failed row, exit 1
+    ├── source.replay_reader.ReplayError  replay-dlq cannot start (dead-letter topic
+    │                              unavailable) → exit 1
+    ├── commands.check.CheckFailed one ``check`` did not pass → a failed row, exit 1
+    ├── commands.studio_session.Conflict  the studio's save refused: the file changed on
+    │                              disk → 409
     └── InternalError              raised and caught inside one module, never leaves it:
-        ├── schemas.SchemaError                → ConfigError (a local .avsc) or DecodeError
-        ├── avro_codegen.Unsupported           → fastavro reads that schema instead
-        ├── avro_codegen.LeftOver              → DecodeError
+        ├── decode.schemas.SchemaError         → ConfigError (a local .avsc) or DecodeError
+        ├── decode.avro_codegen.Unsupported    → fastavro reads that schema instead
+        ├── decode.avro_codegen.LeftOver       → DecodeError
         ├── cdp.http1.Http1Error               → a network error answer (retried)
         ├── mapping.paths.PathSyntaxError      → ConfigError naming the line
         ├── mapping.transforms.TransformArgError → ConfigError naming the line
         ├── mapping.expressions.SpecError      → ConfigError naming the line
+        ├── mapping.expressions.SpecErrors     → ConfigError naming every line (several
+        │                                        SpecErrors of one object, reported together)
         ├── mapping.expressions.FieldFailure   → MappingError naming the field
         └── mapping.compiler._Fail             → one line of the compile ConfigError
 
@@ -34,6 +42,16 @@ the config loader turns those into one ``ConfigError``.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ConnectorError",
+    "DecodeError",
+    "InternalError",
+    "MappingError",
+    "RecordError",
+    "TransientError",
+]
 
 
 class ConnectorError(Exception):

@@ -13,6 +13,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+__all__ = ["run_loop", "tune_gc"]
+
 T = TypeVar("T")
 
 ENV = "CDP_CONNECTOR_EVENT_LOOP"

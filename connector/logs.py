@@ -22,6 +22,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
+__all__ = [
+    "KAFKA_LOGGER",
+    "LIBRDKAFKA_LOGGER",
+    "JsonFormatter",
+    "RepeatFilter",
+    "TextFormatter",
+    "error_key",
+    "setup_logging",
+]
+
 _CONTEXT = ("topic", "partition", "offset")
 LIBRDKAFKA_LOGGER = "librdkafka"  # KafkaSettings.admin_conf hands it to every client
 KAFKA_LOGGER = "connector.kafka"  # the connector's own lines about Kafka client errors
@@ -66,6 +76,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[str, tuple[float, int]] = {}  # key → (let through at, held back)
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """``logging.Filter``: False for a repeat within the interval; the next one let
+        through says how many were held back."""
         if record.levelno < logging.WARNING:
             return True
         key = self._key(record)
@@ -88,6 +100,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, record context."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON line, with its context fields and exception text."""
         line: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
@@ -106,6 +119,7 @@ class TextFormatter(logging.Formatter):
     """``time level logger: message key=value ...`` for people at a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one readable line: time, level, logger, message, context."""
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S.%f")[:-3]
         context = " ".join(
             f"{key}={getattr(record, key)}" for key in _CONTEXT if hasattr(record, key)

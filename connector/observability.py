@@ -28,6 +28,8 @@ from connector import __version__
 from connector.cdp.client import Answer
 from connector.run_state import RunState
 
+__all__ = ["Metrics", "brokers_up", "build_app", "start_server"]
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}  # else "error" (no answer)
 
@@ -54,9 +56,11 @@ class _DeliveryCounts:
         self.latency_sum = 0.0
 
     def describe(self) -> Iterator[Metric]:
+        """The registry's collector protocol: the same families as ``collect``."""
         return self.collect()
 
     def collect(self) -> Iterator[Metric]:
+        """The counts as metric families, built at each scrape (``/metrics``)."""
         p = self._prefix
         events = CounterMetricFamily(
             f"{p}_events_total",
@@ -148,6 +152,12 @@ class Metrics:
             ["topic"],
             registry=r,
         )
+        self.unknown_point_of_sale = Counter(
+            f"{p}_unknown_point_of_sale_total",
+            "Records dead-lettered because an event's pos is not in cdp.points_of_sale "
+            "(each value logged once)",
+            registry=r,
+        )
         self.records_dead_lettered = Counter(
             f"{p}_records_dead_lettered_total",
             "Records written to the dead-letter topic (write acknowledged), by failing stage",
@@ -201,6 +211,7 @@ class Metrics:
     # -- DispatchObserver (event loop only: see _DeliveryCounts) --------------------------
 
     def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
+        """``DispatchObserver``: count the answer's status class and its latency."""
         counts = self._counts
         status = answer.status
         counts.status[_STATUS_CLASSES.get(status // 100, "error") if status else "error"] += 1
@@ -208,6 +219,7 @@ class Metrics:
         counts.latency_sum += seconds
 
     def event_done(self, event_type: str, outcome: str) -> None:
+        """``DispatchObserver``: count an event's outcome (delivered, retried, dead_lettered)."""
         events = self._counts.events
         key = (event_type, outcome)
         count = events.get(key)
@@ -217,23 +229,29 @@ class Metrics:
         events[key] = count + 1
 
     def record_delivered(self) -> None:
+        """``DispatchObserver``: count a record whose events were all delivered."""
         self._counts.delivered += 1
 
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
 
     def consumed(self, topic: str, n: int) -> None:
+        """The source read ``n`` records of ``topic``."""
         self._consumed(topic).inc(n)
 
     def finished_before(self, n: int) -> None:
+        """The source read ``n`` records again that had an outcome before (not posted)."""
         self.records_finished_before.inc(n)
 
     def skipped(self, rule: str) -> None:
+        """Settle skipped a record (``rule``: the rule that filtered it, or ``no-match``)."""
         self._skipped(rule).inc()
 
     def dead_lettered(self, stage: str) -> None:
+        """A dead-letter write was acknowledged (``stage``: decode, map or deliver)."""
         self._dead_lettered(stage).inc()
 
     def committed(self, ok: bool) -> None:
+        """The broker answered an offset commit (``Committer``): a success or a failure."""
         (self.commits if ok else self.commit_failures).inc()
 
     def topics_checked(self, names: list[str], missing: tuple[str, ...]) -> None:

@@ -24,21 +24,23 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from confluent_kafka import Consumer, Producer
 
 from connector.cdp.client import CdpClient, resolve_base_url
-from connector.cdp.dialect import get_dialect
+from connector.cdp.dialect import Dialect, get_dialect, other_dialects
 from connector.config import Settings
+from connector.decode.registry import registry_client
 from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore
 from connector.delivery.dispatcher import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
 from connector.kafka.commits import Committer, commit_metadata
-from connector.mapping import Mapper, compile_mapping
+from connector.mapping import Mapper, PointsOfSale, compile_mapping
 from connector.observability import Metrics, brokers_up, build_app, start_server
 from connector.offsets.metadata import run_ahead_limit
 from connector.offsets.tracker import OffsetTracker
+from connector.records import lane_rule
 from connector.run_state import RunState
 from connector.settle.deadletter import (
     DeadLetterQueue,
@@ -49,10 +51,24 @@ from connector.settle.deadletter import (
     verify_at_start,
 )
 from connector.settle.record_paths import SchemaWatch, check_record_paths
-from connector.settle.stage import Preparer, Settle, Wait
+from connector.settle.stage import Preparer, Settle, UnknownPosLog, Wait
 from connector.source.handoff import Handoff
 from connector.source.kafka_source import KafkaSource
 from connector.source.replay_reader import DlqReader, ReplayError, ReplayOptions
+from connector.source.settings import SourceSettings
+
+__all__ = [
+    "build_client",
+    "build_mapper",
+    "consumer_conf",
+    "delivery_sender",
+    "instance_name",
+    "main",
+    "on_stats",
+    "replay",
+    "replay_main",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +78,28 @@ def instance_name() -> str:
     return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}"
 
 
+class CompileOptions(TypedDict):
+    """The keyword arguments ``mapping_options`` gives the mapping compiler."""
+
+    points_of_sale: PointsOfSale | None
+    others: tuple[Dialect, ...]
+
+
 def build_mapper(settings: Settings) -> Mapper:
-    return compile_mapping(settings.mapping, get_dialect(settings.cdp.dialect))
+    """The config's mapping, compiled for its dialect and its points of sale (if listed)."""
+    dialect = get_dialect(settings.cdp.dialect)
+    return compile_mapping(settings.mapping, dialect, **mapping_options(settings))
+
+
+def mapping_options(settings: Settings) -> CompileOptions:
+    """What the config adds to a mapping's compile: the tenant's points of sale (if
+    listed) and the other dialects (named when the rules fit one of them instead).
+    ``run`` and the studio compile with the same."""
+    pos = settings.cdp.points_of_sale
+    return {
+        "points_of_sale": PointsOfSale.of(pos) if pos else None,
+        "others": other_dialects(settings.cdp.dialect),
+    }
 
 
 def build_client(settings: Settings) -> CdpClient:
@@ -112,17 +148,22 @@ class _Stages:
             origin_of=origin_of,
         )
         self.committer = Committer(self.tracker, self.state, prefix, self.metrics.committed)
+        self.registry = registry_client(settings.schema_registry)  # one for the process
+        self.unknown_pos = UnknownPosLog(
+            self.metrics.unknown_point_of_sale.inc, "cdp.points_of_sale"
+        )
         self._settings = settings
 
     def settle(self, wait: Wait, watch: SchemaWatch | None = None) -> Settle:
         return Settle(
-            Preparer(self._settings, self.mapper, watch),
-            self._settings.delivery.ordering,
+            Preparer(self._settings.topic_for, self.registry, self.mapper, watch),
+            lane_rule(self._settings.delivery.ordering),
             self.tracker,
             self.dlq,
             self.state,
             wait,
             on_skipped=self.metrics.skipped,
+            on_unknown_pos=self.unknown_pos,
         )
 
     def dispatcher(self, sender: Sender) -> Dispatcher:
@@ -154,7 +195,8 @@ async def run(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     instance = instance_name()
     stages = _Stages(settings, instance, Origin.read_at, commit_as=instance)
-    await asyncio.to_thread(check_record_paths, settings, stages.mapper)  # errors stop the start
+    # Errors stop the start.
+    await asyncio.to_thread(check_record_paths, settings, stages.mapper, stages.registry)
     await asyncio.to_thread(verify_at_start, settings)  # a DLQ topic it cannot create: exit 2
     problems = stages.metrics.mapping_path_problems
     watch = SchemaWatch(stages.mapper, lambda topic, n: problems.labels(topic).inc(n))
@@ -174,7 +216,7 @@ async def run(settings: Settings) -> int:
     async with delivery_sender(settings, stages.mapper) as sender:
         dispatcher = stages.dispatcher(sender)
         source = KafkaSource(
-            settings,
+            SourceSettings.of(settings),
             lambda own: Consumer({**conf, **own}),
             stages.settle(lambda delay: source.wait_out(delay), watch),
             tracker,
@@ -269,7 +311,7 @@ async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
         dispatcher = stages.dispatcher(sender)
         dispatcher.start()
         try:
-            await reader.run(dispatcher, settings)
+            await reader.run(dispatcher, SourceSettings.of(settings))
         finally:
             await dispatcher.stop()
     await asyncio.to_thread(reader.finish)

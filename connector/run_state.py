@@ -12,6 +12,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+__all__ = ["RunState"]
+
 log = logging.getLogger(__name__)
 
 
@@ -32,11 +34,14 @@ class RunState:
     fatal_exit: str | None = None  # a failure that must end the process (exit code 1)
 
     def halt(self, reason: str) -> None:
+        """Delivery stops until ``resume`` (consumption pauses, not ready); logged once
+        per reason. Called through ``delivery.gate.Gate.halt``."""
         if self.halted_reason != reason:
             log.error("delivery halted: %s", reason)
         self.halted_reason = reason
 
     def resume(self) -> None:
+        """Delivery goes on; logs what had halted it."""
         if self.halted_reason is not None:
             log.warning("delivery resumed after: %s", self.halted_reason)
         self.halted_reason = None

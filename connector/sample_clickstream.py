@@ -24,6 +24,7 @@ from fastavro import schemaless_writer
 __all__ = [
     "EVENT_TYPES",
     "PAYLOAD_TYPES",
+    "SITES",
     "encode_confluent",
     "encode_schemaless",
     "sample_records",
@@ -51,6 +52,8 @@ _SITES = (
     ("shop.example.fr", "fr-FR", "EUR"),
     ("shop.example.us", "en-US", "USD"),
 )
+#: The points of sale (``site``) the sample records come from.
+SITES: tuple[str, ...] = tuple(site for site, _, _ in _SITES)
 _AGENTS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36",

@@ -15,7 +15,7 @@ import yaml
 
 from connector.errors import ConfigError
 
-__all__ = ["YNode", "load_yaml"]
+__all__ = ["YNode", "load_yaml", "parse_yaml"]
 
 
 @dataclass(eq=False)
@@ -29,14 +29,17 @@ class YNode:
 
     @property
     def is_map(self) -> bool:
+        """A mapping node (``value`` is a dict of YNode)."""
         return self.kind == "map"
 
     @property
     def is_seq(self) -> bool:
+        """A sequence node (``value`` is a list of YNode)."""
         return self.kind == "seq"
 
     @property
     def is_scalar(self) -> bool:
+        """A scalar node (``value`` is the plain Python value)."""
         return self.kind == "scalar"
 
     def get(self, key: str) -> YNode | None:
@@ -47,6 +50,7 @@ class YNode:
         return child
 
     def items(self) -> list[tuple[str, YNode]]:
+        """A mapping node's (key, child) pairs in file order; empty for any other node."""
         return list(self.value.items()) if self.kind == "map" else []
 
     def line_of(self, path: tuple[str | int, ...]) -> int:

@@ -33,6 +33,7 @@ MODULES = (
     "connector/delivery/retry.py",
     "connector/mapping/compiler.py",
     "connector/mapping/conditions.py",
+    "connector/mapping/fit.py",
     "connector/settle/stage.py",
 )
 #: Data files the unit tests read (mutmut copies the package and tests/ itself).

@@ -7,8 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from scripts.services import kafka
+
+# CI is a cold machine with other work on it: a property is judged by what its examples
+# check, not by how fast a loaded core runs one (the 200 ms default deadline failed there).
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 # Fixtures of other services live in their own modules.
 pytest_plugins = [

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from connector.sample_clickstream import SITES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SPEC = REPO_ROOT / "tests" / "unit" / "fixtures" / "cdp-stream-api.asyncapi.yaml"
 CLIENT_KEY = "sandbox-client-key"
@@ -184,7 +186,7 @@ def cdp_sandbox(cdp_sandbox_server: SandboxProcess) -> SandboxProcess:
 
 
 #: The points of sale the sitecore sandbox knows (the sample data's sites).
-KNOWN_POS = ("shop.example.com", "shop.example.de", "shop.example.fr", "shop.example.us")
+KNOWN_POS = SITES
 
 
 @pytest.fixture(scope="session")

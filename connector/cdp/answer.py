@@ -19,7 +19,14 @@ from email.utils import parsedate_to_datetime
 from enum import Enum
 from http import HTTPStatus
 
-__all__ = ["Answer", "Outcome", "classify", "network_error", "parse_retry_after"]
+__all__ = [
+    "MAX_REASON_CHARS",
+    "Answer",
+    "Outcome",
+    "classify",
+    "network_error",
+    "parse_retry_after",
+]
 
 #: How much of an answer body a reason keeps (bodies may be large HTML error pages).
 MAX_REASON_CHARS = 300

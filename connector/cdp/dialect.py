@@ -21,7 +21,7 @@ from connector.cdp import sitecore_models
 from connector.cdp.transport import DEFAULT_TRANSPORT, TransportName
 from connector.errors import ConfigError
 
-__all__ = ["ASYNCAPI", "SITECORE", "Dialect", "get_dialect"]
+__all__ = ["ASYNCAPI", "SITECORE", "Dialect", "get_dialect", "other_dialects"]
 
 _CUSTOM = "CUSTOM"
 
@@ -103,6 +103,12 @@ ASYNCAPI = Dialect(name="asyncapi", models=_models(asyncapi_models))
 SITECORE = Dialect(name="sitecore", models=_models(sitecore_models))
 
 _DIALECTS: dict[str, Dialect] = {d.name: d for d in (ASYNCAPI, SITECORE)}
+
+
+def other_dialects(name: str) -> tuple[Dialect, ...]:
+    """Every dialect there is but ``name``: what a mapping that fails for ``name`` is
+    tried against, to say which one it was written for."""
+    return tuple(d for d in _DIALECTS.values() if d.name != name)
 
 
 def get_dialect(name: str) -> Dialect:

@@ -43,11 +43,14 @@ from pydantic import (
 )
 
 __all__ = [
+    "CURRENCY_PATTERN",
     "EMAIL_PATTERN",
     "RESERVED_TYPES",
     "AddEvent",
     "BaseEvent",
     "CustomEvent",
+    "Email",
+    "Ext",
     "IdentityEvent",
     "OrderCheckoutEvent",
     "OrderItem",
@@ -118,11 +121,30 @@ def _not_reserved(value: str) -> str:
 # Strict float still takes int and Decimal (Avro decimals) and holds a float, so every
 # number dumps as a JSON number; a ``float | Decimal`` union would dump Decimals as strings.
 Number = Annotated[float, Field(allow_inf_nan=False)]
-Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="ISO 4217, e.g. EUR")]
-Language = Annotated[str, Field(pattern=LANGUAGE_PATTERN, description="ISO 639-1, e.g. EN")]
-Uri = Annotated[str, Field(pattern=URI_PATTERN, description="absolute URI (RFC 3986)")]
-Email = Annotated[str, Field(pattern=EMAIL_PATTERN)]
-ExtKey = Annotated[str, Field(pattern=EXT_KEY_PATTERN)]
+Currency = Annotated[
+    str, Field(pattern=CURRENCY_PATTERN, description="uppercase ISO 4217 code, e.g. EUR")
+]
+Language = Annotated[
+    str, Field(pattern=LANGUAGE_PATTERN, description="ISO 639-1 code (either case), e.g. EN")
+]
+Uri = Annotated[
+    str,
+    Field(
+        pattern=URI_PATTERN,
+        description="absolute URI (RFC 3986), e.g. https://shop.example/p/1 "
+        "(non-ASCII characters %-encoded)",
+    ),
+]
+Email = Annotated[
+    str, Field(pattern=EMAIL_PATTERN, description="email address, e.g. ada@example.com")
+]
+ExtKey = Annotated[
+    str,
+    Field(
+        pattern=EXT_KEY_PATTERN,
+        description="camelCase (a lowercase letter, then letters and digits), e.g. pageType",
+    ),
+]
 ExtValue = bool | int | Annotated[float, Field(allow_inf_nan=False)] | str
 Ext = Annotated[dict[ExtKey, ExtValue], Field(max_length=EXT_MAX_ATTRIBUTES)]
 

@@ -26,8 +26,15 @@ PROBE_EVENT_TYPE = "VIEW"
 
 
 class ProbeClient(Protocol):
-    async def send(self, body: bytes) -> Answer: ...
-    async def create_browser_id(self) -> Answer: ...
+    """What the probe needs of the CDP client (``CdpClient``)."""
+
+    async def send(self, body: bytes) -> Answer:
+        """Post one event body; the classified answer."""
+        ...
+
+    async def create_browser_id(self) -> Answer:
+        """A new browser id for the probe's guest: DELIVERED with ``ref`` set, or why not."""
+        ...
 
 
 @dataclass(frozen=True)

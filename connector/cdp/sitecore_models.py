@@ -132,16 +132,37 @@ def _custom_name(value: str) -> str:
     return value
 
 
-Language = Annotated[str, Field(pattern=LANGUAGE_PATTERN, description="uppercase ISO 639-1")]
-Currency = Annotated[str, Field(pattern=CURRENCY_PATTERN, description="uppercase ISO 4217")]
+Language = Annotated[
+    str, Field(pattern=LANGUAGE_PATTERN, description="uppercase ISO 639-1 code, e.g. EN")
+]
+Currency = Annotated[
+    str, Field(pattern=CURRENCY_PATTERN, description="uppercase ISO 4217 code, e.g. EUR")
+]
 Text = Annotated[str, Field(min_length=1)]
-Uppercase = Annotated[str, Field(min_length=1, pattern=UPPERCASE_PATTERN)]
+Uppercase = Annotated[
+    str,
+    Field(min_length=1, pattern=UPPERCASE_PATTERN, description="uppercase (no lowercase letters)"),
+]
 MinuteDateTime = Annotated[
-    str, Field(pattern=MINUTE_DATETIME_PATTERN), AfterValidator(_real_minute)
+    str,
+    Field(
+        pattern=MINUTE_DATETIME_PATTERN,
+        description="date and time to the minute, YYYY-MM-DDThh:mm, e.g. 2026-11-02T08:15 "
+        '(transform: {strftime: "%Y-%m-%dT%H:%M"})',
+    ),
+    AfterValidator(_real_minute),
 ]
 # Kept as the text given (the mapping's iso8601 transform writes ``...T...sssZ``) so the
 # body says exactly what the record said; checked to be a real UTC date-time.
-UtcDateTime = Annotated[str, Field(pattern=UTC_DATETIME_PATTERN), AfterValidator(_utc)]
+UtcDateTime = Annotated[
+    str,
+    Field(
+        pattern=UTC_DATETIME_PATTERN,
+        description="UTC date-time, ISO 8601 ending in Z (or +00:00), "
+        "e.g. 2026-11-02T08:15:30.123Z",
+    ),
+    AfterValidator(_utc),
+]
 Quantity = Annotated[int, Field(ge=1)]
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -220,7 +241,16 @@ class IdentityEvent(BaseEvent):
     street: list[StrictStr] | None = None
     city: StrictStr | None = None
     state: StrictStr | None = None
-    country: Annotated[str, Field(pattern=COUNTRY_PATTERN)] | None = None
+    country: (
+        Annotated[
+            str,
+            Field(
+                pattern=COUNTRY_PATTERN,
+                description="uppercase ISO 3166-1 alpha-2 country code, e.g. DE",
+            ),
+        ]
+        | None
+    ) = None
     postal_code: StrictStr | None = None
 
 
@@ -327,5 +357,11 @@ class CustomEvent(BaseEvent):
     sc_search: ScSearch | None = None
 
     type: Annotated[
-        str, Field(min_length=1, pattern=UPPERCASE_PATTERN), AfterValidator(_custom_name)
+        str,
+        Field(
+            min_length=1,
+            pattern=UPPERCASE_PATTERN,
+            description="uppercase (no lowercase letters), not a reserved type",
+        ),
+        AfterValidator(_custom_name),
     ]

@@ -118,9 +118,17 @@ class Pool(Protocol):
 
     Both return ``(status, headers, body)`` or raise ``OSError`` / ``TimeoutError``."""
 
-    async def post(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]: ...
-    async def get(self, target: bytes) -> tuple[int, Mapping[str, str], bytes]: ...
-    async def close(self) -> None: ...
+    async def post(self, body: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        """POST ``body`` to the pool's event URL."""
+        ...
+
+    async def get(self, target: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        """GET ``target`` (path and query, already percent-encoded) on the pool's origin."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection (``CdpClient.close``)."""
+        ...
 
 
 class Transport:
@@ -161,6 +169,7 @@ class PostBasic(Transport):
     sends_token = True
 
     async def send(self, body: bytes) -> Answer:
+        """POST the body as it is; the pool's Authorization header carries the credentials."""
         try:
             status, headers, data = await self.pool.post(body)
         except (TimeoutError, OSError) as exc:
@@ -180,6 +189,7 @@ class PostEvents(Transport):
         self._key_json = json.dumps(client_key).encode()
 
     async def send(self, body: bytes) -> Answer:
+        """POST the body with ``client_key`` spliced in; no token is sent."""
         try:
             status, headers, data = await self.pool.post(splice_client_key(body, self._key_json))
         except (TimeoutError, OSError) as exc:
@@ -198,6 +208,8 @@ class GetQuery(Transport):
         self._prefix = query_url(EVENT_PATH, client_key, b"")  # made once: ends "&message="
 
     async def send(self, body: bytes) -> Answer:
+        """GET with the body percent-encoded in the query; an event whose URL would pass
+        ``MAX_GET_URL_BYTES`` is PERMANENT (dead letter) without a request."""
         target = self._prefix + _quote(body)
         length = self._origin_bytes + len(target)
         if length > MAX_GET_URL_BYTES:

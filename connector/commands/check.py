@@ -3,8 +3,9 @@
 Each check is a named function that returns a one-line detail when it passes and
 raises ``CheckFailed`` (or any exception) when it does not. Checks run at once,
 each on its own daemon thread bounded by ``--timeout``; the command prints a table
-and exits 0 when everything passed, 1 when anything failed, 2 when the config
-itself does not load.
+and exits 0 when everything passed, 2 when the config, the mapping or its record
+paths are refused (what ``run`` refuses at start-up with exit code 2), else 1 when
+anything failed.
 
 The CDP check must prove the credentials without creating data on a real tenant,
 so it posts a deliberately empty event (``{}``): the Stream API authenticates
@@ -36,7 +37,7 @@ from connector.errors import ConfigError, ConnectorError, TransientError
 from connector.http_auth import basic_auth_header
 from connector.kafka.topics import CredentialsRefused, cluster_metadata
 
-__all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "run_checks"]
+__all__ = ["CHECK_BUILDERS", "Check", "CheckFailed", "CheckResult", "main", "redact", "run_checks"]
 
 
 class CheckFailed(ConnectorError):
@@ -53,10 +54,13 @@ class Check:
 
 @dataclass(frozen=True)
 class CheckResult:
+    """One row of the table: the check, passed or not, the detail, the time taken."""
+
     name: str
     ok: bool
     detail: str
     seconds: float
+    refused: bool = False  # a ConfigError: what `run` would refuse at start-up (exit 2)
 
 
 # -- the checks ------------------------------------------------------------------------
@@ -165,7 +169,13 @@ def _cdp(settings: Settings, timeout: float) -> str:
     return asyncio.run(asyncio.wait_for(probe(), timeout))
 
 
+#: Checks whose ConfigError `run` would refuse to start with (exit code 2 for `check` too).
+REFUSED_AT_START = frozenset({"mapping", "record paths"})
+
+
 def default_checks(settings: Settings) -> Iterable[Check]:
+    """The checks every config gets: mapping, record paths, broker, each topic, the
+    dead-letter topic, the schema registry (when configured), the CDP credentials."""
     yield Check("mapping", _mapping)
     yield Check("record paths", _record_paths)
     yield Check("kafka broker", _broker)
@@ -232,16 +242,18 @@ def run_checks(settings: Settings, checks: Sequence[Check], timeout: float) -> l
     threads: list[tuple[int, Check, threading.Thread, float]] = []
 
     def runner(index: int, check: Check, started: float) -> None:
+        refused = False
         try:
             detail = check.run(settings, timeout)
             ok = True
         except CheckFailed as exc:
             detail, ok = str(exc), False
         except ConfigError as exc:
-            detail, ok = str(exc), False
+            detail, ok, refused = str(exc), False, check.name in REFUSED_AT_START
         except Exception as exc:  # noqa: BLE001 - any failure is a failed check, shown as such
             detail, ok = f"{type(exc).__name__}: {exc}", False
-        results[index] = CheckResult(check.name, ok, detail, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        results[index] = CheckResult(check.name, ok, detail, seconds, refused)
 
     for index, check in enumerate(checks):
         started = time.monotonic()
@@ -283,6 +295,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def known_secrets(settings: Settings) -> list[str]:
+    """The secret values the config names (those that can be read), for ``redact``."""
     values: list[str] = []
     candidates = [
         (settings.cdp.client_key_env, settings.cdp.client_key_file),
@@ -302,6 +315,7 @@ def known_secrets(settings: Settings) -> list[str]:
 
 
 def format_table(results: Sequence[CheckResult]) -> str:
+    """The results as the aligned table ``check`` prints (detail lines under DETAIL)."""
     width = max([len("CHECK"), *(len(r.name) for r in results)])
     lines = [f"{'CHECK':<{width}}  RESULT  TIME    DETAIL"]
     for r in results:
@@ -327,8 +341,12 @@ def main(config: str, timeout: float) -> int:
         *run_checks(settings, checks, timeout),
     ]
     secrets = known_secrets(settings)
-    results = [CheckResult(r.name, r.ok, redact(r.detail, secrets), r.seconds) for r in results]
+    results = [
+        CheckResult(r.name, r.ok, redact(r.detail, secrets), r.seconds, r.refused) for r in results
+    ]
     print(format_table(results))
     failed = sum(not r.ok for r in results)
     print(f"{len(results) - failed} passed, {failed} failed")
+    if any(r.refused for r in results):
+        return 2  # `run` would not start with this mapping
     return 1 if failed else 0

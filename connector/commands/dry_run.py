@@ -19,18 +19,36 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.cdp.dialect import get_dialect
+from connector.cdp.dialect import get_dialect, other_dialects
 from connector.decode.decoders import SchemalessAvroDecoder
 from connector.decode.schemas import load_schema
 from connector.errors import ConfigError, DecodeError, MappingError
 from connector.mapping.avro_json import from_json
-from connector.mapping.avro_shape import shape_of
-from connector.mapping.compiler import compile_mapping
-from connector.mapping.mapper import Mapper, MapResult
-from connector.mapping.pathcheck import check_mapper
+from connector.mapping.compiler import PointsOfSale, compile_mapping, declared_dialect
+from connector.mapping.mapper import NO_MATCH, Mapper, MapResult
+from connector.mapping.pathcheck import check_input
 from connector.mapping.protocol import DialectLike
+from connector.settle.record_paths import Versions, check_schema, topic_schema
 
-__all__ = ["add_parser", "as_decoded", "check_paths", "load_dialect", "read_avro_file", "run"]
+__all__ = [
+    "add_parser",
+    "add_points_of_sale",
+    "as_decoded",
+    "check_input_paths",
+    "check_paths",
+    "compile_for",
+    "load_dialect",
+    "note",
+    "points_of_sale",
+    "pos_note",
+    "read_avro_file",
+    "run",
+]
+
+
+def _no_versions() -> list[Any]:
+    return []
+
 
 _AVRO_MAGIC = b"Obj\x01"
 
@@ -47,7 +65,8 @@ def add_parser(sub: Any) -> None:
     source.add_argument(
         "--config",
         type=Path,
-        help="connector.yaml: take the mapping, dialect and topic from it",
+        help="connector.yaml: take the mapping, dialect, topic (and its schema) and points of "
+        "sale from it",
     )
     source.add_argument("--mapping", type=Path, help="mapping rules YAML file")
     parser.add_argument(
@@ -59,7 +78,8 @@ def add_parser(sub: Any) -> None:
     parser.add_argument(
         "--dialect",
         default=None,
-        help="CDP dialect: asyncapi (default), sitecore, or module:attribute of a custom one",
+        help="CDP dialect: asyncapi, sitecore, or module:attribute of a custom one (default: "
+        "the config's, else the mapping file's dialect:, else asyncapi)",
     )
     parser.add_argument(
         "--schema",
@@ -68,6 +88,7 @@ def add_parser(sub: Any) -> None:
         "file, or the schema JSON lines are decoded with (logical types as in the run); "
         "record paths are checked against it (or against an Avro file's own schema)",
     )
+    add_points_of_sale(parser)
     parser.add_argument(
         "--topic",
         default=None,
@@ -84,6 +105,37 @@ def add_parser(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def add_points_of_sale(parser: argparse.ArgumentParser) -> None:
+    """``--points-of-sale``: the tenant's, where no config says them (``map``, ``test``)."""
+    parser.add_argument(
+        "--points-of-sale",
+        metavar="POS[,POS...]",
+        help="the tenant's points of sale, comma-separated: an event whose pos is not one of "
+        "them is refused, as in the run (default: the config's cdp.points_of_sale)",
+    )
+
+
+def points_of_sale(text: str | None, source: str = "--points-of-sale") -> PointsOfSale | None:
+    """The ``--points-of-sale`` list (None when not given)."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ConfigError("--points-of-sale: give one or more names, comma-separated")
+    return PointsOfSale.of(names, source)
+
+
+def pos_note(dialect: DialectLike, pos: PointsOfSale | None) -> str | None:
+    """The one line saying ``pos`` was not checked (sitecore, where it matters, without a
+    list), else None."""
+    if pos is not None or dialect.name != "sitecore":
+        return None
+    return (
+        "pos not checked against the tenant's points of sale (Sitecore drops events with an "
+        "unknown one): give --points-of-sale a,b"
+    )
+
+
 def load_dialect(name: str) -> DialectLike:
     """A dialect by name (``asyncapi``, ``sitecore``), or ``module:attribute`` (a Dialect or
     a factory of one)."""
@@ -97,6 +149,30 @@ def load_dialect(name: str) -> DialectLike:
         return dialect
     named: DialectLike = get_dialect(name)
     return named
+
+
+def compile_for(
+    mapping: Path,
+    dialect_name: str | None,
+    dialect_from: str,
+    pos: PointsOfSale | None,
+    default_from: str = "the default: no --dialect given",
+) -> tuple[Mapper, DialectLike]:
+    """The mapping compiled for ``dialect_name`` (chosen by ``dialect_from``), else for the
+    dialect the file declares, else for asyncapi (``default_from``); the other dialects are
+    named when the rules fit one of them instead."""
+    declared = declared_dialect(mapping)
+    if dialect_name is None:
+        dialect_from = default_from
+        if declared is not None and declared not in {d.name for d in other_dialects("")}:
+            declared = None  # not a dialect: the compiler says so, at its line
+    name = dialect_name or declared or "asyncapi"
+    dialect = load_dialect(name)
+    others = other_dialects(name) if ":" not in name else ()
+    mapper = compile_mapping(
+        mapping, dialect, points_of_sale=pos, others=others, dialect_from=dialect_from
+    )
+    return mapper, dialect
 
 
 @dataclass
@@ -119,38 +195,52 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 def _from_config(args: argparse.Namespace) -> None:
-    """Fill mapping, dialect and topic from connector.yaml where not given."""
+    """Fill mapping, dialect, topic and points of sale from connector.yaml where not given."""
     args.settings = None
+    args.dialect_from = "--dialect"
+    args.pos = points_of_sale(args.points_of_sale)
     if args.config is not None:
         from connector.config import load_config
 
         settings = args.settings = load_config(args.config)
         args.mapping = settings.mapping
-        args.dialect = args.dialect or settings.cdp.dialect
+        if args.dialect is None:
+            args.dialect, args.dialect_from = settings.cdp.dialect, "cdp.dialect"
         first = settings.topics[0]
         args.topic = args.topic or first.name or "clickstream"
-    args.dialect = args.dialect or "asyncapi"
+        if args.pos is None and settings.cdp.points_of_sale:
+            args.pos = PointsOfSale.of(settings.cdp.points_of_sale)
     args.topic = args.topic or "clickstream"
+
+
+def note(text: str) -> None:
+    """One line on stderr that says what was (not) checked."""
+    print(f"cdp-connector: note: {text}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace, stream: TextIO) -> int:
     _from_config(args)
-    dialect = load_dialect(args.dialect)
-    mapper = compile_mapping(args.mapping, dialect)
+    mapper, dialect = compile_for(args.mapping, args.dialect, args.dialect_from, args.pos)
+    if (line := pos_note(dialect, args.pos)) is not None:
+        note(line)
     schema = _input_schema(args.input, args.schema)
+    versions: Versions = _no_versions
+    decode_with = load_schema(args.schema) if args.schema is not None else None
     if schema is None and args.settings is not None:
-        schema = _config_schema(args.settings, args.topic)
+        schema, versions = _config_schema(args.settings, args.topic)
+        decode_with = schema  # JSON lines are decoded with the topic's schema, as run does
     if schema is not None:
-        check_paths(mapper, schema, args.topic)
+        check_paths(mapper, schema, args.topic, versions)
+    read = list(_read(args.input, decode_with))
+    outcomes = [
+        (where, *_map_one(mapper, record, problem, args.topic)) for where, record, problem in read
+    ]
+    if schema is None:
+        seen = [(record, out[3]) for (_, record, _), out in zip(read, outcomes, strict=True)]
+        pairs = [(record, rule) for record, rule in seen if record is not None]
+        check_input_paths(mapper, [r for r, _ in pairs], args.topic, [m for _, m in pairs])
     tally = _Tally()
-    for where, record, problem in _read(args.input, args.schema):
-        result: MapResult | None = None
-        error = problem
-        if record is not None:
-            try:
-                result = mapper.map(record, args.topic)
-            except MappingError as exc:
-                error = str(exc)
+    for where, result, error, _rule in outcomes:
         if result is None:
             tally.failed += 1
         elif result.events:
@@ -170,6 +260,37 @@ def _run(args: argparse.Namespace, stream: TextIO) -> int:
             file=stream,
         )
     return 1 if tally.failed else 0
+
+
+def _map_one(
+    mapper: Mapper, record: dict[str, Any] | None, problem: str, topic: str
+) -> tuple[MapResult | None, str, str | None]:
+    """``(result, error, rule)`` of one record: ``rule`` is the rule it went to (None: no
+    rule matched, or the record was not read)."""
+    if record is None:
+        return None, problem, None
+    try:
+        result = mapper.map(record, topic)
+    except MappingError as exc:
+        return None, str(exc), exc.rule
+    if result.events:
+        return result, "", result.events[0].rule
+    rule = result.skipped_by if result.skipped_by != NO_MATCH else None
+    return result, "", rule
+
+
+def check_input_paths(
+    mapper: Mapper, records: list[dict[str, Any]], topic: str, matched: list[str | None]
+) -> None:
+    """Without a schema: the rules' paths against the input records themselves; what no
+    record has is named (with the closest field one has), and one line says so."""
+    for warning in check_input(mapper, records, topic, matched):
+        print(f"cdp-connector: warning: {warning}", file=sys.stderr)
+    count = len(records)
+    note(
+        f"record paths checked against the {count} input record{'s' if count != 1 else ''} "
+        "only (no schema: --schema checks them against the records' schema)"
+    )
 
 
 def _print_text(
@@ -212,12 +333,15 @@ def _print_json(stream: TextIO, where: str, result: MapResult | None, error: str
     print(json.dumps(line, ensure_ascii=False), file=stream)
 
 
-def check_paths(mapper: Mapper, schema: Any, topic: str | None) -> None:
+def check_paths(
+    mapper: Mapper, schema: Any, topic: str | None, versions: Versions | None = None
+) -> None:
     """ConfigError listing every path of the rules for ``topic`` the schema cannot have.
 
-    Warnings (conditions on fields the schema lacks) go to stderr.
+    Warnings (conditions on fields only another known version of the schema has) go
+    to stderr. ``versions``: those other versions, asked for only when needed.
     """
-    problems, warnings = check_mapper(mapper, shape_of(schema), topic)
+    problems, warnings = check_schema(mapper, schema, versions or _no_versions, topic=topic)
     for warning in warnings:
         print(f"cdp-connector: warning: {warning}", file=sys.stderr)
     if problems:
@@ -228,17 +352,17 @@ def check_paths(mapper: Mapper, schema: Any, topic: str | None) -> None:
         )
 
 
-def _config_schema(settings: Any, topic: str) -> Any:
-    """The schema the config gives ``topic`` (local, or the subject's latest), for path checks."""
-    from connector.settle.record_paths import topic_schema  # the I/O edge; imports this package
-
+def _config_schema(settings: Any, topic: str) -> tuple[Any, Versions]:
+    """The schema the config gives ``topic`` (local, or the subject's latest) and its other
+    versions, for path checks and to decode JSON lines with."""
     try:
-        schema, _, warnings = topic_schema(settings, topic)
+        schema, _, warnings, versions = topic_schema(settings, topic)
     except KeyError:
         warnings, schema = [f"topic {topic!r} is not in the config: record paths not checked"], None
+        versions = _no_versions
     for warning in warnings:
         print(f"cdp-connector: warning: {warning}", file=sys.stderr)
-    return schema
+    return schema, versions
 
 
 def _is_avro(path: Path) -> bool:
@@ -264,12 +388,13 @@ def _input_schema(path: Path, schema: Path | None) -> Any:
             return None  # reported per record by _read_avro
 
 
-def _read(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
-    """``(where, record or None, problem)`` for every record in the file."""
+def _read(path: Path, schema: Any) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+    """``(where, record or None, problem)`` for every record in the file; ``schema`` (parsed)
+    is an Avro file's reader schema, or what JSON lines are decoded with."""
     if _is_avro(path):
         yield from _read_avro(path, schema)
     elif schema is not None:
-        yield from _read_json_lines_as_avro(path, load_schema(schema))
+        yield from _read_json_lines_as_avro(path, schema)
     else:
         yield from _read_json_lines(path)
 
@@ -337,10 +462,9 @@ def read_avro_file(path: Path) -> tuple[Any, list[dict[str, Any]]]:
     return _input_schema(path, None), records
 
 
-def _read_avro(path: Path, schema: Path | None) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
+def _read_avro(path: Path, reader_schema: Any) -> Iterator[tuple[str, dict[str, Any] | None, str]]:
     import fastavro  # only needed for this input kind
 
-    reader_schema = load_schema(schema) if schema is not None else None
     with path.open("rb") as handle:
         try:
             for number, record in enumerate(

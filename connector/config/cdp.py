@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -39,6 +39,9 @@ class BrowserIdSettings(_Section):
 
 
 class CdpSettings(_Section):
+    """The Stream API connection: dialect, transport, region or base URL, credentials,
+    timeout; read by ``pipeline.build_client``, ``check`` and the browser-id store."""
+
     dialect: Literal["asyncapi", "sitecore"] = Field(
         "asyncapi",
         description="payload models: `asyncapi` (the AsyncAPI spec) or `sitecore` (Sitecore "
@@ -52,10 +55,12 @@ class CdpSettings(_Section):
         "pass 8 KiB are dead-lettered). The keyed transports need no API token",
     )
     browser_ids: BrowserIdSettings = BrowserIdSettings()
-    points_of_sale: list[str] = Field(
+    points_of_sale: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
-        description="points of sale `cdp-connector check` probes with one event each (an "
-        "unknown pos is accepted and silently dropped by Sitecore)",
+        description="the tenant's points of sale; required in the `sitecore` dialect. An "
+        "event whose `pos` is not one of them is refused: a constant at start-up, a value "
+        "from the record per record (dead-lettered). Sitecore accepts an unknown pos and "
+        "silently drops the event; `cdp-connector check` probes each one",
     )
     region: Literal["eu", "us", "ap", "jp"] | None = Field(
         "eu", description="the Stream API's regional server (servers from the spec)"
@@ -88,6 +93,16 @@ class CdpSettings(_Section):
     )
 
     @model_validator(mode="after")
+    def _points_of_sale_in_sitecore(self) -> CdpSettings:
+        if self.dialect == "sitecore" and not self.points_of_sale:
+            raise ValueError(
+                "points_of_sale is required in the sitecore dialect: list the tenant's points "
+                "of sale (e.g. points_of_sale: [shop.example.com]); Sitecore accepts an event "
+                "with any other pos and silently drops it"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _base_url_shape(self) -> CdpSettings:
         if self.base_url is not None and not re.match(r"https?://[^/\s]+", self.base_url):
             raise ValueError(f"base_url must be an http(s) URL, got {self.base_url!r}")
@@ -96,6 +111,7 @@ class CdpSettings(_Section):
         return self
 
     def client_key(self) -> SecretStr:
+        """The client key from its env variable or file; ConfigError when neither has one."""
         return self._required_secret(self.client_key_env, self.client_key_file, "client_key")
 
     @property
@@ -110,6 +126,7 @@ class CdpSettings(_Section):
         return self.api_token().get_secret_value()
 
     def api_token(self) -> SecretStr:
+        """The API token from its env variable or file; ConfigError when neither has one."""
         return self._required_secret(self.api_token_env, self.api_token_file, "api_token")
 
     @staticmethod

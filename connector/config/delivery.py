@@ -12,6 +12,8 @@ __all__ = ["CircuitSettings", "DeadLetterSettings", "DeliverySettings", "RetrySe
 
 
 class RetrySettings(_Section):
+    """How often and how long a retryable answer is retried (``delivery.dispatcher``)."""
+
     max_attempts: int = Field(
         8,
         ge=1,
@@ -29,6 +31,8 @@ class RetrySettings(_Section):
 
 
 class CircuitSettings(_Section):
+    """When the circuit opens and how long it stays open (``delivery.gate``)."""
+
     failure_threshold: int = Field(
         20,
         ge=1,
@@ -45,6 +49,9 @@ class CircuitSettings(_Section):
 
 
 class DeliverySettings(_Section):
+    """How records are posted: ordering, concurrency, memory bound, rate limit, retries,
+    what exhausted retries do; read by the dispatcher, settle and the source."""
+
     ordering: Literal["key", "partition", "none"] = Field(
         "key",
         description="what is posted one after another, in offset order: `key` (records with "

@@ -140,6 +140,8 @@ class KafkaSettings(_Section):
 
 
 class TopicSettings(_Section):
+    """One subscribed topic (a name or a pattern) and how its values are decoded."""
+
     name: str | None = Field(
         None, min_length=1, description="the topic's name (give `name` or `pattern`)"
     )
@@ -187,12 +189,15 @@ class TopicSettings(_Section):
         return self.pattern if self.pattern.startswith("^") else f"^{self.pattern}"
 
     def matches(self, topic: str) -> bool:
+        """Whether ``topic`` is this entry's name, or matches its pattern (whole name)."""
         if self.pattern is None:
             return topic == self.name
         return re.fullmatch(self.pattern.lstrip("^"), topic) is not None
 
 
 class RegistrySettings(_Section):
+    """The schema registry ``confluent`` topics are decoded with (``decode.registry``)."""
+
     url: str = Field(
         ...,
         pattern=r"^https?://",

@@ -49,6 +49,8 @@ class Settings(_Section):
         return self
 
     def topic_for(self, topic: str) -> TopicSettings:
+        """The first ``topics`` entry that matches ``topic``; KeyError when none does
+        (settle dead-letters such a record as ``NotConfigured``)."""
         for spec in self.topics:
             if spec.matches(topic):
                 return spec
@@ -89,9 +91,13 @@ def format_validation_error(source: str, exc: ValidationError, text: str | None 
         loc = tuple(err["loc"])
         where = f"{source}:{root.line_of(loc)}" if root is not None else source
         path = ".".join(str(p) for p in loc) or "(top level)"
-        given = "" if err["type"] == "missing" else f" (got {err.get('input')!r:.80})"
+        whole_section = err["type"] == "value_error" and isinstance(err.get("input"), dict)
+        given = (
+            "" if err["type"] == "missing" or whole_section else f" (got {err.get('input')!r:.80})"
+        )
         hint = _did_you_mean(loc) if err["type"] == "extra_forbidden" else ""
-        lines.append(f"  {where}: {path}: {err['msg']}{given}{hint}")
+        message = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"  {where}: {path}: {message}{given}{hint}")
     return "\n".join(lines)
 
 

@@ -12,6 +12,8 @@ __all__ = ["ObservabilitySettings", "ShutdownSettings"]
 
 
 class ObservabilitySettings(_Section):
+    """Where health and metrics are served, and how logs are written."""
+
     host: str = Field(
         "0.0.0.0",  # noqa: S104 - probes and scrapes come from outside the pod
         description="address of `/healthz`, `/readyz` and `/metrics`",
@@ -26,6 +28,8 @@ class ObservabilitySettings(_Section):
 
 
 class ShutdownSettings(_Section):
+    """How long a revoke or a shutdown waits for requests in flight before committing."""
+
     drain_timeout_seconds: float = Field(
         30.0,
         ge=0,

@@ -82,18 +82,22 @@ class _Emitter:
         self.stack: list[str] = []
 
     def var(self) -> str:
+        """A fresh local variable name for the generated reader."""
         self.count += 1
         return f"v{self.count}"
 
     def const(self, value: Any) -> str:
+        """Bind ``value`` as a constant of the generated reader; its name there."""
         name = f"K{len(self.consts)}"
         self.consts[name] = value
         return name
 
     def emit(self, indent: int, *lines: str) -> None:
+        """Append source lines at ``indent`` levels."""
         self.lines.extend("    " * indent + line for line in lines)
 
     def long(self, target: str, ind: int) -> None:
+        """Emit a zig-zag varint read (Avro int and long) into ``target``."""
         self.emit(ind, "b = d[p]", "if b < 128:", f"    {target} = (b >> 1) ^ -(b & 1)",
                   "    p += 1", "else:", f"    {target}, p = _varint(d, p)")  # fmt: skip
 
@@ -103,6 +107,7 @@ class _Emitter:
                   f"    {target}, p = _raw_varint(d, p - 1)")  # fmt: skip
 
     def length_prefixed(self, target: str, ind: int, text: bool) -> None:
+        """Emit a length-prefixed read (Avro bytes, or string when ``text``) into ``target``."""
         self.raw("m", ind)
         # A length past the end is not checked here: the slice comes out short, p ends up
         # beyond n, and the check at the end of read() (or the next d[p]) raises.
@@ -147,6 +152,7 @@ class _Emitter:
         return self.value(kind, target, ind)
 
     def primitive(self, kind: str, target: str, ind: int) -> None:
+        """Emit the read of one primitive type into ``target``."""
         if kind == "null":
             self.emit(ind, f"{target} = None")
         elif kind == "boolean":
@@ -160,6 +166,8 @@ class _Emitter:
             self.length_prefixed(target, ind, text=kind == "string")
 
     def logical(self, schema: dict[str, Any], key: str, target: str, ind: int) -> None:
+        """Emit the base type's read, then the conversion fastavro makes for the logical
+        type (``key``: base-logical), if any; Unsupported for one only fastavro makes."""
         base = {k: v for k, v in schema.items() if k != "logicalType"}
         if key in _FASTAVRO_LOGICAL:
             raise Unsupported(f"logical type {key}")
@@ -178,6 +186,7 @@ class _Emitter:
         # Any other logicalType is ignored, as fastavro ignores it: the base value stands.
 
     def record(self, schema: dict[str, Any], target: str, ind: int) -> None:
+        """Emit each field's read in order, then build the record dict into ``target``."""
         # Pushed so a reference to this record from inside itself is seen as recursion.
         self.stack.append(schema.get("name", ""))
         parts = []
@@ -189,6 +198,7 @@ class _Emitter:
         self.emit(ind, f"{target} = {{{', '.join(parts)}}}")
 
     def union(self, branches: list[Any], target: str, ind: int) -> None:
+        """Emit the branch index read and one ``if`` arm per branch."""
         index = self.var()
         self.raw(index, ind)  # branch k is 2k in zig-zag form: no decoding needed
         for number, branch in enumerate(branches):
@@ -197,6 +207,7 @@ class _Emitter:
         self.emit(ind, "else:", f"    raise IndexError('union branch', {index})")
 
     def blocks(self, item: Any, key: str | None, target: str, ind: int) -> None:
+        """Emit an array (``key`` None) or map read: blocks of items until a zero count."""
         count, item_var, key_var = self.var(), self.var(), self.var()
         self.emit(ind, f"{target} = []" if key is None else f"{target} = {{}}")
         self.long(count, ind)

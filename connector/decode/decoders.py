@@ -70,7 +70,9 @@ Reader = Callable[[bytes, int], Any]
 class ValueDecoder(Protocol):
     """Turns a record value into a dict; DecodeError (dead letter) or TransientError."""
 
-    def decode(self, data: bytes | None) -> dict[str, Any]: ...
+    def decode(self, data: bytes | None) -> dict[str, Any]:
+        """The record value as a dict; settle calls it on the consumer thread."""
+        ...
 
 
 def _present(data: bytes | None) -> bytes:

@@ -26,11 +26,12 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from connector.config import RegistrySettings
 from connector.decode.schemas import ParsedSchema, SchemaError, parse_schema_text
 from connector.errors import DecodeError, TransientError
 from connector.http_auth import basic_auth_header
 
-__all__ = ["RegistryClient"]
+__all__ = ["RegistryClient", "registry_client"]
 
 
 class RegistryClient:
@@ -105,6 +106,49 @@ class RegistryClient:
         except SchemaError as exc:
             raise DecodeError(f"subject {subject!r}: {exc}") from exc
 
+    def other_versions(
+        self, subject: str, latest_id: int | None = None, most: int = 20
+    ) -> list[tuple[int, int, ParsedSchema]]:
+        """``(version, id, schema)`` of ``subject``'s versions whose schema id is not
+        ``latest_id``, newest first.
+
+        At most ``most`` of them; used at start-up, when a mapping's condition reads a
+        field the latest version lacks, to tell a field of another version from a typo.
+        Raises what ``latest`` raises."""
+        quoted = urllib.parse.quote(subject, safe="")
+        numbers = self._subject_json(f"/subjects/{quoted}/versions", subject)
+        if not isinstance(numbers, list):
+            return []
+        wanted = sorted((n for n in numbers if isinstance(n, int)), reverse=True)
+        found = []
+        for number in wanted[:most]:
+            answer = self._subject_json(f"/subjects/{quoted}/versions/{number}", subject)
+            if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
+                continue
+            if (answer.get("schemaType") or "AVRO") != "AVRO" or answer.get("id") == latest_id:
+                continue
+            try:
+                schema = parse_schema_text(answer["schema"])
+            except SchemaError:
+                continue  # not one we could decode with either
+            found.append((number, int(answer.get("id", 0)), schema))
+        return found
+
+    def _subject_json(self, path: str, subject: str) -> Any:
+        request = urllib.request.Request(self.url + path, headers=self._headers)  # noqa: S310 - scheme checked in __init__
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            with exc:
+                if exc.code == 404:
+                    return None
+                raise TransientError(
+                    f"schema registry {self.url} answered HTTP {exc.code} for subject {subject!r}"
+                ) from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise TransientError(f"schema registry {self.url}: subject {subject!r}: {exc}") from exc
+
     def _fetch(self, schema_id: int) -> ParsedSchema:
         missing = self._missing.get(schema_id)
         if missing is not None and self._clock() < missing[0]:
@@ -152,3 +196,13 @@ class RegistryClient:
             raise TransientError(
                 f"schema registry {self.url} answered schema id {schema_id} with invalid JSON"
             ) from exc
+
+
+def registry_client(settings: RegistrySettings | None) -> RegistryClient | None:
+    """The client for ``schema_registry`` (None when the config has none): built once by
+    the wiring place and shared by the decoders and the record-path checks."""
+    if settings is None:
+        return None
+    return RegistryClient(
+        settings.url, timeout=settings.timeout_seconds, basic_auth=settings.basic_auth()
+    )

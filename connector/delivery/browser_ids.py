@@ -150,6 +150,8 @@ class BrowserIdStore:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the tailer and close the clients, flushing ids not yet written (bounded);
+        ``pipeline.delivery_sender`` calls it after the dispatcher stopped."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
@@ -290,8 +292,13 @@ class BrowserIdStore:
 class IdSource(Protocol):
     """The HTTP side the resolver needs (``CdpClient``)."""
 
-    async def send(self, body: bytes) -> Answer: ...
-    async def create_browser_id(self) -> Answer: ...
+    async def send(self, body: bytes) -> Answer:
+        """Post one event body (the placeholder already replaced)."""
+        ...
+
+    async def create_browser_id(self) -> Answer:
+        """A new browser id from the CDP: DELIVERED with ``ref`` set, or why not."""
+        ...
 
 
 class BrowserIdResolver:
@@ -309,6 +316,8 @@ class BrowserIdResolver:
         self.created = 0
 
     async def send(self, body: bytes) -> Answer:
+        """``Sender.send``: swap the body's placeholder for the visitor's browser id (made and
+        stored first when new), then post; a failure to make or store it is the answer."""
         found = find_placeholder(body)
         if found is None:
             return await self._client.send(body)

@@ -52,9 +52,10 @@ from connector.delivery.ownership import Ownership
 from connector.delivery.retry import Backoff, CircuitBreaker
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import OffsetTracker, TopicPartition
-from connector.records import Failure, Work
-from connector.records import lane_for as lane_for  # re-exported: test_dispatch imports it here
+from connector.records import DeliveryFailure, Failure, ReadAt, Work
 from connector.run_state import RunState
+
+__all__ = ["DeadLetterSink", "DispatchObserver", "Dispatcher", "Sender"]
 
 log = logging.getLogger(__name__)
 
@@ -67,19 +68,38 @@ _REVOKED = _Revoked()
 
 
 class Sender(Protocol):
-    async def send(self, body: bytes) -> Answer: ...
+    """What the workers post through: the CDP client, or the browser-id resolver in front of it."""
+
+    async def send(self, body: bytes) -> Answer:
+        """Post one event body once; a network failure is an ``Answer`` too, not an exception."""
+        ...
 
 
 class DeadLetterSink(Protocol):
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None: ...
+    """Where a record the CDP will not take goes (``connector.settle.deadletter``)."""
+
+    def publish_failure(
+        self, record: ReadAt, failure: Failure, on_done: Callable[[], None]
+    ) -> None:
+        """Write the record to the dead-letter topic; ``on_done`` runs once the write is
+        acknowledged (it finishes the offset), never when it failed (that stops the run)."""
+        ...
 
 
 class DispatchObserver(Protocol):
     """What metrics want to hear about; a no-op default keeps dispatch free of them."""
 
-    def answered(self, event_type: str, answer: Answer, seconds: float) -> None: ...
-    def event_done(self, event_type: str, outcome: str) -> None: ...
-    def record_delivered(self) -> None: ...
+    def answered(self, event_type: str, answer: Answer, seconds: float) -> None:
+        """Every answer to a request, with its round-trip time."""
+        ...
+
+    def event_done(self, event_type: str, outcome: str) -> None:
+        """An event was delivered, retried, or dead-lettered (``outcome``)."""
+        ...
+
+    def record_delivered(self) -> None:
+        """Every event of a record was delivered; its offset is finished."""
+        ...
 
 
 class _NoObserver:
@@ -129,17 +149,23 @@ class Dispatcher:
 
     @breaker.setter
     def breaker(self, breaker: CircuitBreaker) -> None:
+        """Swap in a breaker (a test's, with its own clock); before ``start``."""
         self._gate.breaker = breaker
 
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> None:
+        """Start the ``max_in_flight`` workers on the running loop; the pipeline calls it
+        once, before the source submits anything."""
         self._workers = [
             asyncio.create_task(self._worker(), name=f"dispatch-{i}")
             for i in range(self._settings.max_in_flight)
         ]
 
     async def stop(self) -> None:
+        """Cancel the workers and wait for them: requests in flight are abandoned without
+        an outcome, so their offsets stay uncommitted (called last, after the source's
+        drain, or by ``Handoff.stop`` at shutdown)."""
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -148,6 +174,8 @@ class Dispatcher:
     # -- input from the consumer thread (via call_soon_threadsafe) ---------------
 
     def submit(self, works: list[Work]) -> None:
+        """Queue a batch of records in offset order; runs on the loop for the consumer
+        thread (``connector.source.handoff.Handoff.submit``), never blocks, never fails."""
         self._lanes.submit(works)
 
     def release(self, tps: set[TopicPartition]) -> None:
@@ -156,7 +184,7 @@ class Dispatcher:
         the gate when they wake. Requests in flight go on; ``wait_in_flight`` waits for
         them (their answers still count).
 
-        Called on the loop for the consumer thread (``source.Handoff``), before it
+        Called on the loop for the consumer thread (``connector.source.handoff.Handoff``), before it
         revokes the partitions in the tracker."""
         self._own.release(tps)
         self._lanes.drop(tps)
@@ -171,6 +199,7 @@ class Dispatcher:
 
     @property
     def queued(self) -> int:
+        """Records waiting in the lanes, not yet taken by a worker."""
         return self._lanes.queued
 
     # -- workers ------------------------------------------------------------
@@ -205,7 +234,7 @@ class Dispatcher:
                 continue
             if isinstance(failure, _Revoked):
                 return  # the new owner reads the record again
-            if failure.exception == "RetriesExhausted" and self._halt_on_exhaustion:
+            if failure.exception is DeliveryFailure.RETRIES_EXHAUSTED and self._halt_on_exhaustion:
                 self._gate.halt(f"{failure.reason} (on_retries_exhausted: halt)")
                 await self._gate.until_resumed()  # until an operator restarts the connector
                 if not self._own.owns(work):
@@ -214,7 +243,7 @@ class Dispatcher:
             if len(events) > 1:  # which of the record's events got through, for replay
                 delivered = tuple((i, e.event_type) for i, e in enumerate(events[:index]))
                 failure = replace(failure, event=(index, event.event_type), delivered=delivered)
-            self._deadletter.publish_work(work, failure, self._finisher(work))
+            self._deadletter.publish_failure(work, failure, self._finisher(work))
             return
         self._tracker.finish(work.tp, work.offset, work.epoch)
         self._observer.record_delivered()
@@ -288,7 +317,7 @@ class Dispatcher:
                         event.rule,
                         answer.status,
                         attempts,
-                        exception="RetriesExhausted",
+                        exception=DeliveryFailure.RETRIES_EXHAUSTED,
                     )
             delay = self._backoff.delay(max(attempts, 1), answer.retry_after)
             waited += delay

@@ -64,6 +64,7 @@ class Gate:
 
     @property
     def halted(self) -> bool:
+        """Delivery is halted (401/403, or retries exhausted in halt mode) until ``resume``."""
         return not self._resumed.is_set()
 
     def halt(self, reason: str) -> None:
@@ -79,10 +80,13 @@ class Gate:
         )
 
     def resume(self) -> None:
+        """Lift a halt: RunState forgets it and every waiting attempt goes on (the
+        probing worker calls it once the credentials are accepted, or when its record left)."""
         self._state.resume()
         self._resumed.set()
 
     async def until_resumed(self) -> None:
+        """Wait until ``resume`` lifts the halt (no rate-limit token, no circuit check)."""
         await self._resumed.wait()
 
     def succeeded(self) -> None:

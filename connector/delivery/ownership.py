@@ -2,7 +2,7 @@
 
 A record is ours while the tracker's epoch for its partition is the record's epoch
 and the partition was not released at that epoch. ``release`` comes first on revoke,
-at shutdown and when fenced (``source.Handoff``, on the loop), before the tracker
+at shutdown and when fenced (``connector.source.handoff``, on the loop), before the tracker
 forgets the partition; the in-flight counts let the handoff wait for requests that
 already left. Event loop only; ``connector.delivery.dispatcher`` checks ``owns`` right before
 every request.

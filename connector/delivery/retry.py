@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from enum import Enum
 
+__all__ = ["Backoff", "CircuitBreaker", "CircuitState", "Clock", "RateLimiter"]
+
 Clock = Callable[[], float]
 
 
@@ -43,6 +45,8 @@ class Backoff:
 
 
 class CircuitState(Enum):
+    """Where the breaker is: requests go (closed), wait (open), or one probes (half open)."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
@@ -119,6 +123,7 @@ class CircuitBreaker:
 
     @property
     def closed(self) -> bool:
+        """No outage: a retryable failure now spends the record's retries."""
         return self.state is CircuitState.CLOSED
 
 

@@ -22,6 +22,16 @@ from connector.offsets import metadata as offset_metadata
 from connector.offsets.tracker import OffsetTracker, TopicPartition
 from connector.run_state import RunState
 
+__all__ = [
+    "RETRY_PAUSES",
+    "Committer",
+    "commit_metadata",
+    "committed_offsets",
+    "fenced",
+    "fenced_reason",
+    "read_back",
+]
+
 log = logging.getLogger(__name__)
 
 # ``committed`` answers a group coordinator that is moving or still loading (and a
@@ -122,6 +132,7 @@ def fenced(err: KafkaError) -> bool:
 
 
 def fenced_reason(err: KafkaError) -> str:
+    """The ``RunState.fail`` message for a fenced static member (see ``fenced``)."""
     return (
         "fenced: another consumer joined the group with this group.instance.id "
         "(kafka.group_instance_id_env) and owns the partitions now; stopped posting "

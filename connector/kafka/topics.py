@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -117,7 +118,7 @@ def ensure_topic(
     return f"created ({new.num_partitions} partition(s))"
 
 
-def check_subscribed(consumer: Consumer, topics: list[TopicSettings], state: RunState) -> None:
+def check_subscribed(consumer: Consumer, topics: Sequence[TopicSettings], state: RunState) -> None:
     """Which subscribed topic names the cluster lacks (``RunState.missing_topics``).
 
     Called by ``KafkaSource`` on the consumer thread at subscribe and after each

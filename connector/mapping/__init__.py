@@ -6,8 +6,13 @@ and checks every rule against the dialect's event models; the returned
 serialized events (``Mapper.map(record, topic) -> MapResult``).
 """
 
-from connector.mapping.compiler import compile_mapping, compile_text
-from connector.mapping.mapper import NO_MATCH, MappedEvent, Mapper, MapResult
+from connector.mapping.compiler import (
+    PointsOfSale,
+    compile_mapping,
+    compile_text,
+    declared_dialect,
+)
+from connector.mapping.mapper import NO_MATCH, MappedEvent, Mapper, MapResult, UnknownPointOfSale
 from connector.mapping.protocol import DialectLike
 
 __all__ = [
@@ -16,6 +21,9 @@ __all__ = [
     "MapResult",
     "MappedEvent",
     "Mapper",
+    "PointsOfSale",
+    "UnknownPointOfSale",
     "compile_mapping",
     "compile_text",
+    "declared_dialect",
 ]

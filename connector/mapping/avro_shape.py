@@ -9,10 +9,11 @@ from a real one without seeing a single record.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Shape", "shape_of"]
+__all__ = ["ANY", "Shape", "shape_of", "shape_of_values"]
 
 Kind = Literal[
     "record", "map", "array", "union", "string", "integer", "number", "boolean", "bytes",
@@ -141,3 +142,39 @@ def _remember(named: dict[str, Shape], name: str, space: str, shape: Shape) -> N
     short = name.rpartition(".")[2]
     named[short] = shape
     named[f"{space}.{short}" if space else short] = shape
+
+
+def shape_of_values(values: Iterable[Any], name: str = "") -> Shape:
+    """The :class:`Shape` seen in some decoded values (records from a JSON lines file).
+
+    Only what can be seen: objects are records with every key any of them has, lists
+    arrays of what their elements are; a scalar (or a value seen only as null) is
+    ``any``, so a path is held against the keys that exist, never against a type a
+    few samples happened to have.
+    """
+    shape = _merge([_seen(value) for value in values])
+    return Shape(**{**shape.__dict__, "name": name}) if shape.kind == "record" else shape
+
+
+def _seen(value: Any) -> Shape:
+    if isinstance(value, Mapping):
+        return Shape("record", fields={str(k): _seen(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return Shape("array", item=_merge([_seen(v) for v in value]))
+    return ANY
+
+
+def _merge(shapes: list[Shape]) -> Shape:
+    kinds = {s.kind for s in shapes} - {"any"}
+    if len(kinds) != 1:
+        return ANY  # nothing but scalars and nulls, or objects here and lists there
+    (kind,) = kinds
+    same = [s for s in shapes if s.kind == kind]
+    if kind == "record":
+        keys: dict[str, list[Shape]] = {}
+        for shape in same:
+            for key, child in shape.fields.items():
+                keys.setdefault(key, []).append(child)
+        return Shape("record", fields={k: _merge(v) for k, v in keys.items()})
+    items = [s.item for s in same if s.item is not None and s.item.kind != "any"]
+    return Shape("array", item=_merge(items) if items else ANY)

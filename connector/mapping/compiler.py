@@ -1,22 +1,31 @@
 """Compile a mapping file into a :class:`Mapper`, checking it against the dialect.
 
 Every rule is checked at start-up against the target event models: unknown
-event types, fields the event does not have, required fields without an
-expression, invalid expressions and unknown or misused transforms are all
-reported together in one pass, each with the file, line, rule and field (a
-problem in ``defaults.fields`` once, as the defaults'). Every path the rules
-read is noted (``Mapper.path_uses``) so it can be checked against a writer
-schema (``connector.mapping.pathcheck``).
+event types, fields the event does not have (with where a key in the wrong place
+belongs), required fields without an expression, invalid expressions, unknown or
+misused transforms, and every value known before the first record — constants,
+defaults, lookup tables — against everything its field demands
+(``connector.mapping.fit``), ``ext`` names, and ``pos`` against the tenant's points
+of sale when they are given. All are reported together in one pass, each with the
+file, line, rule and field (a problem in ``defaults.fields`` once, as the
+defaults'). A file's ``dialect:`` must be the dialect compiled for; rules that fail
+for it but compile for another dialect say so. Every path the rules read is noted
+(``Mapper.path_uses``) so it can be checked against a writer schema
+(``connector.mapping.pathcheck``).
+
+Pure and reusable: everything is decided from the mapping text, the dialect and the
+points of sale; nothing here reads a config, a registry or the network.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, cast
 
 from connector.errors import ConfigError, InternalError
-from connector.mapping import lookups, uses
+from connector.mapping import fit, lookups, uses
 from connector.mapping.conditions import (
     compile_condition,
     compile_pattern,
@@ -38,10 +47,10 @@ from connector.mapping.protocol import DialectLike
 from connector.mapping.targets import Target, model_fields
 from connector.yaml_lines import YNode, load_yaml, parse_yaml
 
-__all__ = ["compile_mapping", "compile_text"]
+__all__ = ["PointsOfSale", "compile_mapping", "compile_text", "declared_dialect"]
 
 CUSTOM = "CUSTOM"
-_TOP_KEYS = ("version", "defaults", "rules")
+_TOP_KEYS = ("version", "dialect", "defaults", "rules")
 _DEFAULT_KEYS = ("on_no_match", "guest_key", "fields")
 _RULE_KEYS = ("name", "description", "topics", "topic_pattern", "when", "emit", "skip", "guest_key")
 _EVENT_KEYS = ("type", "custom", "when", "fields")
@@ -57,27 +66,90 @@ class _Fail(InternalError):
         self.field = field
 
 
-def compile_mapping(path: Path, dialect: DialectLike) -> Mapper:
+@dataclass(frozen=True)
+class PointsOfSale:
+    """The tenant's points of sale and where the list comes from (for messages).
+
+    Sitecore answers an event whose ``pos`` it does not know with success and drops
+    it, so ``pos`` is held against this list: a constant (or a lookup's outputs) when
+    the mapping compiles, a value read from the record per record (a MappingError).
+    """
+
+    names: frozenset[str]
+    source: str = "cdp.points_of_sale"
+
+    @classmethod
+    def of(cls, names: Iterable[str], source: str = "cdp.points_of_sale") -> PointsOfSale:
+        return cls(frozenset(names), source)
+
+
+def compile_mapping(
+    path: Path,
+    dialect: DialectLike,
+    *,
+    points_of_sale: PointsOfSale | None = None,
+    others: Collection[DialectLike] = (),
+    dialect_from: str = "cdp.dialect",
+) -> Mapper:
     """Load and compile a mapping file for ``dialect``; any problem is a ConfigError.
 
     Lookup files it names are read relative to the file's folder, once each.
+    ``points_of_sale``: the tenant's, when known (``pos`` is checked against them).
+    ``others``: the other dialects there are; when the rules fail for ``dialect`` but
+    compile for one of them, the error says so. ``dialect_from`` names where
+    ``dialect`` was chosen (``cdp.dialect``, ``--dialect``) in those messages.
     """
     with lookups.relative_to(Path(path).parent):
-        return _compile(load_yaml(path), str(path), dialect)
+        return _compile(
+            load_yaml(Path(path)),
+            str(path),
+            dialect,
+            _Options(points_of_sale, others, dialect_from),
+        )
 
 
-def compile_text(text: str, dialect: DialectLike, *, filename: str = "<mapping>") -> Mapper:
-    """Compile mapping rules given as YAML text (tests, embedded configs)."""
-    return _compile(parse_yaml(text, filename), filename, dialect)
+def compile_text(
+    text: str,
+    dialect: DialectLike,
+    *,
+    filename: str = "<mapping>",
+    points_of_sale: PointsOfSale | None = None,
+    others: Collection[DialectLike] = (),
+    dialect_from: str = "cdp.dialect",
+) -> Mapper:
+    """Compile mapping rules given as YAML text (tests, embedded configs, an editor)."""
+    options = _Options(points_of_sale, others, dialect_from)
+    return _compile(parse_yaml(text, filename), filename, dialect, options)
 
 
-def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
+def declared_dialect(path: Path) -> str | None:
+    """The dialect a mapping file declares (``dialect: sitecore``), None when it does not.
+
+    For callers that choose the dialect from the file when nothing else chose it."""
+    root = load_yaml(Path(path))
+    node = root.get("dialect")
+    return str(node.value) if node is not None and node.is_scalar else None
+
+
+@dataclass(frozen=True)
+class _Options:
+    points_of_sale: PointsOfSale | None = None
+    others: Collection[DialectLike] = ()
+    dialect_from: str = "cdp.dialect"
+
+
+def _compile(
+    root: YNode, filename: str, dialect: DialectLike, options: _Options | None = None
+) -> Mapper:
+    options = options or _Options()
     errors = Problems(filename)
     if not root.is_map:
         raise ConfigError(f"{filename}:{root.line}: expected a mapping with defaults and rules")
+    _check_declared_dialect(root, filename, dialect, options)
     for key in root.value:
         if key not in _TOP_KEYS:
-            errors.add(root.key_lines[key], f"unknown key {key!r}{suggest(key, _TOP_KEYS)}")
+            hint = suggest(key, _TOP_KEYS) or _top_key_home(key, dialect)
+            errors.add(root.key_lines[key], f"unknown key {key!r}{hint}")
     version = root.get("version")
     if version is not None and version.value != 1:
         errors.add(version.line, "only version: 1 is supported")
@@ -85,7 +157,9 @@ def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
     with uses.recording() as recorder:
         defaults = root.get("defaults") or YNode({}, root.line, "map")
         on_no_match, guest_key, default_fields = _defaults(defaults, dialect, errors)
-        context = _Context(dialect, default_fields, guest_key is not None, errors)
+        context = _Context(
+            dialect, default_fields, guest_key is not None, errors, options.points_of_sale
+        )
 
         rules_node = root.get("rules")
         rules: list[CompiledRule] = []
@@ -99,6 +173,8 @@ def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
                 rule = _rule(node, context, names, recorder)
                 if rule is not None:
                     rules.append(rule)
+    if errors.messages and root.get("dialect") is None:
+        errors.notes += _fits_another(root, filename, dialect, options)
     errors.raise_if_any()
     reserved = frozenset(k for k in dialect.models if k != CUSTOM)
     return Mapper(
@@ -114,7 +190,85 @@ def _compile(root: YNode, filename: str, dialect: DialectLike) -> Mapper:
             replace(use, rule=None, event=None) if use.line in context.default_lines else use
             for use in recorder.uses
         ),
+        points_of_sale=options.points_of_sale.names if options.points_of_sale else None,
+        points_of_sale_from=options.points_of_sale.source if options.points_of_sale else "",
     )
+
+
+def _check_declared_dialect(
+    root: YNode, filename: str, dialect: DialectLike, options: _Options
+) -> None:
+    """``dialect:`` in the file must be the dialect compiled for: one clear error if not."""
+    node = root.get("dialect")
+    if node is None:
+        return
+    line = root.key_lines["dialect"]
+    known = sorted({dialect.name, *(o.name for o in options.others)})
+    if not (node.is_scalar and isinstance(node.value, str)) or (
+        options.others and node.value not in known
+    ):
+        raise ConfigError(
+            f"{filename}:{line}: dialect: {node.to_python()!r} is not a dialect "
+            f"({', '.join(known)}){suggest(str(node.value), known)}"
+        )
+    if node.value != dialect.name:
+        raise ConfigError(
+            f"{filename}:{line}: the mapping is written for the {node.value} dialect "
+            f"(dialect: {node.value}), but {options.dialect_from} is {dialect.name}: "
+            "make the two agree"
+        )
+
+
+def _fits_another(root: YNode, filename: str, dialect: DialectLike, options: _Options) -> list[str]:
+    """A note when the rules that fail for ``dialect`` compile for another dialect."""
+    notes = []
+    for other in options.others:
+        if other.name == dialect.name:
+            continue
+        try:
+            _compile(root, filename, other, _Options(options.points_of_sale))
+        except ConfigError:
+            continue
+        notes.append(
+            f"these rules compile for the {other.name} dialect, not {dialect.name} (from "
+            f"{options.dialect_from}); a mapping file can say dialect: {other.name}"
+        )
+    return notes
+
+
+def _payload_fields(dialect: DialectLike) -> set[str]:
+    return {key for model in dialect.models.values() for key in model_fields(model)}
+
+
+def _top_key_home(key: str, dialect: DialectLike) -> str:
+    """Where a key written at the top of the file belongs."""
+    if key in _DEFAULT_KEYS:
+        return f" ({key} goes under defaults:)"
+    if key in _RULE_KEYS:
+        return f" ({key} is a rule's: each rule is an item of the list under rules:)"
+    if key in _payload_fields(dialect):
+        return " (payload fields go under defaults: fields:, or under a rule's emit: fields:)"
+    return ""
+
+
+def _rule_key_home(key: str, dialect: DialectLike) -> str:
+    """Where a key written in a rule (beside name, when, emit) belongs."""
+    if key in ("on_no_match",):
+        return " (on_no_match goes under defaults:)"
+    if key in _EVENT_KEYS:
+        return f" ({key} is an event's: put it under emit:)"
+    if key in _payload_fields(dialect):
+        return " (payload fields go under emit: fields:)"
+    return ""
+
+
+def _event_key_home(key: str, dialect: DialectLike) -> str:
+    """Where a key written in an event (beside type, fields) belongs."""
+    if key in _RULE_KEYS:
+        return f" ({key} is the rule's: put it beside name:, not under emit:)"
+    if key in _payload_fields(dialect):
+        return " (payload fields go under fields:)"
+    return ""
 
 
 class _Context:
@@ -126,11 +280,13 @@ class _Context:
         default_fields: list[tuple[str, YNode, int]],
         has_guest_key: bool,
         errors: Problems,
+        points_of_sale: PointsOfSale | None = None,
     ) -> None:
         self.dialect = dialect
         self.default_fields = default_fields
         self.has_guest_key = has_guest_key
         self.errors = errors
+        self.points_of_sale = points_of_sale
         # Lines of defaults.fields: a problem there is the defaults', not the rule's.
         self.default_lines = {n for _, child, line in default_fields for n in _lines(child, line)}
 
@@ -249,9 +405,8 @@ def _rule_body(
     before = len(context.errors.messages)
     for key in node.value:
         if key not in _RULE_KEYS:
-            context.report(
-                _Fail(node.key_lines[key], f"unknown key {key!r}{suggest(key, _RULE_KEYS)}"), name
-            )
+            hint = suggest(key, _RULE_KEYS) or _rule_key_home(key, context.dialect)
+            context.report(_Fail(node.key_lines[key], f"unknown key {key!r}{hint}"), name)
     topics = pattern = when = guest_key = None
     try:
         topics = compile_topics(node.get("topics"))
@@ -337,9 +492,8 @@ def _event_body(
         raise _Fail(node.line, "an event is a mapping with type (or custom) and fields")
     for key in node.value:
         if key not in _EVENT_KEYS:
-            context.report(
-                _Fail(node.key_lines[key], f"unknown key {key!r}{suggest(key, _EVENT_KEYS)}"), rule
-            )
+            hint = suggest(key, _EVENT_KEYS) or _event_key_home(key, dialect)
+            context.report(_Fail(node.key_lines[key], f"unknown key {key!r}{hint}"), rule)
     reserved = sorted(k for k in dialect.models if k != CUSTOM)
     type_node, custom_node = node.get("type"), node.get("custom")
     event_type: str | None = None
@@ -369,6 +523,10 @@ def _event_body(
                     custom_node.line,
                     f"{event_type!r} is a reserved event type: write type: {event_type}",
                 )
+            name_field = model_fields(model).get("type")
+            wrong = fit.problem(event_type, name_field.target) if name_field else None
+            if wrong is not None:
+                raise _Fail(custom_node.line, f"custom event name {wrong}", "custom")
             label = event_type
         elif custom_node.is_scalar:  # a number or boolean: every record would fail with it
             raise _Fail(
@@ -405,7 +563,13 @@ def _event_body(
     own_keys = {key for key, _, _ in own}
     # Defaults the rule does not override, for the fields this event model has.
     merged = [e for e in context.default_fields if e[0] in fields and e[0] not in own_keys] + own
-    built = compile_object(merged, fields_node, Target("model", model=model), "")
+    overrides = {}
+    pos = context.points_of_sale
+    if pos is not None and "pos" in fields:
+        overrides["pos"] = replace(fields["pos"].target, allowed=pos.names, allowed_from=pos.source)
+    built = compile_object(
+        merged, fields_node, Target("model", model=model), "", overrides=overrides
+    )
     # Custom names are never reserved (checked above and per record): the custom model.
     encode = dialect.encoder(str(event_type) if type_of is None else CUSTOM)
     return CompiledEvent(label, event_type, type_of, when, built.evaluate, encode)

@@ -19,7 +19,7 @@ import yaml
 from jmespath.exceptions import JMESPathError
 
 from connector.errors import InternalError
-from connector.mapping import paths, uses
+from connector.mapping import fit, paths, uses
 from connector.mapping.json_values import json_safe
 from connector.mapping.targets import Target
 from connector.mapping.transforms import (
@@ -88,6 +88,7 @@ class FieldFailure(InternalError):
 
     @property
     def field(self) -> str:
+        """The failing field's dotted path (``order.items[0].sku``), for the dead letter."""
         return "".join(p if p.startswith("[") else f".{p}" for p in self.path).lstrip(".")
 
 
@@ -240,7 +241,8 @@ def _plain_path(keys: tuple[str, ...], from_root: bool, getter: paths.Getter) ->
 
 
 def constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:
-    """A constant, made JSON-safe once and checked against the field's allowed values."""
+    """A constant, made JSON-safe once and checked against everything the field demands
+    (type, pattern, enum, bounds: ``connector.mapping.fit``)."""
     try:
         safe = json_safe(value)
     except (TypeError, ValueError) as exc:
@@ -249,10 +251,12 @@ def constant(value: Any, node: YNode, target: Target, where: str) -> Compiled:
     return Compiled(lambda scope, root: safe, f"constant {safe!r}", safe, True)
 
 
-def check_allowed(value: Any, target: Target, node: YNode, where: str) -> None:
-    if target.allowed is not None and value is not None and value not in target.allowed:
-        options = ", ".join(sorted(map(str, target.allowed)))
-        raise SpecError(node.line, where, f"{value!r} is not one of: {options}")
+def check_allowed(value: Any, target: Target, node: YNode, where: str, what: str = "") -> None:
+    """SpecError when the known ``value`` cannot be ``target``'s value (``what`` prefixes
+    the message: ``lookup value``)."""
+    found = fit.problem(value, target)
+    if found is not None:
+        raise SpecError(node.line, where, f"{what} {found}" if what else found)
 
 
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")

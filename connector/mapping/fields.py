@@ -9,10 +9,12 @@ which the mapper turns into a MappingError naming the rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from connector.mapping import paths, uses
+from pydantic import BaseModel
+
+from connector.mapping import fit, paths, uses
 from connector.mapping.expressions import (
     RUNTIME_ERRORS,
     Compiled,
@@ -20,6 +22,7 @@ from connector.mapping.expressions import (
     FieldFailure,
     SpecError,
     SpecErrors,
+    check_allowed,
     collect,
     constant,
     entries_of,
@@ -51,7 +54,7 @@ SPEC_KEYS = frozenset((*SOURCES, *MODIFIERS, "value"))
 
 #: ``browser_id: {browser_id_for: EXPR}`` puts this prefix plus the visitor id in the
 #: payload; the sender swaps it for the CDP browser id of that visitor before posting
-#: (``connector.cdp.browser_ids``). NUL never occurs in a real browser id.
+#: (``connector.delivery.browser_ids``). NUL never occurs in a real browser id.
 BROWSER_ID_PLACEHOLDER = "\x00browser_id_for:"
 
 # ---------------------------------------------------------------------------
@@ -88,12 +91,18 @@ def compile_value(node: YNode, target: Target, where: str) -> Compiled:
 
 
 def compile_object(
-    entries: list[tuple[str, YNode, int]], node: YNode, target: Target, where: str
+    entries: list[tuple[str, YNode, int]],
+    node: YNode,
+    target: Target,
+    where: str,
+    *,
+    overrides: Mapping[str, Target] | None = None,
 ) -> Compiled:
     """Compile ``key: expression`` pairs into an evaluator building one object.
 
     For a model target every key must be a field of the model and every
-    required field must have an expression.
+    required field must have an expression. ``overrides`` narrow what some
+    fields take (by wire key: the tenant's points of sale for ``pos``).
     """
     if target.kind not in ("model", "dict", "any"):
         raise SpecError(
@@ -104,26 +113,66 @@ def compile_object(
     compiled: list[tuple[str, Compiled, bool]] = []
     seen: set[str] = set()
     errors: list[SpecError] = []  # every field's problem, not just the first
+    extras: list[str] = []
     for key, child, line in entries:
         sub = f"{where}.{key}" if where else key
         if fields is not None and key not in fields and not open_model:
-            owner = target.model.__name__ if target.model else "object"
+            assert target.model is not None  # noqa: S101 - fields come from the model
+            owner = target.model.__name__
             known = sorted({f.key for f in fields.values()})
-            errors.append(
-                SpecError(line, sub, f"{owner} has no field {key!r}{suggest(key, known)}")
-            )
+            hint = suggest(key, known) or misplaced(key, target.model)
+            errors.append(SpecError(line, sub, f"{owner} has no field {key!r}{hint}"))
             continue
+        if target.kind == "dict" and target.annotation is not None:
+            wrong = fit.key_problem(key, target)
+            if wrong is not None:
+                errors.append(SpecError(line, sub, f"attribute name {wrong}"))
+                continue
         if child.is_scalar and child.value is None:
             continue  # an explicit null leaves the field out (e.g. overriding a default)
         field = fields.get(key) if fields is not None else None
+        if fields is not None and field is None:
+            extras.append(key)
         wire = field.key if field is not None else key
         seen.add(wire)  # a field with a bad expression is not also "missing"
+        if field is not None:
+            value_target = (overrides or {}).get(field.key, field.target)
+        elif target.kind == "dict" and target.item is not None:
+            value_target = target.item  # ext: each value one of the allowed kinds
+        else:
+            value_target = Target("any")
         try:
-            value = compile_value(child, field.target if field else Target("any"), sub)
+            value = compile_value(child, value_target, sub)
         except (SpecError, SpecErrors) as exc:
+            if open_model and field is not None and isinstance(exc, SpecError):
+                # A declared field of an object that takes free attributes: a name the
+                # attributes cannot have (an order extension's name and key).
+                assert fields is not None and target.model is not None  # noqa: S101
+                declared = ", ".join(sorted({f.key for f in fields.values()}))
+                exc = SpecError(
+                    exc.line,
+                    exc.field,
+                    f"{exc.message} ({declared} are reserved in {target.model.__name__}: "
+                    "give the attribute another name)",
+                )
             collect(errors, exc)
             continue
         compiled.append((wire, value, bool(field and field.required)))
+    if target.kind == "dict" and target.annotation is not None:
+        most = fit.most_entries(target)
+        if most is not None and len(entries) > most:
+            errors.append(
+                SpecError(
+                    node.line,
+                    where,
+                    f"{len(entries)} attributes: at most {most} are allowed "
+                    "(put what belongs together in fewer attributes)",
+                )
+            )
+    if open_model and extras and target.model is not None:
+        wrong = fit.extra_problem(target.model, extras)
+        if wrong is not None:
+            errors.append(SpecError(node.line, where, wrong))
     if fields is not None:
         missing = sorted({f.key for f in fields.values() if f.required} - seen - {"type"})
         if missing:
@@ -137,6 +186,26 @@ def compile_object(
     if errors:
         raise errors[0] if len(errors) == 1 else SpecErrors(errors)
     return Compiled(object_builder(tuple(compiled)), "object")
+
+
+def misplaced(key: str, model: type[BaseModel]) -> str:
+    """Where a key that is not a field of ``model`` belongs, as a hint ('' if unknown):
+    a field of one of its nested objects (``order.referenceId``), or an ``ext`` attribute."""
+    fields = model_fields(model)
+    for entry in {id(f): f for f in fields.values()}.values():
+        nested = entry.target
+        if nested.kind == "list" and nested.item is not None:
+            nested = nested.item
+        if (
+            nested.kind == "model"
+            and nested.model is not None
+            and key in model_fields(nested.model)
+        ):
+            return f" (a field of {entry.key}: put it under {entry.key}:)"
+    ext = fields.get("ext")
+    if ext is not None and ext.target.kind == "dict" and fit.key_problem(key, ext.target) is None:
+        return " (an ext attribute? put it under ext:)"
+    return ""
 
 
 # ---------------------------------------------------------------------------
@@ -165,8 +234,11 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
         raise SpecError(node.key_lines["value"], where, "'value' only goes with 'each'")
     child = node.value[kind]
     if "transform" in node.value:
+        # The source feeds the transforms, not the field: a value is held against the
+        # field after them (a constant below, a lookup's outputs in compile_transforms).
+        source_target = Target("any") if kind in _SCALAR_SOURCES else target
         with uses.untyped():
-            base = _SOURCE_COMPILERS[kind](node, child, target, where)
+            base = _SOURCE_COMPILERS[kind](node, child, source_target, where)
     else:
         base = _SOURCE_COMPILERS[kind](node, child, target, where)
     transforms = compile_transforms(node.get("transform"), target, where)
@@ -183,9 +255,26 @@ def _spec(node: YNode, target: Target, where: str) -> Compiled:
             else Compiled(lambda scope, root: default, base.source, default, True)
         )
     steps = tuple(transforms)
-    return Compiled(
-        pipeline(base.evaluate, steps, default), base.source, pipe=(base, steps, default)
-    )
+    evaluate = pipeline(base.evaluate, steps, default)
+    if base.is_constant:
+        return _folded(evaluate, base, node, target, where)
+    return Compiled(evaluate, base.source, pipe=(base, steps, default))
+
+
+#: Sources whose value is a single value (not an object or list built for the field).
+_SCALAR_SOURCES = frozenset({"const", "path", "coalesce", "template"})
+
+
+def _folded(
+    evaluate: Evaluator, base: Compiled, node: YNode, target: Target, where: str
+) -> Compiled:
+    """A constant through its transforms, computed once now and held against the field."""
+    try:
+        value = evaluate(None, None)
+    except RUNTIME_ERRORS as exc:
+        raise SpecError(node.line, where, f"{base.source}: transform failed: {exc}") from exc
+    check_allowed(value, target, node, where)
+    return Compiled(lambda scope, root: value, f"constant {value!r}", value, True)
 
 
 def _src_path(spec: YNode, child: YNode, target: Target, where: str) -> Compiled:
@@ -227,10 +316,16 @@ def _src_list(spec: YNode, child: YNode, target: Target, where: str) -> Compiled
     if not child.is_seq:
         raise SpecError(child.line, where, "list takes a list of expressions, one per item")
     item_target = _item_target(target, child, where)
-    items = tuple(
-        compile_value(item, item_target, f"{where}[{i}]").evaluate
-        for i, item in enumerate(child.value)
-    )
+    compiled: list[Evaluator] = []
+    errors: list[SpecError] = []  # every item's problems, not just the first item's
+    for index, item in enumerate(child.value):
+        try:
+            compiled.append(compile_value(item, item_target, f"{where}[{index}]").evaluate)
+        except (SpecError, SpecErrors) as exc:
+            collect(errors, exc)
+    if errors:
+        raise errors[0] if len(errors) == 1 else SpecErrors(errors)
+    items = tuple(compiled)
 
     def build(scope: Any, root: Any) -> list[Any] | None:
         out = []

@@ -31,6 +31,7 @@ def iso_datetime(value: dt.datetime) -> str:
 
 
 def decimal_to_float(value: Decimal) -> float:
+    """A finite Avro decimal as a JSON number; ValueError for NaN or infinity."""
     if not value.is_finite():
         raise ValueError(f"{value} is not a finite number")
     return float(value)

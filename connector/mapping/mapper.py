@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from connector.errors import MappingError
 from connector.mapping.fields import (
@@ -22,14 +23,36 @@ from connector.mapping.fields import (
     RUNTIME_ERRORS,
     Evaluator,
     FieldFailure,
+    suggest,
 )
+from connector.mapping.fit import explain, is_member
 from connector.mapping.paths import Getter, is_falsy
 from connector.mapping.protocol import DialectLike
 from connector.mapping.uses import PathUse
 
-__all__ = ["MapResult", "MappedEvent", "Mapper"]
+__all__ = [
+    "NO_MATCH",
+    "CompiledEvent",
+    "CompiledRule",
+    "MapResult",
+    "MappedEvent",
+    "Mapper",
+    "UnknownPointOfSale",
+]
 
 NO_MATCH = "no-match"
+
+
+class UnknownPointOfSale(MappingError):
+    """An event's ``pos``, read from the record, is not one of the tenant's points of sale.
+
+    The CDP would answer it with success and drop it; the record is dead-lettered
+    instead, and ``value`` lets the caller count it and log each value once.
+    """
+
+    def __init__(self, message: str, *, rule: str | None, value: str) -> None:
+        super().__init__(message, rule=rule)
+        self.value = value
 
 
 @dataclass(frozen=True)
@@ -83,6 +106,7 @@ class CompiledRule:
     line: int = 0  # where the rule (its topics / topic_pattern, if any) is written
 
     def applies_to(self, topic: str) -> bool:
+        """Whether the rule reads records of ``topic`` (its ``topics`` and ``topic_pattern``)."""
         if self.topics is not None and topic not in self.topics:
             return False
         return self.topic_pattern is None or self.topic_pattern.fullmatch(topic) is not None
@@ -106,6 +130,8 @@ class Mapper:
         reserved: frozenset[str],
         uses_browser_ids: bool = False,
         path_uses: tuple[PathUse, ...] = (),
+        points_of_sale: frozenset[str] | None = None,
+        points_of_sale_from: str = "",
     ) -> None:
         self.source = source
         self.dialect = dialect
@@ -118,9 +144,13 @@ class Mapper:
         self._by_topic: dict[str, tuple[CompiledRule, ...]] = {}
         #: Every expression that reads the record, for checks against a writer schema.
         self.path_uses = path_uses
+        #: The tenant's points of sale (None: not known, ``pos`` is not checked).
+        self.points_of_sale = points_of_sale
+        self._pos_from = points_of_sale_from or "the points of sale"
 
     @property
     def rule_names(self) -> tuple[str, ...]:
+        """The rules' names, in the order they are tried."""
         return tuple(rule.name for rule in self.rules)
 
     def map(self, record: Mapping[str, Any], topic: str) -> MapResult:
@@ -171,6 +201,8 @@ class Mapper:
                     rule=rule.name,
                 ) from failure
             payload["type"] = event_type
+            if self.points_of_sale is not None:
+                self._check_pos(rule, event_type, payload.get("pos"))
             body = self._serialize(rule, event, event_type, payload)
             guest = fixed_key if fixed_key is not None else payload.get("browser_id")
             if type(guest) is str and guest.startswith(BROWSER_ID_PLACEHOLDER):
@@ -184,6 +216,19 @@ class Mapper:
         if not events:
             return MapResult((), rule.name)
         return MapResult(tuple(events), None)
+
+    def _check_pos(self, rule: CompiledRule, event_type: str, pos: Any) -> None:
+        assert self.points_of_sale is not None  # noqa: S101 - only called when there are some
+        if not isinstance(pos, str) or pos in self.points_of_sale:
+            return  # a missing pos, or one that is not text, is the model's to report
+        known = sorted(self.points_of_sale)
+        raise UnknownPointOfSale(
+            f"rule {rule.name!r}, {event_type}: field 'pos': {pos!r} is not in {self._pos_from} "
+            f"({', '.join(known)}){suggest(str(pos), known)}; the CDP would accept the event "
+            "and drop it",
+            rule=rule.name,
+            value=str(pos),
+        )
 
     def _guest(self, rule: CompiledRule, guest_key: Evaluator, record: Mapping[str, Any]) -> str:
         try:
@@ -227,8 +272,13 @@ class Mapper:
         try:
             return event.encode(payload)
         except ValidationError as exc:
+            model = self.dialect.model_for(event_type)
+            places: dict[tuple[int | str, ...], list[ErrorDetails]] = {}
+            for error in exc.errors():
+                places.setdefault(_place(error["loc"]), []).append(error)
             problems = "; ".join(
-                f"field {_loc(error['loc'])!r}: {error['msg']}" for error in exc.errors()
+                f"field {_loc(place)!r}: {_in_words(errors, model)}"
+                for place, errors in places.items()
             )
             raise MappingError(
                 f"rule {rule.name!r}, {event_type}: the payload fails the "
@@ -240,6 +290,20 @@ class Mapper:
                 f"rule {rule.name!r}, {event_type}: cannot serialize the payload: {exc}",
                 rule=rule.name,
             ) from exc
+
+
+def _in_words(errors: list[ErrorDetails], model: Any) -> str:
+    """What the model said about one place, in words (pydantic's own text if that fails:
+    nothing may escape the mapper)."""
+    try:
+        return explain(errors, model)
+    except Exception:  # noqa: BLE001 - a message, never a crash of the consumer thread
+        return str(errors[0]["msg"])
+
+
+def _place(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """``loc`` without pydantic's union-member names (``ext.a.int`` → ``ext.a``)."""
+    return tuple(part for part in loc if not is_member(part) and part != "[key]")
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

@@ -7,14 +7,15 @@ checked against the target field's allowed values.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from connector.mapping import lookups
+from connector.mapping import fit, lookups
 from connector.mapping.expressions import (
     PRIMITIVES,
+    RUNTIME_ERRORS,
     Evaluator,
     SpecError,
-    check_allowed,
     suggest,
 )
 from connector.mapping.json_values import json_safe
@@ -52,6 +53,7 @@ def compile_transforms(node: YNode | None, target: Target, where: str) -> list[T
         return []
     items = node.value if node.is_seq else [node]
     built: list[Transform] = []
+    lines: list[YNode] = []
     for item in items:
         if item.is_scalar and isinstance(item.value, str):
             name, args = item.value, None
@@ -75,12 +77,38 @@ def compile_transforms(node: YNode | None, target: Target, where: str) -> list[T
             transform = build_transform(name, args)
         except TransformArgError as exc:
             raise SpecError(item.line, where, str(exc)) from exc
+        built.append(transform)
+        lines.append(item)
+    for index, transform in enumerate(built):
         outputs = getattr(transform, "outputs", None)
         if outputs is not None:
-            for output in outputs:
-                check_allowed(output, target, item, where)
-        built.append(transform)
+            _check_outputs(outputs, built[index + 1 :], target, lines[index], where)
     return built
+
+
+def _check_outputs(
+    outputs: Iterable[Any], after: list[Transform], target: Target, item: YNode, where: str
+) -> None:
+    """A table's values, through the transforms after it, held against the field."""
+    for output in sorted(outputs, key=repr):  # the same first problem every time
+        value = output
+        for transform in after:
+            if value is None:
+                break
+            try:
+                value = transform(value)
+            except RUNTIME_ERRORS as exc:
+                raise SpecError(
+                    item.line, where, f"lookup value {output!r}: the next transform fails: {exc}"
+                ) from exc
+        try:
+            value = json_safe(value)
+        except (TypeError, ValueError) as exc:
+            raise SpecError(item.line, where, f"lookup value {output!r}: {exc}") from exc
+        shown = repr(output) if value == output else f"{output!r} (then {value!r})"
+        found = fit.problem(value, target, shown)
+        if found is not None:
+            raise SpecError(item.line, where, f"lookup value {found}")
 
 
 def _lookup_from_file(args: dict[str, Any], item: YNode, where: str) -> dict[str, Any]:

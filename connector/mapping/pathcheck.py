@@ -6,25 +6,30 @@ path), or whose value cannot feed its target field without a transform. The
 JMESPath AST is walked as far as the schema says something: a field of a
 record, an element of an array, a value of a map; function results and
 literals are not followed (``any``), so nothing is flagged that might exist.
+
+``check_mapper`` locates the problems of a mapping's rules (a condition's field that
+only another known version of the schema has is a warning naming it); ``check_input``
+holds the paths against some records when there is no schema at all.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from connector.mapping.avro_shape import ANY, Shape
+from connector.mapping import fit
+from connector.mapping.avro_shape import ANY, Shape, shape_of_values
 from connector.mapping.mapper import Mapper
 from connector.mapping.problems import locate
 from connector.mapping.targets import Target
 from connector.mapping.uses import PathUse
 
-__all__ = ["PathProblem", "check_mapper", "check_uses", "known_paths"]
+__all__ = ["PathProblem", "check_input", "check_mapper", "check_uses", "known_paths"]
 
 
 @dataclass(frozen=True)
@@ -71,13 +76,17 @@ def check_mapper(
     schema_name: str = "",
     *,
     rules: Iterable[str] | None = None,
+    versions: Sequence[tuple[str, Shape]] = (),
 ) -> tuple[list[str], list[str]]:
     """``(errors, warnings)`` of the rules that apply to ``topic`` (None: all), located.
 
-    ``rules`` names the rules to check instead (a topic pattern's, say). A
-    condition (``when``) reading a field the schema lacks is a warning, not an
-    error: it is null for these records, which may be meant (a rule for a field
-    a later schema version adds); every path that feeds a field is an error.
+    ``rules`` names the rules to check instead (a topic pattern's, say). Every path
+    that feeds a field must exist in ``shape``. A condition (``when``) may read a
+    field that only another known version of the schema has (``versions``: each
+    labelled, e.g. ``version 3 of subject clickstream-value``): it is null for these
+    records, which may be meant (a rule for a field a later version adds), so that is
+    a warning naming the version; a field no known version has is an error, with the
+    closest real path — the condition could never hold.
     """
     if rules is not None:
         names = set(rules)
@@ -88,16 +97,80 @@ def check_mapper(
     warnings: list[str] = []
     for problem in check_uses(selected, shape, schema_name):
         use = problem.use
+        message = problem.message
+        elsewhere = _found_in(use, versions) if use.field == "when" else None
+        if elsewhere is not None:
+            message += f"; {elsewhere} has it: null for records written with this version"
         text = locate(
             mapper.source,
             use.line,
-            problem.message,
+            message,
             rule=use.rule,
             event=use.event,
             field=use.field or None,
         )
-        (warnings if use.field == "when" else errors).append(text)
+        (warnings if elsewhere is not None else errors).append(text)
     return errors, warnings
+
+
+def _found_in(use: PathUse, versions: Sequence[tuple[str, Shape]]) -> str | None:
+    """The label of the first other version in which ``use``'s path exists (None: none)."""
+    for label, shape in versions:
+        if not check_uses([replace(use, target=None)], shape):
+            return label
+    return None
+
+
+def check_input(
+    mapper: Mapper,
+    records: Sequence[Any],
+    topic: str,
+    matched: Sequence[str | None],
+) -> list[str]:
+    """Paths that no input record has, located, each with the closest field one has.
+
+    For ``map`` and ``test`` without a writer schema: the records are all there is, so
+    a path is held against the keys they have (never their types: a few samples say
+    little about a type). A rule's fields are held against the records it matched
+    (``matched[i]`` names the rule record ``i`` went to; None: none), the defaults'
+    against the records some emitting rule matched, the rules' conditions against
+    every record; a rule no record reached is not checked.
+    """
+    emitting = {rule.name for rule in mapper.rules if not rule.skip}
+    applying = {rule.name for rule in mapper.rules if rule.applies_to(topic)}
+    warnings: list[str] = []
+    shapes: dict[str, Shape] = {}
+
+    def shape_for(key: str, chosen: list[Any]) -> Shape:
+        if key not in shapes:
+            shapes[key] = shape_of_values(chosen, "the input")
+        return shapes[key]
+
+    for use in mapper.path_uses:
+        if use.rule is not None and use.rule not in applying:
+            continue
+        if use.rule is not None and use.field == "when" and use.event is None:
+            key, chosen = "*", list(records)
+        elif use.rule is None:
+            key = "defaults"
+            chosen = [r for r, m in zip(records, matched, strict=True) if m in emitting]
+        else:
+            key = f"rule {use.rule}"
+            chosen = [r for r, m in zip(records, matched, strict=True) if m == use.rule]
+        if not chosen:
+            continue
+        for problem in check_uses([replace(use, target=None)], shape_for(key, chosen)):
+            text = locate(
+                mapper.source,
+                use.line,
+                problem.message,
+                rule=use.rule,
+                event=use.event,
+                field=use.field or None,
+            )
+            if text not in warnings:
+                warnings.append(text)
+    return warnings
 
 
 def known_paths(shape: Shape, depth: int = 6) -> list[str]:
@@ -304,4 +377,22 @@ def _cannot_feed(shape: Shape, target: Target) -> str:
     wanted = target.scalar
     if wanted is None or shape.kind in _FITS.get(wanted, frozenset({shape.kind})):
         return ""
-    return f"the field takes a {wanted}: {_FIX.get(wanted, 'add a transform')}"
+    fix = _FIX.get(wanted, "add a transform")
+    sample = _SAMPLES.get(shape.kind)
+    if target.annotation is not None and sample is not None:
+        # The field's own constraints decide: a long into a UTC date-time text needs
+        # iso8601, into free text just string.
+        found = fit.transform_for(sample, target, first=wanted)
+        if found is not None:
+            fix = f"add transform: {found}"
+    described = f"{wanted}, {target.description}" if target.description else wanted
+    return f"the field takes a {described}: {fix}"
+
+
+#: A typical decoded value per kind, to try the usual transforms on.
+_SAMPLES: dict[str, Any] = {
+    "integer": 1764661530123,  # most integers fed to text fields are epoch milliseconds
+    "number": 12.5,
+    "boolean": True,
+    "string": "12",
+}

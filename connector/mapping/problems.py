@@ -41,6 +41,8 @@ class Problems:
         self.filename = filename
         self.what = what
         self.messages: list[str] = []
+        #: Lines said after the problems (what they may have in common).
+        self.notes: list[str] = []
         self._seen: set[tuple[int, str | None, str]] = set()
 
     def add(
@@ -52,6 +54,7 @@ class Problems:
         field: str | None = None,
         event: str | None = None,
     ) -> None:
+        """Note one problem at ``line`` (once, however many events compile that line)."""
         key = (line, field, message)
         if key in self._seen:  # the same line compiled for several events: report it once
             return
@@ -61,12 +64,15 @@ class Problems:
         )
 
     def text(self) -> str:
+        """Every problem, one per line (the first ones when there are many), under a count."""
         shown = self.messages[:_MAX_REPORTED]
         more = len(self.messages) - len(shown)
         body = "\n  ".join(shown) + (f"\n  ... and {more} more" if more else "")
         count = len(self.messages)
-        return f"{count} problem{'s' if count > 1 else ''} in {self.what}:\n  {body}"
+        notes = "".join(f"\n{note}" for note in self.notes)
+        return f"{count} problem{'s' if count > 1 else ''} in {self.what}:\n  {body}{notes}"
 
     def raise_if_any(self) -> None:
+        """ConfigError with ``text`` when any problem was added; the compiler's last step."""
         if self.messages:
             raise ConfigError(self.text())

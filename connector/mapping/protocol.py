@@ -19,14 +19,18 @@ class DialectLike(Protocol):
     """A set of CDP payload models, with validation and the exact serialization."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The dialect's name as the config spells it (``asyncapi``, ``sitecore``)."""
+        ...
 
     @property
     def models(self) -> Mapping[str, type[BaseModel]]:
         """Models keyed by reserved event type, plus ``"CUSTOM"`` for any other name."""
         ...
 
-    def model_for(self, event_type: str) -> type[BaseModel]: ...
+    def model_for(self, event_type: str) -> type[BaseModel]:
+        """The model for ``event_type``: its own, or the custom-event model."""
+        ...
 
     def validate(self, payload: Mapping[str, Any]) -> BaseModel:
         """Validate a payload by its ``type``; raises pydantic.ValidationError."""

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-__all__ = ["Target", "TargetField", "describe", "model_fields"]
+__all__ = ["Target", "TargetField", "accepts_extra", "describe", "model_fields", "wire_key"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,16 @@ class Target:
     allowed: frozenset[Any] | None = None  # Literal / Enum values of a scalar
     #: a scalar's JSON type: string, integer, number, boolean, date, datetime (None: any)
     scalar: str | None = None
+    #: The field's full type (constraints included): what ``connector.mapping.fit`` checks
+    #: a value known at compile time against (None: nothing to check).
+    annotation: Any = field(default=None, compare=False, hash=False)
+    #: What the field takes, in words, from the model (``uppercase ISO 639-1 code, e.g. EN``).
+    description: str = field(default="", compare=False, hash=False)
+    #: Where ``allowed`` comes from when it is not the model's (``cdp.points_of_sale``).
+    allowed_from: str = field(default="", compare=False, hash=False)
 
     def describe(self) -> str:
+        """The shape in words, for error messages (``object ViewEvent``, ``list of value``)."""
         if self.kind == "model" and self.model is not None:
             return f"object {self.model.__name__}"
         if self.kind == "list" and self.item is not None:
@@ -54,14 +63,29 @@ class Target:
 _ANY = Target("any")
 
 
-def describe(annotation: Any) -> Target:
-    """The Target for a type annotation (Optional and Annotated unwrapped)."""
+def describe(annotation: Any, description: str = "") -> Target:
+    """The Target for a type annotation (Optional and Annotated unwrapped).
+
+    The annotation is kept whole (``annotation``), with the first description found
+    on the way, so a constant can be checked against every constraint of the field.
+    """
     origin = typing.get_origin(annotation)
     if origin is typing.Annotated:
-        return describe(typing.get_args(annotation)[0])
+        inner, *extra = typing.get_args(annotation)
+        found = description or next(
+            (e.description for e in extra if isinstance(e, FieldInfo) and e.description), ""
+        )
+        return replace(describe(inner, found), annotation=annotation, description=found)
     if origin is typing.Union or origin is types.UnionType:
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return describe(options[0]) if len(options) == 1 else _ANY
+        if len(options) == 1:
+            return describe(options[0], description)
+        return replace(_ANY, annotation=annotation, description=description)
+    return replace(_describe(annotation), annotation=annotation, description=description)
+
+
+def _describe(annotation: Any) -> Target:
+    origin = typing.get_origin(annotation)
     if origin is Literal:
         values = typing.get_args(annotation)
         kind = "string" if all(isinstance(v, str) for v in values) else None
@@ -70,7 +94,8 @@ def describe(annotation: Any) -> Target:
         args = typing.get_args(annotation)
         return Target("list", item=describe(args[0]) if args else _ANY)
     if origin is dict or (isinstance(origin, type) and issubclass(origin, Mapping)):
-        return Target("dict")
+        args = typing.get_args(annotation)
+        return Target("dict", item=describe(args[1]) if len(args) == 2 else None)
     if annotation is dict:
         return Target("dict")
     if isinstance(annotation, type):
@@ -108,12 +133,19 @@ def wire_key(name: str, info: FieldInfo) -> str:
     return name
 
 
+@functools.cache
 def model_fields(model: type[BaseModel]) -> dict[str, TargetField]:
-    """The model's fields keyed by wire name; attribute names map to the same entry."""
+    """The model's fields keyed by wire name; attribute names map to the same entry.
+
+    Worked out once per model (shared: callers only read it)."""
     fields: dict[str, TargetField] = {}
     for name, info in model.model_fields.items():
         key = wire_key(name, info)
-        entry = TargetField(key, info.is_required(), describe(info.annotation))
+        entry = TargetField(
+            key,
+            info.is_required(),
+            describe(info.rebuild_annotation(), info.description or ""),
+        )
         fields[key] = entry
         fields.setdefault(name, entry)
     return fields

@@ -45,6 +45,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+__all__ = [
+    "FIELD",
+    "MAX_METADATA_BYTES",
+    "Encoded",
+    "capacity",
+    "decode",
+    "encode",
+    "run_ahead_limit",
+]
+
 log = logging.getLogger(__name__)
 
 MAX_METADATA_BYTES = 4096  # the broker's offset.metadata.max.bytes default

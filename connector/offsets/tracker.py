@@ -37,6 +37,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+__all__ = ["ALREADY_FINISHED", "NOT_OURS", "CommitState", "OffsetTracker", "TopicPartition"]
+
 TopicPartition = tuple[str, int]
 
 NOT_OURS: Final = 0  # ``admit``: the partition is not (or no longer) assigned here
@@ -71,7 +73,7 @@ class OffsetTracker:
     """Thread-safe record of outcomes per partition; answers what is safe to commit.
 
     ``max_ahead`` bounds how far a partition runs ahead of its commit point (None:
-    unbounded); ``offset_metadata.run_ahead_limit`` computes it for a commit prefix.
+    unbounded); ``connector.offsets.metadata.run_ahead_limit`` computes it for a commit prefix.
     """
 
     def __init__(self, max_ahead: int | None = None) -> None:
@@ -89,7 +91,7 @@ class OffsetTracker:
         """Start tracking a newly assigned partition; returns its epoch.
 
         ``committed`` is the group's committed offset, ``finished`` what its metadata
-        says was finished above it (``offset_metadata.decode``); such records are
+        says was finished above it (``connector.offsets.metadata.decode``); such records are
         ``ALREADY_FINISHED`` when read again, and stay in every commit until then.
         """
         with self._lock:
@@ -225,7 +227,8 @@ class OffsetTracker:
         """Partitions whose commit point or finished set changed since ``mark_committed``
         (``unchanged``: every partition with a commit point, moved or not).
 
-        Encode each with ``offset_metadata.encode(prefix, state.offset, state.finished)``.
+        Encode each with ``metadata.encode(prefix, state.offset, state.finished)``
+        (``connector.offsets.metadata``).
         """
         with self._lock:
             chosen = self._partitions if tps is None else {

@@ -32,8 +32,26 @@ from connector.errors import TransientError
 from connector.kafka import topics
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import TopicPartition
-from connector.records import Failure, Headers, Work
+from connector.records import Failure, Headers, ReadAt
 from connector.run_state import RunState
+
+__all__ = [
+    "EVENTS_DELIVERED",
+    "REPLAY_ATTEMPTS",
+    "START_CHECK_SECONDS",
+    "DeadLetterQueue",
+    "Origin",
+    "OriginOf",
+    "delivered_events",
+    "ensure_topic",
+    "error_headers",
+    "events_progress",
+    "header_value",
+    "producer_conf",
+    "record_context",
+    "replayed_origin",
+    "verify_at_start",
+]
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +195,7 @@ class Origin:
 
     @property
     def log_context(self) -> dict[str, object]:
+        """The origin's coordinates as log ``extra`` fields."""
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 
@@ -255,31 +274,19 @@ class DeadLetterQueue:
                 delivered(exc, None)
                 return
 
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
-        """A record whose delivery failed (permanent answer or retries exhausted)."""
-        self.publish_failure(work.tp, work.offset, work.key, work.value, work.headers, failure,
-                             on_done)  # fmt: skip
-
     def publish_failure(
-        self,
-        tp: TopicPartition,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        failure: Failure,
-        on_done: Callable[[], None],
+        self, record: ReadAt, failure: Failure, on_done: Callable[[], None]
     ) -> None:
-        """Dead-letter the record read at ``tp``/``offset`` for ``failure``; thread-safe.
+        """Dead-letter ``record`` for ``failure``; thread-safe.
 
-        Called by settle (decode and map failures, consumer thread) and by dispatch
-        through ``publish_work`` (event loop)."""
-        origin = self._origin_of(tp, offset, headers)
+        Called by settle (decode and map failures, consumer thread: a ``ConsumedRecord``)
+        and by dispatch (delivery failures, event loop: a ``Work``)."""
+        origin = self._origin_of(record.tp, record.offset, record.headers)
         log.warning("dead-lettering record (%s): %s", failure.stage, failure.reason,
                     extra=origin.log_context)  # fmt: skip
         self.publish(
-            key=key,
-            value=value,
+            key=record.key,
+            value=record.value,
             original_headers=origin.headers,
             headers=origin.error_headers(
                 stage=failure.stage,

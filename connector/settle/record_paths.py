@@ -12,8 +12,10 @@
    ``<name>-value``, TopicNameStrategy). The rules that apply to the topic are
    held against it (``connector.mapping.pathcheck``); a path that cannot exist,
    or whose type cannot feed its field, is an error naming file:line, rule,
-   field and the closest real path. No subject yet, a topic pattern without a
-   ``subject``, or a registry that cannot be asked → a warning, not an error.
+   field and the closest real path. A condition's field that the subject's other
+   versions have (read only then) is a warning naming the version. No subject yet,
+   a topic pattern without a ``subject``, or a registry that cannot be asked → a
+   warning, not an error.
 3. The returned :class:`SchemaWatch` is given to the Confluent decoders: the
    first time a writer schema id shows up at runtime the rules are checked
    against it once; what vanished after schema evolution is logged at warning
@@ -29,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.config import Settings, TopicSettings
-from connector.decode.registry import RegistryClient
+from connector.decode.registry import RegistryClient, registry_client
 from connector.decode.schemas import ParsedSchema, load_schema
 from connector.errors import ConfigError, DecodeError, TransientError
 from connector.mapping import Mapper
-from connector.mapping.avro_shape import shape_of
+from connector.mapping.avro_shape import Shape, shape_of
 from connector.mapping.expressions import suggest
 from connector.mapping.pathcheck import check_mapper
 from connector.mapping.problems import locate
@@ -42,6 +44,7 @@ __all__ = [
     "PathReport",
     "SchemaWatch",
     "check_record_paths",
+    "check_schema",
     "rule_topic_problems",
     "topic_schema",
 ]
@@ -108,15 +111,24 @@ def _rules_for(mapper: Mapper, spec: TopicSettings) -> list[str]:
     ]
 
 
+Versions = Callable[[], list[tuple[str, Shape]]]
+
+
+def _no_versions() -> list[tuple[str, Shape]]:
+    return []
+
+
 def _schema_for(
     spec: TopicSettings, registry: Callable[[], RegistryClient | None], report: PathReport
-) -> tuple[ParsedSchema | None, str]:
-    """The schema records of ``spec`` are decoded with, and where it came from."""
+) -> tuple[ParsedSchema | None, str, Versions]:
+    """The schema records of ``spec`` are decoded with, where it came from, and how to
+    get the other versions its records may be written with (a subject's; asked only when
+    a condition reads a field the schema lacks)."""
     if spec.reader_schema is not None:
-        return load_schema(spec.reader_schema), f"reader schema {spec.reader_schema}"
+        return load_schema(spec.reader_schema), f"reader schema {spec.reader_schema}", _no_versions
     if spec.decoder == "schemaless":
         assert spec.schema_path is not None  # noqa: S101 - the config model guarantees it
-        return load_schema(spec.schema_path), f"schema {spec.schema_path}"
+        return load_schema(spec.schema_path), f"schema {spec.schema_path}", _no_versions
     subject = spec.subject or (f"{spec.name}-value" if spec.name else None)
     what = spec.subscription
     if subject is None:
@@ -124,44 +136,85 @@ def _schema_for(
             f"topics ~ {what}: record paths not checked: a pattern has no subject "
             "(set subject: to check them at start)"
         )
-        return None, ""
+        return None, "", _no_versions
     client = registry()
     if client is None:
         report.warnings.append(f"topic {what}: record paths not checked: no schema_registry")
-        return None, ""
+        return None, "", _no_versions
     try:
         found = client.latest(subject)
     except (TransientError, DecodeError) as exc:
         report.warnings.append(f"topic {what}: record paths not checked: {exc}")
-        return None, ""
+        return None, "", _no_versions
     if found is None:
         report.warnings.append(
             f"topic {what}: record paths not checked: subject {subject!r} has no schema yet "
             "(they are checked when the first record's schema arrives)"
         )
-        return None, ""
+        return None, "", _no_versions
     schema_id, schema = found
-    return schema, f"subject {subject} (schema id {schema_id})"
+
+    def versions() -> list[tuple[str, Shape]]:
+        try:
+            others = client.other_versions(subject, schema_id)
+        except (TransientError, DecodeError) as exc:
+            report.warnings.append(f"topic {what}: other versions of {subject!r} not read: {exc}")
+            return []
+        return [
+            (f"version {number} of subject {subject} (schema id {found_id})", shape_of(other))
+            for number, found_id, other in others
+        ]
+
+    return schema, f"subject {subject} (schema id {schema_id})", versions
 
 
 def topic_schema(
     settings: Settings, topic: str, registry: RegistryClient | None = None
-) -> tuple[ParsedSchema | None, str, list[str]]:
-    """The schema records of ``topic`` are decoded with, where it came from, and warnings.
+) -> tuple[ParsedSchema | None, str, list[str], Versions]:
+    """The schema records of ``topic`` are decoded with, where it came from, warnings,
+    and the other versions (a callable: asked only when needed).
 
     For ``map --config``: the same sources as the start-up check (module docstring).
     """
     report = PathReport()
     spec = settings.topic_for(topic)
-    schema, source = _schema_for(spec, lambda: registry or _registry_of(settings), report)
-    return schema, source, report.warnings
+    schema, source, versions = _schema_for(spec, _once(registry, settings), report)
+    return schema, source, report.warnings, versions
 
 
-def _registry_of(settings: Settings) -> RegistryClient | None:
-    reg = settings.schema_registry
-    if reg is None:
-        return None
-    return RegistryClient(reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth())
+def check_schema(
+    mapper: Mapper,
+    schema: ParsedSchema,
+    versions: Versions,
+    *,
+    topic: str | None = None,
+    rules: list[str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` of the rules against ``schema``; the other versions are asked
+    for only when something is wrong (a condition's field may be in one of them)."""
+    shape = shape_of(schema)
+    errors, warnings = check_mapper(mapper, shape, topic, rules=rules)
+    if errors:
+        others = versions()
+        if others:
+            errors, warnings = check_mapper(mapper, shape, topic, rules=rules, versions=others)
+    return errors, warnings
+
+
+def _once(
+    registry: RegistryClient | None, settings: Settings
+) -> Callable[[], RegistryClient | None]:
+    """``registry``, or one client built from the settings the first time it is needed."""
+    made: list[RegistryClient | None] = []
+
+    def client() -> RegistryClient | None:
+        if registry is not None:
+            return registry
+        if not made:
+            made.append(registry_client(settings.schema_registry))
+        return made[0]
+
+    return client
 
 
 def check_record_paths(
@@ -176,21 +229,13 @@ def check_record_paths(
     Called by ``run`` at start-up (warnings are logged) and by ``check``.
     """
     report = PathReport(errors=rule_topic_problems(settings, mapper))
-    made: list[RegistryClient | None] = []
-
-    def client() -> RegistryClient | None:
-        if registry is not None:
-            return registry
-        if not made:
-            made.append(_registry_of(settings))
-        return made[0]
-
+    client = _once(registry, settings)
     for spec in settings.topics:
-        schema, source = _schema_for(spec, client, report)
+        schema, source, versions = _schema_for(spec, client, report)
         if schema is None:
             continue
         topic = spec.name
-        errors, warnings = check_mapper(mapper, shape_of(schema), rules=_rules_for(mapper, spec))
+        errors, warnings = check_schema(mapper, schema, versions, rules=_rules_for(mapper, spec))
         report.errors += errors
         report.warnings += [f"topic {topic or spec.subscription}: {w}" for w in warnings]
         report.checked.append(f"{topic or spec.subscription} against {source}")

@@ -21,20 +21,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from connector.config import Settings, TopicSettings
+from connector.config import TopicSettings
 from connector.decode.decoders import ConfluentAvroDecoder, SchemalessAvroDecoder, ValueDecoder
 from connector.decode.registry import RegistryClient
 from connector.decode.schemas import load_schema
 from connector.delivery.retry import Backoff
 from connector.errors import ConnectorError, RecordError
 from connector.mapping import Mapper, MapResult
-from connector.offsets.tracker import OffsetTracker, TopicPartition
-from connector.records import Failure, Headers, Work, lane_for
+from connector.mapping.mapper import UnknownPointOfSale
+from connector.offsets.tracker import OffsetTracker
+from connector.records import ConsumedRecord, Failure, LaneOf, Work
 from connector.run_state import RunState
 from connector.settle.deadletter import DeadLetterQueue
 from connector.settle.record_paths import SchemaWatch
 
-__all__ = ["DeadLetter", "NotConfigured", "Outcome", "Preparer", "Settle", "Skipped"]
+__all__ = [
+    "TRANSIENT_BACKOFF",
+    "DeadLetter",
+    "NotConfigured",
+    "Outcome",
+    "Prepare",
+    "Preparer",
+    "Settle",
+    "Skipped",
+    "UnknownPosLog",
+    "Wait",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +81,50 @@ class NotConfigured(RecordError):
     stage = "replay"
 
 
+class UnknownPosLog:
+    """Records refused for a point of sale the tenant does not have: each counted, each
+    value logged once (at most ``most`` values; the count goes on)."""
+
+    def __init__(self, count: Callable[[], None], source: str, most: int = 100) -> None:
+        self._count = count
+        self._source = source
+        self._most = most
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> None:
+        self._count()
+        if value in self._seen or len(self._seen) > self._most:
+            return
+        self._seen.add(value)
+        if len(self._seen) > self._most:
+            log.warning("more unknown points of sale: no longer logged (still counted)")
+            return
+        log.warning(
+            "pos %r is not in %s: records with it are dead-lettered (the CDP would accept "
+            "and drop their events); logged once per value",
+            value,
+            self._source,
+        )
+
+
 class Preparer:
-    """Decode and map one record value; decoders are built once per topic."""
+    """Decode and map one record value; decoders are built once per topic.
+
+    ``topic_for`` finds a topic's settings (``Settings.topic_for``: KeyError when none);
+    ``registry`` is the process's one schema-registry client (None without a registry)."""
 
     def __init__(
-        self, settings: Settings, mapper: Mapper, watch: SchemaWatch | None = None
+        self,
+        topic_for: Callable[[str], TopicSettings],
+        registry: RegistryClient | None,
+        mapper: Mapper,
+        watch: SchemaWatch | None = None,
     ) -> None:
-        self._settings = settings
+        self._topic_for = topic_for
+        self._registry = registry
         self._mapper = mapper
         self._watch = watch  # re-checks the rules against each new writer schema id
         self._decoders: dict[str, ValueDecoder] = {}
-        self._registry: RegistryClient | None = None
 
     def __call__(self, topic: str, value: bytes | None) -> MapResult:
         decoder = self._decoders.get(topic) or self._decoder_for(topic)
@@ -87,27 +132,18 @@ class Preparer:
 
     def _decoder_for(self, topic: str) -> ValueDecoder:
         try:
-            spec = self._settings.topic_for(topic)
+            spec = self._topic_for(topic)
         except KeyError:
             raise NotConfigured(f"topic {topic!r} is not in this config's topics") from None
         hook = self._watch.for_topic(topic) if self._watch else None
-        decoder = build_decoder(spec, self._registry_client, hook)
+        decoder = build_decoder(spec, self._registry, hook)
         self._decoders[topic] = decoder
         return decoder
-
-    def _registry_client(self) -> RegistryClient:
-        if self._registry is None:
-            reg = self._settings.schema_registry
-            assert reg is not None  # noqa: S101 - the config model refuses a confluent topic without one
-            self._registry = RegistryClient(
-                reg.url, timeout=reg.timeout_seconds, basic_auth=reg.basic_auth()
-            )
-        return self._registry
 
 
 def build_decoder(
     spec: TopicSettings,
-    registry: Callable[[], RegistryClient],
+    registry: RegistryClient | None,
     on_new_schema: Callable[[int, Any], None] | None = None,
 ) -> ValueDecoder:
     """The value decoder a topic's config asks for (``registry`` only when it needs one)."""
@@ -115,7 +151,8 @@ def build_decoder(
     if spec.decoder == "schemaless":
         assert spec.schema_path is not None  # noqa: S101 - the config model guarantees it
         return SchemalessAvroDecoder(load_schema(spec.schema_path), reader)
-    return ConfluentAvroDecoder(registry(), reader, on_new_schema=on_new_schema)
+    assert registry is not None  # noqa: S101 - the config model refuses a confluent topic without one
+    return ConfluentAvroDecoder(registry, reader, on_new_schema=on_new_schema)
 
 
 class Settle:
@@ -128,16 +165,18 @@ class Settle:
     def __init__(
         self,
         prepare: Prepare,
-        ordering: str,
+        lane_of: LaneOf,
         tracker: OffsetTracker,
         deadletter: DeadLetterQueue,
         state: RunState,
         wait: Wait,
         backoff: Backoff = TRANSIENT_BACKOFF,
         on_skipped: Callable[[str], None] | None = None,
+        on_unknown_pos: Callable[[str], None] | None = None,
     ) -> None:
         self._prepare = prepare
-        self._ordering = ordering
+        self._on_unknown_pos = on_unknown_pos or (lambda _value: None)
+        self._lane_of = lane_of
         self._tracker = tracker
         self._dlq = deadletter
         self._state = state
@@ -145,24 +184,17 @@ class Settle:
         self._backoff = backoff
         self._on_skipped = on_skipped or (lambda _rule: None)
 
-    def outcome(
-        self,
-        tp: TopicPartition,
-        offset: int,
-        epoch: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        topic: str,
-    ) -> Outcome:
-        """What becomes of the record read at ``tp``/``offset``, mapped as ``topic``'s.
+    def outcome(self, record: ConsumedRecord) -> Outcome:
+        """What becomes of ``record``, mapped by the rules of ``record.topic``.
 
         Raises the retriable error when ``wait`` gives up (the reader is stopping);
         any other error is a bug and aborts the reader."""
         for attempt in itertools.count(1):
             try:
-                result = self._prepare(topic, value)
+                result = self._prepare(record.topic, record.value)
             except RecordError as exc:
+                if isinstance(exc, UnknownPointOfSale):
+                    self._on_unknown_pos(exc.value)
                 why = Failure(str(exc), exc.rule, None, None, type(exc).__name__, exc.stage)
                 return DeadLetter(why)
             except ConnectorError as exc:
@@ -170,7 +202,7 @@ class Settle:
                     raise
                 delay = self._backoff.delay(attempt)
                 self._state.degraded_reason = str(exc)
-                where = {"topic": tp[0], "partition": tp[1], "offset": offset}
+                where = {"topic": record.tp[0], "partition": record.tp[1], "offset": record.offset}
                 log.warning("retrying in %.1fs: %s", delay, exc, extra=where)
                 if self._wait(delay):
                     raise
@@ -180,30 +212,25 @@ class Settle:
             break
         if not result.events:
             return Skipped(result.skipped_by or "no-match")
-        lane = lane_for(self._ordering, tp, offset, result.events[0].guest_key)
-        return Work(tp, offset, epoch, key, value, headers, lane, result.events)
+        tp, offset = record.tp, record.offset
+        lane = self._lane_of(tp, offset, result.events[0].guest_key)
+        return Work(
+            tp, offset, record.epoch, record.key, record.value, record.headers, lane,
+            result.events,
+        )  # fmt: skip
 
-    def take(
-        self,
-        tp: TopicPartition,
-        offset: int,
-        epoch: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        topic: str,
-    ) -> Work | None:
-        """Settle the record (``outcome``) and apply what needs no HTTP; the ``Work``
-        to hand to dispatch, or None when it is skipped or being dead-lettered."""
-        outcome = self.outcome(tp, offset, epoch, key, value, headers, topic)
+    def take(self, record: ConsumedRecord) -> Work | None:
+        """Settle ``record`` (``outcome``) and apply what needs no HTTP; the ``Work`` to
+        hand to dispatch, or None when it is skipped or being dead-lettered."""
+        outcome = self.outcome(record)
         if isinstance(outcome, Work):
             return outcome
+        tp, offset, epoch = record.tp, record.offset, record.epoch
         if isinstance(outcome, Skipped):
             self._tracker.finish(tp, offset, epoch)  # skipped by a rule: an outcome too
             self._on_skipped(outcome.rule)
             return None
         self._dlq.publish_failure(
-            tp, offset, key, value, headers, outcome.failure,
-            lambda: self._tracker.finish(tp, offset, epoch),
-        )  # fmt: skip
+            record, outcome.failure, lambda: self._tracker.finish(tp, offset, epoch)
+        )
         return None

@@ -35,13 +35,13 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, Message
 
-from connector.config import Settings
 from connector.kafka.commits import Committer
 from connector.kafka.errors import message_error
 from connector.offsets.tracker import TopicPartition
 from connector.run_state import RunState
 from connector.settle.deadletter import DeadLetterQueue
 from connector.source.handoff import Handoff
+from connector.source.settings import SourceSettings
 
 __all__ = ["FLUSH_GRACE", "TAKEOVER_HOLD_SECONDS", "DrainCommits", "ShutdownDrain"]
 
@@ -92,7 +92,7 @@ class ShutdownDrain:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: SourceSettings,
         consumer: Consumer,
         handoff: Handoff,
         deadletter: DeadLetterQueue,
@@ -100,9 +100,9 @@ class ShutdownDrain:
         state: RunState,
         consume: Callable[[int, float], list[Message]],
     ) -> None:
-        self._deadline = time.monotonic() + settings.shutdown.drain_timeout_seconds
-        self._static = bool(settings.kafka.group_instance_id_env)
-        self._poll_batch = settings.kafka.poll_batch
+        self._deadline = time.monotonic() + settings.drain_timeout
+        self._static = settings.static_member
+        self._poll_batch = settings.poll_batch
         self._consumer = consumer
         self._handoff = handoff
         self._dlq = deadletter

@@ -17,6 +17,8 @@ from connector.delivery.dispatcher import Dispatcher
 from connector.offsets.tracker import TopicPartition
 from connector.records import Work
 
+__all__ = ["Handoff"]
+
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +30,8 @@ class Handoff:
         self._loop = loop
 
     def submit(self, works: list[Work]) -> None:
+        """Queue records for the dispatcher from the consumer thread; returns at once
+        (``Dispatcher.submit`` runs on the loop)."""
         self._loop.call_soon_threadsafe(self._dispatcher.submit, works)
 
     def release(

@@ -51,15 +51,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.config import Settings
 from connector.kafka.commits import Committer
 from connector.kafka.errors import client_error, message_error
 from connector.kafka.topics import check_subscribed
-from connector.offsets.tracker import ALREADY_FINISHED, OffsetTracker
-from connector.records import Headers, Work
+from connector.offsets.tracker import ALREADY_FINISHED, OffsetTracker, TopicPartition
+from connector.records import ConsumedRecord, Headers, Work
 from connector.run_state import RunState
 from connector.settle.deadletter import DeadLetterQueue
 from connector.settle.stage import Settle
@@ -67,6 +66,9 @@ from connector.source.drain import ShutdownDrain
 from connector.source.handoff import Handoff
 from connector.source.pausing import Backpressure, PartitionPauses
 from connector.source.rebalance import Rebalance
+from connector.source.settings import SourceSettings
+
+__all__ = ["ConsumerFactory", "KafkaSource", "headers", "record_of"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ class KafkaSource:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: SourceSettings,
         make_consumer: ConsumerFactory,
         settle: Settle,
         tracker: OffsetTracker,
@@ -106,20 +108,21 @@ class KafkaSource:
         self._stop = threading.Event()
         self._on_records = on_records or (lambda _topic, _n: None)
         self._on_finished_before = on_finished_before or (lambda _n: None)
-        self._backpressure = Backpressure(settings.delivery.max_buffered_records, tracker, state)
+        self._backpressure = Backpressure(settings.max_buffered_records, tracker, state)
         self._next_commit = 0.0
         self._drain: ShutdownDrain | None = None  # set when the shutdown drain starts
         self._consumer = make_consumer({"error_cb": lambda err: client_error(state, err)})
         self._pauses = PartitionPauses(self._consumer)
         self._rebalance = Rebalance(
             self._consumer, tracker, self._pauses, handoff, deadletter, committer, state,
-            hold_first=bool(settings.kafka.group_instance_id_env),
+            hold_first=settings.static_member,
         )  # fmt: skip
         self.thread = threading.Thread(target=self._run, name="kafka-source", daemon=True)
 
     # -- control from other threads --------------------------------------------
 
     def start(self) -> None:
+        """Start the consumer thread (``pipeline.run``, after the dispatcher started)."""
         self.thread.start()
 
     def stop(self) -> None:
@@ -128,6 +131,7 @@ class KafkaSource:
 
     @property
     def paused(self) -> bool:
+        """Whether back-pressure has every partition paused now (the ``paused`` gauge)."""
         return self._backpressure.paused
 
     def wait_out(self, delay: float) -> bool:
@@ -158,7 +162,7 @@ class KafkaSource:
         )  # fmt: skip
         self._state.subscribed = True
         check_subscribed(self._consumer, self._settings.topics, self._state)
-        self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
+        self._next_commit = time.monotonic() + self._settings.commit_interval
 
     def step(self) -> None:
         """One round of the loop: back-pressure, one ``consume``, a commit when due.
@@ -168,8 +172,8 @@ class KafkaSource:
         self._backpressure.decide()
         self._apply_pauses()
         # Never read past the ceiling: held records stay within max_buffered_records.
-        ceiling = self._settings.delivery.max_buffered_records
-        room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
+        ceiling = self._settings.max_buffered_records
+        room = max(1, min(self._settings.poll_batch, ceiling - self._tracker.pending))
         # Wait no longer than the next commit is due: it goes out on time when idle too.
         wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
         messages = self._consume(room, wait)
@@ -191,7 +195,7 @@ class KafkaSource:
         would leave that much more finished work to be posted again after a crash."""
         if time.monotonic() >= self._next_commit:
             self._committer.commit(self._consumer, asynchronous=True)
-            self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
+            self._next_commit = time.monotonic() + self._settings.commit_interval
 
     def _consume(self, room: int, timeout: float) -> list[Message]:
         """``consume``; a fatal client error (confluent-kafka raises it here instead of
@@ -224,7 +228,7 @@ class KafkaSource:
                 finished_before += epoch == ALREADY_FINISHED
                 continue
             counts[topic] = counts.get(topic, 0) + 1
-            work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), headers(msg), topic)
+            work = self._settle.take(record_of(msg, tp, offset, epoch, headers(msg), topic))
             if work is not None:
                 works.append(work)
             self._commit_when_due()  # not held back by the rest of the batch
@@ -264,7 +268,7 @@ class KafkaSource:
             return self._drain.left()
         if self._state.fatal_exit is not None:
             return 0.0
-        return self._settings.shutdown.drain_timeout_seconds
+        return self._settings.drain_timeout
 
     # -- shutdown ---------------------------------------------------------------
 
@@ -288,3 +292,12 @@ def headers(msg: Message) -> Headers:
     """A consumed message's headers as a list (confluent-kafka may hand over a dict)."""
     raw = msg.headers()
     return list(raw.items()) if isinstance(raw, dict) else raw
+
+
+def record_of(
+    msg: Message, tp: TopicPartition, offset: int, epoch: int, own: Headers, topic: str
+) -> ConsumedRecord:
+    """The ``ConsumedRecord`` of a message read at ``tp``/``offset``, mapped as ``topic``'s."""
+    kind, timestamp = msg.timestamp()
+    stamped = timestamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+    return ConsumedRecord(tp, offset, epoch, msg.key(), msg.value(), own, stamped, topic)

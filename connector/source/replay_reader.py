@@ -31,7 +31,6 @@ import jmespath
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message
 from confluent_kafka import TopicPartition as KafkaTP
 
-from connector.config import Settings
 from connector.delivery.dispatcher import Dispatcher
 from connector.errors import ConfigError, ConnectorError
 from connector.kafka.commits import Committer, committed_offsets
@@ -43,12 +42,11 @@ from connector.records import Headers, Work
 from connector.run_state import RunState
 from connector.settle.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, delivered_events
 from connector.settle.stage import Settle
-from connector.source.kafka_source import headers
+from connector.source.kafka_source import headers, record_of
+from connector.source.settings import SourceSettings
 
 __all__ = [
-    "REPLAY_ATTEMPTS",
     "DlqReader",
-    "Origin",
     "RecordFilter",
     "ReplayError",
     "ReplayOptions",
@@ -96,6 +94,8 @@ class RecordFilter:
             raise ConfigError(f"--filter is not a valid JMESPath expression: {exc}") from exc
 
     def matches(self, timestamp_ms: int | None, headers: Headers) -> bool:
+        """Whether a dead letter is replayed: inside ``--since``/``--until`` (by its
+        timestamp) and ``--filter`` holds on its headers."""
         if (self._since or self._until) and timestamp_ms is not None:
             when = datetime.fromtimestamp(timestamp_ms / 1000, UTC)
             if self._since is not None and when < self._since:
@@ -183,6 +183,8 @@ class DlqReader:
     # -- reading (on a worker thread: consume and the registry block) ------------------
 
     def read_batch(self, room: int) -> list[Work]:
+        """Read up to ``room`` dead letters and settle them; the work for the dispatcher.
+        On a worker thread; a dependency that stays down fails the run (``RunState.fail``)."""
         works: list[Work] = []
         for msg in self.consumer.consume(num_messages=room, timeout=0.2):
             if (err := msg.error()) is not None:
@@ -224,7 +226,7 @@ class DlqReader:
             self._tracker.finish(tp, offset, epoch)  # left in the topic, on purpose
             return None
         topic = Origin.of(own).topic  # decoded and mapped as a record of its first topic
-        work = self._settle.take(tp, offset, epoch, msg.key(), msg.value(), own, topic)
+        work = self._settle.take(record_of(msg, tp, offset, epoch, own, topic))
         if work is not None:  # events the dead letter says were delivered are not posted
             work.delivered = delivered_events(own, work.events)
         return work
@@ -235,15 +237,16 @@ class DlqReader:
             self.consumer.pause([KafkaTP(self.topic, partition)])
 
     def commit(self) -> None:
+        """Commit what the tracker allows, synchronously (the periodic commit and ``finish``)."""
         self._committer.commit(self.consumer, asynchronous=False)
 
     # -- the run ------------------------------------------------------------------------
 
-    async def run(self, dispatcher: Dispatcher, settings: Settings) -> int:
+    async def run(self, dispatcher: Dispatcher, settings: SourceSettings) -> int:
         """Read to the ends, hand work to ``dispatcher``, drain, commit; the exit code."""
-        ceiling = settings.delivery.max_buffered_records
-        batch = settings.kafka.poll_batch
-        interval = settings.kafka.commit_interval_seconds
+        ceiling = settings.max_buffered_records
+        batch = settings.poll_batch
+        interval = settings.commit_interval
         next_commit = time.monotonic() + interval
         while self.remaining and not self.stopped:
             room = min(batch, ceiling - self._tracker.pending)
@@ -264,6 +267,7 @@ class DlqReader:
 
     @property
     def stopped(self) -> bool:
+        """Halted or failed: reading stops, and the replay exits 1."""
         return self._state.halted_reason is not None or self._state.fatal_exit is not None
 
     def finish(self) -> None:
@@ -276,6 +280,8 @@ class DlqReader:
             self.consumer.close()
 
     def summary(self, metrics: Metrics) -> str:
+        """The report printed at the end: read, filtered, delivered, failed again, committed."""
+
         def total(name: str) -> int:
             """Sum over every label of counter ``name`` (its ``_total`` samples)."""
             return sum(

@@ -163,7 +163,7 @@ def test_check_holds_record_paths_against_the_subjects_latest_schema(
         example.read_text().replace("search_term: payload.query", "search_term: payload.qurey")
     )
     result = check(tmp_path, {**setup["config"], "mapping": str(mapping)}, setup["env"])
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == 2, result.stdout
     mark, _ = rows(result.stdout)["record paths"]
     assert mark == "FAIL"
     assert f"{mapping}:67: rule 'search', SEARCH, field 'search_term': " in result.stdout
@@ -183,7 +183,7 @@ def test_check_fails_a_rule_topic_that_is_not_configured(
         "  - name: search\n", "  - name: search\n    topics: [clickstraem]\n"
     ))  # fmt: skip
     result = check(tmp_path, {**setup["config"], "mapping": str(mapping)}, setup["env"])
-    assert result.returncode == 1
+    assert result.returncode == 2  # run would refuse it at start-up
     assert rows(result.stdout)["record paths"][0] == "FAIL"
     assert "rule 'search', field 'topics': topic 'clickstraem' is not a configured topic" in (
         result.stdout

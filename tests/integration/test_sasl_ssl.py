@@ -17,6 +17,7 @@ import pytest
 from connector.sample_clickstream import sample_records
 from scripts.services.kafka import Broker
 from tests.conftest import SASL_USER
+from tests.fixtures_sandbox import KNOWN_POS
 from tests.integration.connector_proc import REPO_ROOT, ConnectorFactory
 from tests.integration.kafka_helpers import create_topic
 from tests.integration.ops_helpers import run_cli, write_config
@@ -129,7 +130,7 @@ def test_browser_id_topic_works_through_sasl_ssl(
         scenario, factory, cdp_sitecore_sandbox, sasl_broker,
         mapping=str(REPO_ROOT / "config" / "mappings.sitecore.yaml"),
         cdp={"base_url": cdp_sitecore_sandbox.url, "region": None, "dialect": "sitecore",
-             "browser_ids": {"topic": ids_topic}},
+             "points_of_sale": list(KNOWN_POS), "browser_ids": {"topic": ids_topic}},
     )  # fmt: skip
     connector = factory.start(config)
     scenario.caught_up()

@@ -36,6 +36,7 @@ def sitecore_config(
         sandbox.url,
         mapping=MAPPING,
         cdp={"base_url": sandbox.url, "region": None, "dialect": "sitecore",
+             "points_of_sale": list(KNOWN_POS),
              "transport": transport, "browser_ids": {"topic": f"browser-ids-{unique}"}},
     )  # fmt: skip
 
@@ -66,12 +67,23 @@ def test_pipeline_delivers_sitecore_events_with_one_browser_id_per_visitor(
     browser_ids = {e["browser_id"] for e in events}
     stats = cdp_sitecore_sandbox.stats()
     assert len(browser_ids) == len(visitors) == stats["browsers_created"]
-    assert stats["dropped"] == len(stray) > 0
-    assert stats["dropped_by_pos"] == {"unknown-pos.example": len(stray)}
+    # A point of sale the tenant lacks never reaches it (it would answer 201 and drop the
+    # event): the records are dead-lettered with the reason, counted and logged once.
+    assert len(stray) > 0 and stats["dropped"] == 0
     assert {e["pos"] for e in events} <= set(KNOWN_POS)
     orders = sum(r["event_type"] == "ORDER_COMPLETED" for r in records)
     assert stats["by_type"]["ORDER_CHECKOUT"] == orders > 0
-    assert scenario.dead_letters(0) == []
+    letters = scenario.dead_letters(len(stray))
+    assert len(letters) == len(stray)
+    for letter in letters:
+        headers = {k: v.decode() for k, v in letter.headers() or []}
+        assert headers["cdp.errors.stage"] == "map"
+        assert (
+            "'unknown-pos.example' is not in cdp.points_of_sale"
+            in (headers["__connect.errors.exception.message"])
+        )
+    assert connector.metric("cdp_connector_unknown_point_of_sale_total") == len(stray)
+    assert connector.output().count("pos 'unknown-pos.example' is not in") == 1
     assert connector.terminate() == 0
 
 

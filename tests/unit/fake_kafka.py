@@ -14,7 +14,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from connector.config import Settings
 from connector.mapping import MappedEvent, MapResult
 from connector.offsets.tracker import OffsetTracker, TopicPartition
-from connector.records import Failure, Headers, Work
+from connector.records import Failure, Headers, ReadAt, Work
 
 
 class FakeMessage:
@@ -179,16 +179,9 @@ class FakeDeadLetters:
         self.failures: list[tuple[TopicPartition, int, Failure]] = []
 
     def publish_failure(
-        self,
-        tp: TopicPartition,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers,
-        failure: Failure,
-        on_done: Callable[[], None],
+        self, record: ReadAt, failure: Failure, on_done: Callable[[], None]
     ) -> None:
-        self.failures.append((tp, offset, failure))
+        self.failures.append((record.tp, record.offset, failure))
         on_done()
 
     def poll(self, timeout: float = 0.0) -> None:

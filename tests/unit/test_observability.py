@@ -12,14 +12,8 @@ from connector.cdp.answer import Answer, Outcome
 from connector.observability import Metrics, brokers_up, build_app
 from connector.pipeline import on_stats
 from connector.run_state import RunState
-from connector.settle.deadletter import error_headers
-from connector.source.replay_reader import (
-    REPLAY_ATTEMPTS,
-    Origin,
-    RecordFilter,
-    ReplayOptions,
-    parse_time,
-)
+from connector.settle.deadletter import REPLAY_ATTEMPTS, Origin, error_headers
+from connector.source.replay_reader import RecordFilter, ReplayOptions, parse_time
 
 
 def stats(partitions: dict[str, dict[str, object]]) -> str:

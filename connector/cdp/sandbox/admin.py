@@ -28,6 +28,7 @@ class Admin:
         self._sandbox = sandbox
 
     def routes(self) -> list[web.RouteDef]:
+        """The ``/_sandbox/`` routes, for ``app.build_app``."""
         return [
             web.get("/_sandbox/events", self.get_events),
             web.delete("/_sandbox/events", self.delete_events),
@@ -41,6 +42,8 @@ class Admin:
         ]
 
     async def get_events(self, request: web.Request) -> web.Response:
+        """``GET /_sandbox/events``: accepted events, optionally of one ``type``, paged
+        with ``offset``/``limit``."""
         sandbox = self._sandbox
         sandbox.flush()
         wanted = request.query.get("type")
@@ -55,10 +58,12 @@ class Admin:
         )
 
     async def delete_events(self, request: web.Request) -> web.Response:
+        """``DELETE /_sandbox/events``: forget the accepted events (counters stay)."""
         self._sandbox.events.clear()
         return web.json_response({"ok": True})
 
     async def get_stats(self, request: web.Request) -> web.Response:
+        """``GET /_sandbox/stats``: request, status, type, drop and overlap counters."""
         sandbox = self._sandbox
         return web.json_response(
             {
@@ -75,9 +80,12 @@ class Admin:
         )
 
     async def get_faults(self, request: web.Request) -> web.Response:
+        """``GET /_sandbox/faults``: the faults in force, and the sandbox's clock."""
         return web.json_response({**self._sandbox.injector.faults.model_dump(), "now": time.time()})
 
     async def set_faults(self, request: web.Request) -> web.Response:
+        """``PUT`` replaces the faults, ``POST`` changes some; ``outage_seconds`` starts an
+        outage now. 400 when the body is not valid faults."""
         injector = self._sandbox.injector
         try:
             changes = await request.json()
@@ -94,15 +102,19 @@ class Admin:
         return await self.get_faults(request)
 
     async def clear_faults(self, request: web.Request) -> web.Response:
+        """``DELETE /_sandbox/faults``: no faults any more."""
         self._sandbox.injector.faults = Faults()
         return await self.get_faults(request)
 
     async def get_requests(self, request: web.Request) -> web.Response:
+        """``GET /_sandbox/requests``: the request log, optionally of one ``browser_id``."""
         return web.json_response(
             {"requests": self._sandbox.requests.entries(request.query.get("browser_id"))}
         )
 
     async def reset(self, request: web.Request) -> web.Response:
+        """``POST /_sandbox/reset``: everything as at start (``Sandbox.reset``), optionally
+        with a new ``seed``."""
         seed = self._sandbox.seed
         if request.can_read_body:
             try:

@@ -75,10 +75,12 @@ class FaultInjector:
 
     @property
     def faults(self) -> Faults:
+        """The faults in force."""
         return self._faults
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
+        """Put new faults in force; the rate limit's bucket starts full again."""
         self._faults = faults
         self._tokens = faults.max_rps or 0.0
         self._last = self._clock()

@@ -75,9 +75,11 @@ class RequestLog:
         ]
 
     def clear(self) -> None:
+        """Forget the log and the overlap counts (requests open now stay counted open)."""
         self._entries.clear()
         self.overlaps = 0
         self.overlapping.clear()
 
     def stats(self) -> dict[str, Any]:
+        """How often a guest had two requests open at once, and which guests."""
         return {"guest_overlaps": self.overlaps, "overlapping_guests": sorted(self.overlapping)}

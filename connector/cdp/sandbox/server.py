@@ -209,14 +209,17 @@ class Sandbox:
     # -- lifetime -------------------------------------------------------------------------
 
     def open_record_file(self) -> None:
+        """Open the JSONL file accepted events are appended to (``--record``), if any."""
         if self._record_path is not None:
             self._record = self._record_path.open("a", encoding="utf-8")
 
     def flush(self) -> None:
+        """Flush the record file, so a reader sees every event accepted so far."""
         if self._record is not None:
             self._record.flush()
 
     def close(self) -> None:
+        """Close the record file (at server shutdown)."""
         if self._record is not None:
             self._record.close()
             self._record = None

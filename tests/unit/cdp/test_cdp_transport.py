@@ -31,8 +31,9 @@ def test_each_dialect_has_one_default_that_config_and_dialect_agree_on(
 ) -> None:
     assert DEFAULT_TRANSPORT[dialect] == default
     assert get_dialect(dialect).transport == default
-    assert CdpSettings(dialect=dialect).effective_transport == default  # type: ignore[arg-type]
-    chosen = CdpSettings(dialect=dialect, transport="get-query")  # type: ignore[arg-type]
+    pos = ["shop.example.com"]  # the sitecore dialect needs them
+    assert CdpSettings(dialect=dialect, points_of_sale=pos).effective_transport == default  # type: ignore[arg-type]
+    chosen = CdpSettings(dialect=dialect, transport="get-query", points_of_sale=pos)  # type: ignore[arg-type]
     assert chosen.effective_transport == "get-query"
 
 

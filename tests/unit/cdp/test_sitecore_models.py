@@ -198,11 +198,10 @@ def test_transport_defaults_per_dialect_and_keyed_transports_need_no_token(
 
     monkeypatch.delenv("CDP_API_TOKEN", raising=False)
     assert CdpSettings().effective_transport == "post-basic"
-    sitecore = CdpSettings(dialect="sitecore")
+    sitecore = CdpSettings(dialect="sitecore", points_of_sale=["shop.example.com"])
     assert sitecore.effective_transport == "post-events"
     assert sitecore.api_token_if_needed() == ""
-    assert CdpSettings(dialect="sitecore", transport="get-query").effective_transport == (
-        "get-query"
-    )
+    keyed = CdpSettings(dialect="sitecore", transport="get-query", points_of_sale=["shop"])
+    assert keyed.effective_transport == "get-query"
     with pytest.raises(Exception, match="api_token"):
         CdpSettings(transport="post-basic").api_token_if_needed()

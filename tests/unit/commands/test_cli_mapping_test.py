@@ -21,6 +21,7 @@ EXAMPLES = ROOT / "docs" / "examples"
         ROOT / "config" / "mappings.example.yaml",
         ROOT / "config" / "mappings.sitecore.yaml",
         EXAMPLES / "shoes.mapping.yaml",
+        EXAMPLES / "divolte.mapping.yaml",  # its tests are in divolte-cases.yaml
     ],
     ids=lambda p: p.name,
 )

@@ -216,3 +216,17 @@ def test_a_problem_inside_a_list_of_sections_names_the_item_line(tmp_path: Path)
         load_config(write(tmp_path, text))
     assert ":6: topics.1.decodr: Extra inputs are not permitted" in str(info.value)
     assert "(did you mean decoder?)" in str(info.value)
+
+
+def test_the_sitecore_dialect_needs_the_tenants_points_of_sale(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("rules: [{name: x, skip: true}]\n")
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "topics: [{name: t, decoder: schemaless, schema: s.avsc}]\nmapping: m.yaml\n"
+        "cdp: {dialect: sitecore, base_url: 'http://x'}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    assert f"{config}:3: cdp: points_of_sale is required in the sitecore dialect" in str(info.value)
+    config.write_text(config.read_text().replace("}\n", ", points_of_sale: [shop.example]}\n"))
+    assert load_config(config).cdp.points_of_sale == ["shop.example"]

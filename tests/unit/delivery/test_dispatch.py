@@ -11,9 +11,10 @@ import pytest
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
-from connector.delivery.dispatcher import Dispatcher, Failure, Work, lane_for
+from connector.delivery.dispatcher import Dispatcher
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import OffsetTracker, TopicPartition
+from connector.records import Failure, Work, lane_rule
 from connector.run_state import RunState
 from tests.unit.fake_kafka import commit_points
 
@@ -56,7 +57,7 @@ class FakeDeadLetters:
     def __init__(self) -> None:
         self.failures: list[tuple[int, Failure]] = []
 
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
+    def publish_failure(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
         self.failures.append((work.offset, failure))
         on_done()
 
@@ -251,10 +252,10 @@ async def test_released_partition_records_are_not_posted() -> None:
 
 
 def test_lanes_follow_the_ordering_mode() -> None:
-    assert lane_for("key", TP, 5, "guest-1") == lane_for("key", ("clicks", 1), 9, "guest-1")
-    assert lane_for("partition", TP, 5, "a") == lane_for("partition", TP, 6, "b")
-    assert lane_for("partition", TP, 5, "a") != lane_for("partition", ("clicks", 1), 5, "a")
-    assert lane_for("none", TP, 5, "a") != lane_for("none", TP, 6, "a")
+    assert lane_rule("key")(TP, 5, "guest-1") == lane_rule("key")(("clicks", 1), 9, "guest-1")
+    assert lane_rule("partition")(TP, 5, "a") == lane_rule("partition")(TP, 6, "b")
+    assert lane_rule("partition")(TP, 5, "a") != lane_rule("partition")(("clicks", 1), 5, "a")
+    assert lane_rule("none")(TP, 5, "a") != lane_rule("none")(TP, 6, "a")
 
 
 async def test_an_unexpected_error_stops_the_connector_instead_of_losing_a_worker() -> None:

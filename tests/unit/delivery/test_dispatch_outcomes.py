@@ -10,7 +10,8 @@ import pytest
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import CircuitSettings, DeliverySettings, RetrySettings
-from connector.delivery.dispatcher import Dispatcher, Failure
+from connector.delivery.dispatcher import Dispatcher
+from connector.records import Failure
 from tests.unit.delivery.test_dispatch import OK, TP, FakeSender, Harness
 from tests.unit.fake_kafka import commit_points
 

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 from connector.cdp.client import Answer, Outcome
-from connector.delivery.dispatcher import Work
+from connector.records import Work
 from tests.unit.delivery.test_dispatch_redelivery import OK, P0, REFUSED, Harness, Sender
 
 INITIAL_BACKOFF = 0.4

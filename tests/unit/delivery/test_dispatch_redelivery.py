@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
-from connector.delivery.dispatcher import Dispatcher, Failure, Work
+from connector.delivery.dispatcher import Dispatcher
 from connector.delivery.retry import CircuitBreaker
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import OffsetTracker, TopicPartition
+from connector.records import Failure, Work
 from connector.run_state import RunState
 from connector.settle.deadletter import (
     EVENTS_DELIVERED,
@@ -55,7 +56,7 @@ class DeadLetters:
     def __init__(self) -> None:
         self.failures: list[tuple[Work, Failure]] = []
 
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
+    def publish_failure(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
         self.failures.append((work, failure))
         on_done()
 
@@ -337,7 +338,7 @@ def test_the_dead_letter_of_a_delivery_failure_carries_the_events_progress() -> 
     work = Work(P0, 4, 1, None, b"v", None, "g", events)
     failure = Failure("refused", "r", 400, 1, event=(1, "ADD"), delivered=((0, "VIEW"),))
     dlq = DeadLetterQueue(Producer(), "dlq", RunState())  # type: ignore[arg-type]
-    dlq.publish_work(work, failure, lambda: None)
+    dlq.publish_failure(work, failure, lambda: None)
 
     headers = published[0]["headers"]
     assert isinstance(headers, list)

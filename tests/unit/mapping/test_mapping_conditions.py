@@ -1,5 +1,6 @@
 """``when`` conditions as the path checker and a failing record see them: each path's
-line, its field ``when`` (a warning, not an error), and the map's text in messages."""
+line, its field ``when`` (an error when no known version of the schema has the field),
+and the map's text in messages."""
 
 from __future__ import annotations
 
@@ -37,21 +38,21 @@ def checked(rules: str) -> tuple[list[str], list[str]]:
     return check_mapper(mapper, shape_of(load_schema(SHOES)))
 
 
-def test_a_when_expression_on_a_missing_field_is_a_warning_at_its_line() -> None:
-    errors, [warning] = checked(
+def test_a_when_expression_on_a_missing_field_is_an_error_at_its_line() -> None:
+    [error], warnings = checked(
         """\
         - name: wrapped
           when: gift_wrap
           skip: true
         """
     )
-    assert errors == []
-    assert warning.startswith("shoes.yaml:10: rule 'wrapped', field 'when': ")
-    assert "no field 'gift_wrap'" in warning
+    assert warnings == []
+    assert error.startswith("shoes.yaml:10: rule 'wrapped', field 'when': ")
+    assert "no field 'gift_wrap'" in error
 
 
 def test_each_path_of_a_when_map_is_checked_at_its_own_line() -> None:
-    errors, [warning] = checked(
+    [error], warnings = checked(
         """\
         - name: wrapped
           when:
@@ -60,9 +61,9 @@ def test_each_path_of_a_when_map_is_checked_at_its_own_line() -> None:
           skip: true
         """
     )
-    assert errors == []
-    assert warning.startswith("shoes.yaml:12: rule 'wrapped', field 'when': ")
-    assert "no field 'gift_wrap'" in warning
+    assert warnings == []
+    assert error.startswith("shoes.yaml:12: rule 'wrapped', field 'when': ")
+    assert "no field 'gift_wrap'" in error
 
 
 def test_a_failing_when_map_names_its_entries_as_written() -> None:

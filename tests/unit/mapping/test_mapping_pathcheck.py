@@ -204,15 +204,30 @@ def test_paths_of_our_sample_schema_pass_with_the_example_mapping() -> None:
     assert errors and all("page.utm" in e for e in errors)
 
 
-def test_a_condition_on_a_field_the_schema_lacks_is_a_warning_not_an_error() -> None:
+def test_a_condition_on_a_field_only_a_later_version_has_is_a_warning_naming_it() -> None:
     from connector.mapping import compile_mapping
 
     mapper = compile_mapping(ROOT / "config" / "mappings.example.yaml", get_dialect("asyncapi"))
     v1 = shape_of(json.loads((ROOT / "avro" / "clickstream-v1.avsc").read_text()))
-    errors, [warning] = check_mapper(mapper, v1)
+    v2 = shape_of(json.loads((ROOT / "avro" / "clickstream-v2.avsc").read_text()))
+    errors, [warning] = check_mapper(mapper, v1, versions=[("version 2 of subject s", v2)])
     assert errors == []
     assert "rule 'no-consent', field 'when'" in warning
-    assert "ClickEvent has no field 'consent_given'" in warning
+    assert warning.endswith(
+        "ClickEvent has no field 'consent_given'; version 2 of subject s has it: "
+        "null for records written with this version"
+    )
+
+
+def test_a_condition_on_a_field_no_known_version_has_is_an_error() -> None:
+    from connector.mapping import compile_mapping
+
+    mapper = compile_mapping(ROOT / "config" / "mappings.example.yaml", get_dialect("asyncapi"))
+    v1 = shape_of(json.loads((ROOT / "avro" / "clickstream-v1.avsc").read_text()))
+    [error], warnings = check_mapper(mapper, v1, versions=[("itself", v1)])
+    assert warnings == []
+    assert "rule 'no-consent', field 'when'" in error
+    assert error.endswith("ClickEvent has no field 'consent_given'")
 
 
 def test_known_paths_walk_records_arrays_and_unions() -> None:

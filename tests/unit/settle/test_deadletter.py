@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from connector.delivery.dispatcher import Failure, Work
 from connector.mapping import MappedEvent
+from connector.records import Failure, Work
 from connector.run_state import RunState
 from connector.settle import deadletter
 from connector.settle.deadletter import DeadLetterQueue, header_value
@@ -49,7 +49,7 @@ def test_a_deliver_stage_dead_letter_carries_every_header_and_the_original_recor
     failure = Failure("retries exhausted after 8 attempts: 503: down", "views", 503, 8,
                       exception="RetriesExhausted")  # fmt: skip
     done: list[bool] = []
-    dlq.publish_work(work, failure, lambda: done.append(True))
+    dlq.publish_failure(work, failure, lambda: done.append(True))
 
     producer: RecordingProducer = dlq._producer  # type: ignore[assignment]
     assert producer.conf["acks"] == "all"

@@ -88,14 +88,45 @@ def test_a_registry_topic_uses_the_latest_version_of_its_subject(tmp_path: Path)
             200,
             {"id": 4, "version": 2, "schema": json.dumps(SHOES)},
         )
+        stub.answers["/subjects/shoes-value/versions"] = (200, [1, 2])
+        stub.answers["/subjects/shoes-value/versions/1"] = (
+            200,
+            {"id": 3, "version": 1, "schema": json.dumps(SHOES)},
+        )
         settings = _setup(
             tmp_path, "[{name: shoes}]", typo="when: product_id>when: prodcut_id", registry=stub.url
         )
         report = check_record_paths(settings, _mapper(settings), raise_errors=False)
     assert report.checked == ["shoes against subject shoes-value (schema id 4)"]
-    [warning] = report.warnings  # a condition on a missing field: a warning
-    assert "field 'when'" in warning and "(did you mean 'product_id'?)" in warning
+    assert report.warnings == []
+    [error] = report.errors  # a condition on a field no version has: never true
+    assert "field 'when'" in error and "(did you mean 'product_id'?)" in error
+
+
+def test_a_condition_on_a_field_of_another_version_is_a_warning_naming_it(
+    tmp_path: Path,
+) -> None:
+    newer = {**SHOES, "fields": [*SHOES["fields"], {"name": "prodcut_id", "type": "string"}]}
+    with stub_registry() as stub:
+        stub.answers["/subjects/shoes-value/versions/latest"] = (
+            200,
+            {"id": 4, "version": 2, "schema": json.dumps(SHOES)},
+        )
+        stub.answers["/subjects/shoes-value/versions"] = (200, [1, 2, 3])
+        stub.answers["/subjects/shoes-value/versions/3"] = (
+            200,
+            {"id": 7, "version": 3, "schema": json.dumps(newer)},
+        )
+        settings = _setup(
+            tmp_path, "[{name: shoes}]", typo="when: product_id>when: prodcut_id", registry=stub.url
+        )
+        report = check_record_paths(settings, _mapper(settings), raise_errors=False)
     assert report.errors == []
+    [warning] = report.warnings
+    assert warning.endswith(
+        "ShoeClick has no field 'prodcut_id' (did you mean 'product_id'?); version 3 of "
+        "subject shoes-value (schema id 7) has it: null for records written with this version"
+    )
 
 
 def test_the_subject_setting_names_another_subject(tmp_path: Path) -> None:
@@ -145,3 +176,19 @@ def test_a_new_writer_schema_at_runtime_is_checked_once_and_counted(
     assert "writer schema id 12: mapping path no longer fits" in caplog.text
     assert caplog.text.count("no longer fits") == 1
     assert "no field 'view_time'" in caplog.text
+
+
+def test_other_versions_of_a_subject_are_read_newest_first_without_the_latest() -> None:
+    from connector.decode.registry import RegistryClient
+
+    with stub_registry() as stub:
+        stub.answers["/subjects/s/versions"] = (200, [1, 2, 3])
+        for number, schema_id in ((1, 10), (2, 11), (3, 12)):
+            stub.answers[f"/subjects/s/versions/{number}"] = (
+                200,
+                {"id": schema_id, "version": number, "schema": json.dumps(SHOES)},
+            )
+        found = RegistryClient(stub.url).other_versions("s", latest_id=12)
+        missing = RegistryClient(stub.url).other_versions("nobody", latest_id=1)
+    assert [(number, schema_id) for number, schema_id, _ in found] == [(2, 11), (1, 10)]
+    assert missing == []

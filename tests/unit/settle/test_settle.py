@@ -11,9 +11,9 @@ from confluent_kafka import KafkaError, KafkaException
 
 from connector.delivery.retry import Backoff
 from connector.errors import ConfigError, DecodeError, MappingError, TransientError
-from connector.mapping import MappedEvent, MapResult
+from connector.mapping import MappedEvent, MapResult, UnknownPointOfSale
 from connector.offsets.tracker import OffsetTracker
-from connector.records import Failure, Work
+from connector.records import ConsumedRecord, Failure, Headers, Work, lane_rule
 from connector.run_state import RunState
 from connector.settle.deadletter import REPLAY_ATTEMPTS, DeadLetterQueue, Origin, replayed_origin
 from connector.settle.stage import DeadLetter, Prepare, Settle, Skipped
@@ -35,16 +35,33 @@ class Rig:
         self.skipped: list[str] = []
         dlq: Any = self.dlq
         self.settle = Settle(
-            prepare, "key", self.tracker, dlq, self.state, wait,
+            prepare, lane_rule("key"), self.tracker, dlq, self.state, wait,
             backoff=Backoff(1.0, 4.0, rand=lambda: 1.0), on_skipped=self.skipped.append,
         )  # fmt: skip
 
     def outcome(self, offset: int = 0) -> object:
-        return self.settle.outcome(TP, offset, self.epoch, b"k", b"v", None, "clicks")
+        return self.settle.outcome(
+            ConsumedRecord(TP, offset, self.epoch, b"k", b"v", None, None, "clicks")
+        )
 
     def take(self, offset: int = 0) -> Work | None:
         self.tracker.add(TP, offset)
-        return self.settle.take(TP, offset, self.epoch, b"k", b"v", None, "clicks")
+        return self.settle.take(
+            ConsumedRecord(TP, offset, self.epoch, b"k", b"v", None, None, "clicks")
+        )
+
+
+def read_as(
+    topic: str,
+    tp: tuple[str, int],
+    offset: int,
+    epoch: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers,
+) -> ConsumedRecord:
+    """A record read at tp/offset (no timestamp), mapped as ``topic``'s."""
+    return ConsumedRecord(tp, offset, epoch, key, value, headers, None, topic)
 
 
 def test_a_record_with_events_is_work_on_its_guest_lane() -> None:
@@ -74,6 +91,25 @@ def test_a_record_that_fails_to_map_is_a_dead_letter_with_its_failure() -> None:
     assert rig.take(3) is None
     assert rig.dlq.failures == [(TP, 3, failure)]
     assert rig.tracker.pending == 0  # the fake acknowledges the write at once
+
+
+def test_a_point_of_sale_the_tenant_lacks_is_a_dead_letter_and_is_reported() -> None:
+    def prepare(_topic: str, _value: bytes | None) -> MapResult:
+        raise UnknownPointOfSale(
+            "'shop.nl' is not in cdp.points_of_sale", rule="v", value="shop.nl"
+        )
+
+    tracker = OffsetTracker()
+    epoch = tracker.assign(TP)
+    dlq: Any = FakeDeadLetters()
+    reported: list[str] = []
+    settle = Settle(prepare, lane_rule("key"), tracker, dlq, RunState(), lambda _d: True,
+                    on_unknown_pos=reported.append)  # fmt: skip
+    tracker.add(TP, 4)
+    assert settle.take(read_as("clicks", TP, 4, epoch, b"k", b"v", None)) is None
+    [(_, _, failure)] = dlq.failures
+    assert (failure.rule, failure.stage, failure.exception) == ("v", "map", "UnknownPointOfSale")
+    assert reported == ["shop.nl"]
 
 
 def test_a_transient_error_is_waited_out_through_backoff() -> None:
@@ -140,7 +176,8 @@ def _dead_letter(
     done: list[bool] = []
     dlq = DeadLetterQueue(producer, "dlq", RunState(), origin_of=origin_of)
     failure = Failure("HTTP 400", "views", 400, 1)
-    dlq.publish_failure(tp, offset, b"k", b"v", headers, failure, lambda: done.append(True))
+    record = ConsumedRecord(tp, offset, 1, b"k", b"v", headers, None, tp[0])
+    dlq.publish_failure(record, failure, lambda: done.append(True))
     assert done == [True]
     return dict(producer.produced[0]["headers"])
 
@@ -169,7 +206,8 @@ def test_a_dead_letter_write_refused_at_once_stops_without_an_outcome() -> None:
     done: list[bool] = []
     dlq = DeadLetterQueue(producer, "dlq", state)
     failure = Failure("bad", None, None, None, "DecodeError", "decode")
-    dlq.publish_failure(TP, 1, None, b"v", None, failure, lambda: done.append(True))
+    record = ConsumedRecord(TP, 1, 1, None, b"v", None, None, TP[0])
+    dlq.publish_failure(record, failure, lambda: done.append(True))
     assert state.fatal_exit is not None
     assert "dead-letter write" in state.fatal_exit
     assert done == []  # no outcome: the offset is never committed
@@ -188,7 +226,9 @@ def test_a_record_is_prepared_as_the_topic_it_is_mapped_as_and_becomes_work_as_r
     epoch = rig.tracker.assign(dlq_tp)
     rig.tracker.add(dlq_tp, 8)
     headers: list[tuple[str, str | bytes | None]] = [("trace", b"t")]
-    work = rig.settle.take(dlq_tp, 8, epoch, b"key", b"value", headers, "clicks")
+    work = rig.settle.take(
+        ConsumedRecord(dlq_tp, 8, epoch, b"key", b"value", headers, None, "clicks")
+    )
     assert prepared == [("clicks", b"value")]
     events = (*mapped("guest-1").events, *mapped("guest-2").events)
     # The lane is the first event's guest (ordering: key).
@@ -202,9 +242,9 @@ def test_a_record_is_prepared_as_the_topic_it_is_mapped_as_and_becomes_work_as_r
 def test_work_is_on_the_lane_its_ordering_asks_for(ordering: str, lane: object) -> None:
     tracker = OffsetTracker()
     dlq: Any = FakeDeadLetters()
-    settle = Settle(lambda _t, _v: mapped("guest-7"), ordering, tracker, dlq, RunState(),
+    settle = Settle(lambda _t, _v: mapped("guest-7"), lane_rule(ordering), tracker, dlq, RunState(),
                     lambda _d: True)  # fmt: skip
-    work = settle.outcome(TP, 5, 1, None, b"v", None, "clicks")
+    work = settle.outcome(read_as("clicks", TP, 5, 1, None, b"v", None))
     assert isinstance(work, Work)
     assert work.lane == lane
 
@@ -216,7 +256,7 @@ def test_a_skip_needs_no_listener() -> None:
     dlq: Any = FakeDeadLetters()
     settle = Settle(lambda _t, _v: MapResult((), "bots"), "key", tracker, dlq, RunState(),
                     lambda _d: True)  # fmt: skip
-    assert settle.take(TP, 0, epoch, None, b"v", None, "clicks") is None
+    assert settle.take(read_as("clicks", TP, 0, epoch, None, b"v", None)) is None
     assert tracker.pending == 0
 
 
@@ -254,9 +294,9 @@ def test_a_dead_letter_is_the_record_as_read_with_why_and_is_finished_when_writt
     producer = HeldProducer()
     producer_: Any = producer
     dlq = DeadLetterQueue(producer_, "cdp.dlq", RunState())
-    settle = Settle(prepare, "key", tracker, dlq, RunState(), lambda _d: True)
+    settle = Settle(prepare, lane_rule("key"), tracker, dlq, RunState(), lambda _d: True)
     headers: list[tuple[str, str | bytes | None]] = [("trace", b"t")]
-    assert settle.take(TP, 6, epoch, b"key", b"value", headers, "clicks") is None
+    assert settle.take(read_as("clicks", TP, 6, epoch, b"key", b"value", headers)) is None
     [(topic, written)] = producer.produced
     assert (topic, written["key"], written["value"]) == ("cdp.dlq", b"key", b"value")
     written_headers = dict(written["headers"])
@@ -292,7 +332,10 @@ def test_each_retry_of_a_transient_error_is_logged_with_its_delay_and_record(
 
     rig = Rig(prepare, lambda delay: bool(waits.append(delay)))
     with caplog.at_level(logging.WARNING, "connector.settle.stage"):
-        assert isinstance(rig.settle.outcome(("clicks", 2), 11, 1, None, b"v", None, "c"), Work)
+        assert isinstance(
+            rig.settle.outcome(read_as("c", ("clicks", 2), 11, 1, None, b"v", None)),
+            Work,
+        )
     assert waits == [1.0, 2.0, 4.0, 4.0]  # Backoff(1, 4): attempts counted, capped at 4
     assert [r.getMessage() for r in caplog.records] == [
         "retrying in 1.0s: registry down",

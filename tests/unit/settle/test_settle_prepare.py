@@ -19,11 +19,12 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 
 from connector.config import Settings
+from connector.decode.registry import registry_client
 from connector.delivery.retry import Backoff
 from connector.errors import TransientError
 from connector.mapping import MappedEvent, MapResult
 from connector.offsets.tracker import OffsetTracker
-from connector.records import Failure, Work
+from connector.records import ConsumedRecord, Failure, Work, lane_rule
 from connector.run_state import RunState
 from connector.settle.stage import NotConfigured, Preparer, Settle
 from tests.unit.fake_kafka import FakeDeadLetters
@@ -83,7 +84,9 @@ def settings(*topics: dict[str, Any], registry: dict[str, Any] | None = None) ->
 def preparer(config: Settings, watch: Any = None) -> tuple[Preparer, RecordingMapper]:
     mapper = RecordingMapper()
     as_mapper: Any = mapper
-    return Preparer(config, as_mapper, watch), mapper
+    return Preparer(
+        config.topic_for, registry_client(config.schema_registry), as_mapper, watch
+    ), mapper
 
 
 @pytest.fixture
@@ -227,14 +230,14 @@ class Rig:
         self.prepare, self.mapper = preparer(config)
         dlq: Any = self.dlq
         self.settle = Settle(
-            self.prepare, "key", self.tracker, dlq, RunState(), lambda _d: True,
+            self.prepare, lane_rule("key"), self.tracker, dlq, RunState(), lambda _d: True,
             backoff=Backoff(1.0, 4.0, rand=lambda: 1.0),
         )  # fmt: skip
 
     def take(self, tp: tuple[str, int], value: bytes | None, topic: str) -> Work | None:
         epoch = self.tracker.assign(tp)
         self.tracker.add(tp, 0)
-        work = self.settle.take(tp, 0, epoch, b"k", value, None, topic)
+        work = self.settle.take(ConsumedRecord(tp, 0, epoch, b"k", value, None, None, topic))
         assert self.tracker.pending == (0 if work is None else 1)
         return work
 

@@ -4,6 +4,7 @@ still owns its partitions, and a fence found that way ends the drain at once."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -66,8 +67,7 @@ def test_an_async_commit_answered_fenced_fails_the_run() -> None:
 def test_a_static_member_fenced_while_draining_cancels_its_requests_at_once(loop: Loop) -> None:
     stuck = StuckDispatcher()
     rig = Rig(handoff=lambda _t, _s: Handoff(stuck, loop.loop), drain=5.0)  # type: ignore[arg-type]
-    kafka = rig.source._settings.kafka.model_copy(update={"group_instance_id_env": "POD"})
-    rig.source._settings = rig.source._settings.model_copy(update={"kafka": kafka})
+    rig.source._settings = replace(rig.source._settings, static_member=True)
     rig.kafka.assign(P0)
     rig.read(P0, range(3))
     rig.finish(P0, 0)

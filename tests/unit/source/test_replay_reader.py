@@ -17,7 +17,7 @@ from connector.kafka.commits import Committer, commit_metadata
 from connector.mapping import MappedEvent, MapResult
 from connector.offsets.metadata import encode
 from connector.offsets.tracker import OffsetTracker
-from connector.records import Failure, Work
+from connector.records import Failure, Work, lane_rule
 from connector.run_state import RunState
 from connector.settle.deadletter import EVENTS_DELIVERED, error_headers
 from connector.settle.stage import Settle
@@ -43,7 +43,7 @@ class Sender:
 
 
 class NoDeadLetters:
-    def publish_work(self, work: Work, failure: Failure, on_done: Any) -> None:
+    def publish_failure(self, work: Work, failure: Failure, on_done: Any) -> None:
         raise AssertionError("nothing fails here")
 
 
@@ -56,7 +56,7 @@ def dead_letter(offset: int, progress: str | None) -> FakeMessage:
 async def test_replay_posts_only_the_events_the_dead_letter_does_not_name_delivered() -> None:
     tracker, state = OffsetTracker(), RunState()
     dlq: Any = FakeDeadLetters()
-    settle = Settle(view_and_add, "key", tracker, dlq, state, lambda _d: True)
+    settle = Settle(view_and_add, lane_rule("key"), tracker, dlq, state, lambda _d: True)
     consumer: Any = FakeConsumer({})
     reader = DlqReader(consumer, DLQ, "g.dlq-replay", settle, tracker,
                        Committer(tracker, state, "test"), dlq, state, ReplayOptions())  # fmt: skip
@@ -96,7 +96,7 @@ class DlqConsumer(FakeConsumer):
 def test_a_replay_run_again_does_not_post_what_the_earlier_one_finished() -> None:
     tracker, state = OffsetTracker(), RunState()
     dlq: Any = FakeDeadLetters()
-    settle = Settle(view_and_add, "key", tracker, dlq, state, lambda _d: True)
+    settle = Settle(view_and_add, lane_rule("key"), tracker, dlq, state, lambda _d: True)
     consumer: Any = DlqConsumer({})
     prefix = commit_metadata("earlier replay")
     consumer.group[(DLQ, 0)] = (2, encode(prefix, 2, [3, 4]).text)  # what the earlier run committed
@@ -123,7 +123,7 @@ class MovingCoordinator(DlqConsumer):
 def test_replay_asks_a_moving_coordinator_again_for_the_committed_offsets() -> None:
     tracker, state = OffsetTracker(), RunState()
     dlq: Any = FakeDeadLetters()
-    settle = Settle(view_and_add, "key", tracker, dlq, state, lambda _d: True)
+    settle = Settle(view_and_add, lane_rule("key"), tracker, dlq, state, lambda _d: True)
     consumer = MovingCoordinator({})
     prefix = commit_metadata("earlier replay")
     consumer.group[(DLQ, 0)] = (2, encode(prefix, 2, []).text)

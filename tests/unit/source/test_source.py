@@ -16,9 +16,11 @@ from connector.kafka.commits import RETRY_PAUSES, Committer, commit_metadata, co
 from connector.kafka.errors import message_error
 from connector.offsets.metadata import encode
 from connector.offsets.tracker import OffsetTracker, TopicPartition
+from connector.records import lane_rule
 from connector.run_state import RunState
 from connector.settle.stage import Settle
 from connector.source.kafka_source import KafkaSource
+from connector.source.settings import SourceSettings
 from tests.unit.fake_kafka import (
     FakeConsumer,
     FakeDeadLetters,
@@ -49,7 +51,7 @@ class Rig:
         self.handoff = FakeHandoff()
         dlq: Any = FakeDeadLetters()
         self.committer = Committer(self.tracker, self.state, commit_metadata("test"))
-        settle = Settle(one_event, "key", self.tracker, dlq, self.state, lambda _d: True)
+        settle = Settle(one_event, lane_rule("key"), self.tracker, dlq, self.state, lambda _d: True)
         self.consumer: FakeConsumer | None = None
         self.finished_before: list[int] = []
 
@@ -60,7 +62,7 @@ class Rig:
             return self.consumer
 
         self.source = KafkaSource(
-            settings(drain, max_buffered_records=ceiling),
+            SourceSettings.of(settings(drain, max_buffered_records=ceiling)),
             make_consumer,
             settle,
             self.tracker,

@@ -85,7 +85,7 @@ class SlowSender:
 
 
 class NoDeadLetters:
-    def publish_work(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
+    def publish_failure(self, work: Work, failure: Failure, on_done: Callable[[], None]) -> None:
         raise AssertionError("nothing fails here")
 
 
