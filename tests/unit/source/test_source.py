@@ -4,6 +4,7 @@ commits, shutdown. The thread itself is not started; each test drives ``step``."
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -370,6 +371,30 @@ def test_commits_follow_progress_only() -> None:
     rig.finish(P0, 0)
     rig.committer.commit(rig.source._consumer, asynchronous=True)
     assert rig.kafka.commits == [({P0: 0}, True), ({P0: 1}, True)]
+
+
+def test_a_commit_falling_due_while_a_batch_is_settled_goes_out_before_the_rest_of_it() -> None:
+    """A young process reads its backlog in full batches, each 0.1-0.4 s of decoding
+    and mapping on a busy machine: the periodic commit must not wait for the batch."""
+    rig = Rig(ceiling=20)
+    rig.kafka.assign(P0)
+    rig.read(P0, range(2))
+    rig.finish(P0, 0)
+    settle = rig.source._settle
+    take = settle.take
+    commits_seen: list[int] = []
+
+    def slow_take(*args: Any) -> Any:
+        time.sleep(0.02)  # the decode and mapping of one record on a busy machine
+        commits_seen.append(len(rig.kafka.commits))
+        return take(*args)
+
+    settle.take = slow_take  # type: ignore[method-assign]
+    rig.source._next_commit = time.monotonic() + 0.05
+    rig.read(P0, range(2, 12))  # ten records: 0.2 s to settle
+    assert rig.kafka.commits[0] == ({P0: 1}, True)
+    assert commits_seen[-1] == 1, commits_seen  # committed before the batch's last record
+    assert commits_seen[0] == 0
 
 
 @pytest.mark.parametrize("broken", ["unreadable", "lookup fails"])
