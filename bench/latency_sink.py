@@ -1,6 +1,6 @@
 """A cheap HTTP sink that answers every request 201 after a fixed delay (scenario b).
 
-    python -m bench.latency_sink --port P --latency-ms 50 [--cert C --key K]
+    python -m bench.latency_sink --port P --latency-ms 50 [--cert C --key K] [--stamps FILE]
 
 nginx cannot delay an answer without extra modules, and the CDP sandbox (an aiohttp
 server) spends ~150 µs of CPU per request, so at 256 in flight and 50 ms it tops out
@@ -8,6 +8,9 @@ near 4,000 requests/s on this machine, below the connector's 5,120/s bound. This
 a raw asyncio protocol on uvloop: HTTP/1.1 keep-alive, Content-Length bodies, no
 validation, ~20 µs per request. With ``--cert``/``--key`` it serves HTTPS (the
 HTTPS scenario: a self-signed certificate the connector trusts via ``SSL_CERT_FILE``).
+With ``--stamps`` it appends one line per answer, ``<unix time> <path>`` (as nginx's
+access log does in the bench), written out every 0.2 s: the bench reads the gaps
+between deliveries from it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ssl
+import time
+from typing import IO
 
 import uvloop
 
@@ -24,9 +29,25 @@ ANSWER = (
 )
 
 
+class _Stamps:
+    """Answer times and paths, written to a file every 0.2 s."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.lines: list[str] = []
+
+    def flush(self) -> None:
+        if self.lines:
+            self.out.write("".join(self.lines))
+            self.out.flush()
+            self.lines = []
+        asyncio.get_running_loop().call_later(0.2, self.flush)
+
+
 class _Sink(asyncio.Protocol):
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, stamps: _Stamps | None = None) -> None:
         self.delay = delay
+        self.stamps = stamps
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
@@ -42,18 +63,26 @@ class _Sink(asyncio.Protocol):
             length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
             if len(self.buffer) < end + 4 + length:
                 return
+            path = head.split(b" ", 2)[1] if self.stamps is not None else b""
             del self.buffer[: end + 4 + length]
-            loop.call_later(self.delay, self._answer)
+            loop.call_later(self.delay, self._answer, path)
 
-    def _answer(self) -> None:
+    def _answer(self, path: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(ANSWER)
+            if self.stamps is not None:
+                self.stamps.lines.append(f"{time.time():.4f} {path.decode()}\n")
 
 
-async def _serve(port: int, delay: float, tls: ssl.SSLContext | None) -> None:
+async def _serve(
+    port: int, delay: float, tls: ssl.SSLContext | None, stamps: str | None = None
+) -> None:
     loop = asyncio.get_running_loop()
+    recorder = _Stamps(open(stamps, "a")) if stamps else None  # noqa: SIM115, ASYNC230 - at start
+    if recorder is not None:
+        recorder.flush()
     server = await loop.create_server(
-        lambda: _Sink(delay), "127.0.0.1", port, backlog=1024, ssl=tls
+        lambda: _Sink(delay, recorder), "127.0.0.1", port, backlog=1024, ssl=tls
     )
     print(f"latency sink listening on {'https' if tls else 'http'}://127.0.0.1:{port}", flush=True)
     async with server:
@@ -66,12 +95,13 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--cert", help="PEM certificate: serve HTTPS")
     parser.add_argument("--key", help="PEM private key of --cert")
+    parser.add_argument("--stamps", help="append '<unix time> <path>' per answer to this file")
     args = parser.parse_args()
     tls = None
     if args.cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.cert, args.key)
-    uvloop.run(_serve(args.port, args.latency_ms / 1000, tls))
+    uvloop.run(_serve(args.port, args.latency_ms / 1000, tls, args.stamps))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from confluent_kafka import Consumer, Producer
 from connector.cdp.client import CdpClient, resolve_base_url
 from connector.cdp.dialect import get_dialect
 from connector.config import Settings
-from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore
+from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore, IdObserver
 from connector.delivery.dispatcher import Dispatcher, Sender
 from connector.eventloop import run_loop, tune_gc
 from connector.kafka.commits import Committer, commit_metadata
@@ -132,7 +132,9 @@ class _Stages:
 
 
 @asynccontextmanager
-async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[Sender]:
+async def delivery_sender(
+    settings: Settings, mapper: Mapper, observer: IdObserver | None = None
+) -> AsyncIterator[Sender]:
     """What the dispatcher posts through: the CDP client, behind the browser-id resolver
     when the mapping asks for ids from the CDP (``browser_id_for``). Owns both lifetimes."""
     client = build_client(settings)
@@ -142,10 +144,12 @@ async def delivery_sender(settings: Settings, mapper: Mapper) -> AsyncIterator[S
         return
     store = BrowserIdStore(settings.kafka, settings.cdp.browser_ids)
     await asyncio.to_thread(store.start)
+    resolver = BrowserIdResolver(client, store, observer)
     try:
         async with client:
-            yield BrowserIdResolver(client, store)
+            yield resolver
     finally:
+        resolver.close()
         await asyncio.to_thread(store.stop)
 
 
@@ -171,7 +175,7 @@ async def run(settings: Settings) -> int:
         "stats_cb": lambda stats: on_stats(stats, metrics, state),
     }
     conf.setdefault("statistics.interval.ms", 5000)  # kafka.client may set it
-    async with delivery_sender(settings, stages.mapper) as sender:
+    async with delivery_sender(settings, stages.mapper, stages.metrics) as sender:
         dispatcher = stages.dispatcher(sender)
         source = KafkaSource(
             settings,
@@ -179,7 +183,7 @@ async def run(settings: Settings) -> int:
             stages.settle(lambda delay: source.wait_out(delay), watch),
             tracker,
             stages.dlq,
-            Handoff(dispatcher, loop),
+            Handoff(dispatcher, loop, dispatcher.flow),
             stages.committer,
             state,
             on_records=metrics.consumed,
@@ -265,7 +269,7 @@ async def replay(settings: Settings, options: ReplayOptions) -> tuple[int, str]:
         log.error("%s", exc)
         consumer.close()
         return 1, reader.summary(stages.metrics)
-    async with delivery_sender(settings, stages.mapper) as sender:
+    async with delivery_sender(settings, stages.mapper, stages.metrics) as sender:
         dispatcher = stages.dispatcher(sender)
         dispatcher.start()
         try:

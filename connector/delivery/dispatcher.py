@@ -46,6 +46,7 @@ from typing import Protocol
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
+from connector.delivery.flow import Flow
 from connector.delivery.gate import Gate
 from connector.delivery.lanes import Lanes
 from connector.delivery.ownership import Ownership
@@ -117,7 +118,10 @@ class Dispatcher:
         retry = settings.retry
         self._backoff = Backoff(retry.initial_backoff_seconds, retry.max_backoff_seconds)
         self._gate = Gate(settings, state, sleep)
-        self._lanes = Lanes()
+        # Records handed over wait for a worker while fewer than max_in_flight do: one
+        # for every worker that finishes before the consumer thread's next step.
+        self.flow = Flow(settings.max_in_flight)
+        self._lanes = Lanes(self.flow)
         self._own = Ownership(tracker)
         self._workers: list[asyncio.Task[None]] = []
         self.requests_in_flight = 0

@@ -163,13 +163,18 @@ class KafkaSource:
 
         Called by the thread's loop (unit tests call it by hand); an exception ends
         the thread: ``RunState.fail``, then ``shutdown``."""
-        self._backpressure.decide()
+        paused = self._backpressure.decide()
         self._apply_pauses()
+        # Wait no longer than the next commit is due: it goes out on time when idle too.
+        wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
+        if not paused and not self._handoff.wait_for_room(wait):
+            # The loop has enough to post (``connector.delivery.flow``); read one step
+            # anyway, so that rebalance callbacks and errors are served while a slow lane
+            # holds records back (the ceiling below still bounds what is held).
+            wait = 0.0
         # Never read past the ceiling: held records stay within max_buffered_records.
         ceiling = self._settings.delivery.max_buffered_records
         room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
-        # Wait no longer than the next commit is due: it goes out on time when idle too.
-        wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
         messages = self._consume(room, wait)
         self._dlq.poll(0)
         if self._rebalance.topics_due:

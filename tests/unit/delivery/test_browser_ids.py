@@ -53,6 +53,16 @@ class FakeStore:
         self.puts.append((visitor, ref))
         self.ids[visitor] = ref
 
+    def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
+        out: list[Exception | None] = []
+        for visitor, ref in pairs:
+            try:
+                self.put(visitor, ref)
+                out.append(None)
+            except Exception as exc:  # noqa: BLE001 - as the store answers: per pair
+                out.append(exc)
+        return out
+
 
 class FakeClient:
     def __init__(self, create: list[Answer] | None = None) -> None:
