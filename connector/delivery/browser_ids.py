@@ -109,6 +109,7 @@ class BrowserIdStore:
         self._topic = settings.topic
         self._ids: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
+        self._advanced = threading.Condition(self._lock)  # the tailer read further
         self._positions: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -195,10 +196,12 @@ class BrowserIdStore:
             partitions = sorted(self._positions)
         ends = self._ends(partitions, timeout)
         deadline = time.monotonic() + timeout
-        while not self._reached(ends):
-            if time.monotonic() > deadline:
-                raise TransientError(f"browser ids: {self._topic} did not catch up in time")
-            time.sleep(0.005)
+        with self._lock:
+            while not self._reached_locked(ends):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TransientError(f"browser ids: {self._topic} did not catch up in time")
+                self._advanced.wait(left)  # woken by the tailer as it reads
 
     def put(self, visitor: str, ref: str) -> None:
         """Write ``visitor → ref`` and wait for the broker's acknowledgement."""
@@ -248,8 +251,15 @@ class BrowserIdStore:
                 self._ids.popitem(last=False)
 
     def _poll_once(self) -> None:
-        assert self._consumer is not None  # noqa: S101 - started
-        for msg in self._consumer.consume(500, timeout=0.1):
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - started
+        # The first record as soon as it arrives, then what queued behind it: a catch-up
+        # waits for this thread, so it must not sit out a batch's timeout (consume waits
+        # for all the messages it asks for, or the timeout).
+        messages = consumer.consume(1, timeout=0.1)
+        if messages:
+            messages += consumer.consume(499, timeout=0)
+        for msg in messages:
             error = msg.error()
             if error is not None:
                 log.warning("browser ids: %s", error.str())
@@ -261,6 +271,7 @@ class BrowserIdStore:
             if partition is not None and offset is not None:
                 with self._lock:
                     self._positions[partition] = offset + 1
+                    self._advanced.notify_all()
 
     def _tail(self) -> None:
         while not self._stop.is_set():
@@ -272,7 +283,10 @@ class BrowserIdStore:
 
     def _reached(self, ends: dict[int, int]) -> bool:
         with self._lock:
-            return all(self._positions.get(p, 0) >= end for p, end in ends.items())
+            return self._reached_locked(ends)
+
+    def _reached_locked(self, ends: dict[int, int]) -> bool:
+        return all(self._positions.get(p, 0) >= end for p, end in ends.items())
 
     def _ends(self, partitions: list[int], timeout: float) -> dict[int, int]:
         assert self._meta is not None  # noqa: S101 - started

@@ -10,6 +10,15 @@ asks for each round lives beside it: back-pressure in ``connector.source.pausing
 subscribed-topic lookup in ``connector.kafka.topics``, the rebalance callbacks in
 ``connector.source.rebalance``, the shutdown drain in ``connector.source.drain``.
 
+Pacing (``connector.delivery.flow``): each round reads and hands over at most
+``kafka.poll_batch`` records, and only while fewer than ``delivery.max_in_flight``
+handed-over records wait for a dispatch worker; otherwise the thread sleeps (without the
+interpreter lock) until the workers have taken enough, at most until the next commit or
+0.1 s, and then reads one step all the same. So the loop gets records as it posts them,
+never ten thousand at once, and the thread's decode and map work comes in steps of a few
+milliseconds: the loop, which needs the interpreter lock for every I/O callback, is never
+held up longer than that.
+
 Back-pressure (``pausing``): all partitions pause while the records held (read, no outcome yet)
 reach ``max_buffered_records`` or delivery cannot make progress (halted, circuit
 open, a dependency down: ``RunState.pause_reason``), and resume once held records
