@@ -16,18 +16,24 @@ dialect over post-basic (the connector is the bottleneck); (s) / (sg) the same s
 sitecore dialect with its mapping over post-events / get-query, browser ids warm (a
 compacted topic pre-filled with an id per visitor); (b) the CDP sandbox,
 --no-validate, 50 ms per request; (b2) / (s2) bench/latency_sink.py at 50 ms, asyncapi
-/ sitecore; (h) / (hs) (a) / (s) over HTTPS (nginx with a self-signed certificate the
-connector trusts through SSL_CERT_FILE); (c) (a) at several backlog sizes, to show
-memory stays flat. For each sink the naive loop (bench/naive.py) runs on the same
-topic with its own group for ``--naive-seconds``. A variant ``src=DIR`` runs the
-connector (and its example mappings) from another checkout: before/after in one run.
+/ sitecore; (sn) / (s2n) (s) / (s2) where ``--new-visitors`` % of the records (one run per
+share) are the first event of a visitor with no browser id yet (a browser-id topic of
+the run's own, pre-filled for the usual visitors only); (h) / (hs) (a) / (s) over HTTPS
+(nginx with a self-signed certificate the connector trusts through SSL_CERT_FILE); (c)
+(a) at several backlog sizes, to show memory stays flat. For each sink the naive loop
+(bench/naive.py) runs on the same topic with its own group for ``--naive-seconds``. A
+variant ``src=DIR`` runs the connector (and its example mappings) from another checkout:
+before/after in one run.
 
 Figures per run: events/s from connector start and from its first delivery to lag
 0, and the steady rate between 10% and 90% of the events delivered (/metrics
 scraped every 0.2 s: no start-up, no tail, no commit-interval lateness); CPU seconds
 of the connector process (/proc/<pid>/stat) and CPU µs per event
 after start-up; peak RSS (VmHWM); p50/p99 of one CDP request from the connector's
-own /metrics histogram (interpolated in its buckets); the load average.
+own /metrics histogram (interpolated in its buckets); the load average; from the sink's
+own log of answered requests (nginx's access log, bench/latency_sink.py --stamps), the
+longest gap between two deliveries and the time spent below half the median rate (50 ms
+bins), both in the steady part (10% to 90% of the deliveries).
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ async def run(settings: Settings) -> int:
     state, metrics, tracker = stages.state, stages.metrics, stages.tracker
     conf: dict[str, Any] = {
         # librdkafka prefetches up to 64 MiB by default, outside max_buffered_records;
-        # 16 MiB still keeps a consume(500) loop fed (docs/benchmarks.md). Overridable.
+        # 16 MiB still keeps the consume loop fed (docs/benchmarks.md). Overridable.
         "queued.max.messages.kbytes": 16384,
         **consumer_conf(settings, settings.kafka.member_conf(), f"cdp-connector-{instance}"),
         "partition.assignment.strategy": "cooperative-sticky",
