@@ -77,6 +77,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def interpreter_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process's threads outside librdkafka (whose threads are named
+    ``rdk:*``): the interpreter's threads, which share one lock, so this is the part
+    bound by one core."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if not comm.startswith("rdk:"):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set size (VmHWM in /proc/<pid>/status), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

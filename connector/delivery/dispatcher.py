@@ -118,9 +118,10 @@ class Dispatcher:
         retry = settings.retry
         self._backoff = Backoff(retry.initial_backoff_seconds, retry.max_backoff_seconds)
         self._gate = Gate(settings, state, sleep)
-        # Records handed over wait for a worker while fewer than max_in_flight do: one
-        # for every worker that finishes before the consumer thread's next step.
-        self.flow = Flow(settings.max_in_flight)
+        # The consumer thread hands over more while fewer than 2 x max_in_flight records
+        # wait for a worker: with ordering by key some of them wait behind a lane being
+        # posted, and every worker that finishes must still find a ready lane.
+        self.flow = Flow(2 * settings.max_in_flight)
         self._lanes = Lanes(self.flow)
         self._own = Ownership(tracker)
         self._workers: list[asyncio.Task[None]] = []

@@ -176,25 +176,32 @@ class KafkaSource:
         self._apply_pauses()
         # Wait no longer than the next commit is due: it goes out on time when idle too.
         wait = min(0.1, max(0.0, self._next_commit - time.monotonic()))
-        if not paused and not self._handoff.wait_for_room(wait):
-            # The loop has enough to post (``connector.delivery.flow``); read one step
-            # anyway, so that rebalance callbacks and errors are served while a slow lane
-            # holds records back (the ceiling below still bounds what is held).
-            wait = 0.0
-        # Never read past the ceiling: held records stay within max_buffered_records.
-        ceiling = self._settings.delivery.max_buffered_records
-        room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
-        messages = self._consume(room, wait)
-        self._dlq.poll(0)
+        # Every call below that releases the interpreter lock, between leave and back:
+        # the loop hands the lock over when it needs records (``connector.delivery.flow``).
+        self._handoff.leave()
+        try:
+            if not paused and not self._handoff.wait_for_room(wait):
+                # The loop has enough to post; read one step anyway, so that rebalance
+                # callbacks and errors are served while a slow lane holds records back
+                # (the ceiling below still bounds what is held).
+                wait = 0.0
+            # Never read past the ceiling: held records stay within max_buffered_records.
+            ceiling = self._settings.delivery.max_buffered_records
+            room = max(1, min(self._settings.kafka.poll_batch, ceiling - self._tracker.pending))
+            messages = self._consume(room, wait)
+            self._dlq.poll(0)
+            if time.monotonic() >= self._next_commit:
+                self._committer.commit(self._consumer, asynchronous=True)
+                interval = self._settings.kafka.commit_interval_seconds
+                self._next_commit = time.monotonic() + interval
+        finally:
+            self._handoff.back()
         if self._rebalance.topics_due:
             self._rebalance.topics_due = False
             check_subscribed(self._consumer, self._settings.topics, self._state)
         if messages:
             self._state.broker_down_since = None
-            self._handle(messages)
-        if time.monotonic() >= self._next_commit:
-            self._committer.commit(self._consumer, asynchronous=True)
-            self._next_commit = time.monotonic() + self._settings.kafka.commit_interval_seconds
+            self._handle(messages)  # decode, map, hand over: one step, holding the lock
 
     def _consume(self, room: int, timeout: float) -> list[Message]:
         """``consume``; a fatal client error (confluent-kafka raises it here instead of
