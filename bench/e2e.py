@@ -16,18 +16,24 @@ dialect over post-basic (the connector is the bottleneck); (s) / (sg) the same s
 sitecore dialect with its mapping over post-events / get-query, browser ids warm (a
 compacted topic pre-filled with an id per visitor); (b) the CDP sandbox,
 --no-validate, 50 ms per request; (b2) / (s2) bench/latency_sink.py at 50 ms, asyncapi
-/ sitecore; (h) / (hs) (a) / (s) over HTTPS (nginx with a self-signed certificate the
-connector trusts through SSL_CERT_FILE); (c) (a) at several backlog sizes, to show
-memory stays flat. For each sink the naive loop (bench/naive.py) runs on the same
-topic with its own group for ``--naive-seconds``. A variant ``src=DIR`` runs the
-connector (and its example mappings) from another checkout: before/after in one run.
+/ sitecore; (sn) / (s2n) (s) / (s2) where ``--new-visitors`` % of the records (one run per
+share) are the first event of a visitor with no browser id yet (a browser-id topic of
+the run's own, pre-filled for the usual visitors only); (h) / (hs) (a) / (s) over HTTPS
+(nginx with a self-signed certificate the connector trusts through SSL_CERT_FILE); (c)
+(a) at several backlog sizes, to show memory stays flat. For each sink the naive loop
+(bench/naive.py) runs on the same topic with its own group for ``--naive-seconds``. A
+variant ``src=DIR`` runs the connector (and its example mappings) from another checkout:
+before/after in one run.
 
 Figures per run: events/s from connector start and from its first delivery to lag
 0, and the steady rate between 10% and 90% of the events delivered (/metrics
 scraped every 0.2 s: no start-up, no tail, no commit-interval lateness); CPU seconds
 of the connector process (/proc/<pid>/stat) and CPU µs per event
 after start-up; peak RSS (VmHWM); p50/p99 of one CDP request from the connector's
-own /metrics histogram (interpolated in its buckets); the load average.
+own /metrics histogram (interpolated in its buckets); the load average; from the sink's
+own log of answered requests (nginx's access log, bench/latency_sink.py --stamps), the
+longest gap between two deliveries and the time spent below half the median rate (50 ms
+bins), both in the steady part (10% to 90% of the deliveries).
 """
 
 from __future__ import annotations
@@ -55,8 +61,11 @@ from bench.e2e_parts import (
     Sink,
     connector_config,
     cpu_seconds,
+    delivery_gaps,
     fill_topic,
+    fill_topic_new_visitors,
     histogram_quantile,
+    interpreter_cpu_seconds,
     load_average,
     make_certificate,
     metric_sum,
@@ -75,6 +84,7 @@ from scripts.services.common import REPO_ROOT, free_port
 
 WORK = REPO_ROOT / ".local" / "bench"
 SITECORE = {"dialect": "sitecore"}  # its default transport: post-events
+NEW = {**SITECORE, "new_visitors": "yes"}  # one run per --new-visitors share
 #: name → (label, sink kind, cdp settings); ``c`` (backlog sizes) is built apart.
 SCENARIOS: dict[str, tuple[str, str, dict[str, str]]] = {
     "a": ("(a) nginx, asyncapi post-basic", "nginx", {}),
@@ -83,6 +93,12 @@ SCENARIOS: dict[str, tuple[str, str, dict[str, str]]] = {
     "b": ("(b) sandbox {ms:g} ms, asyncapi post-basic", "sandbox", {}),
     "b2": ("(b2) latency sink {ms:g} ms, asyncapi post-basic", "latency", {}),
     "s2": ("(s2) latency sink {ms:g} ms, sitecore post-events", "latency", SITECORE),
+    "sn": ("(sn) nginx, sitecore post-events, {new:g}% new visitors", "nginx", NEW),
+    "s2n": (
+        "(s2n) latency sink {ms:g} ms, sitecore post-events, {new:g}% new visitors",
+        "latency",
+        NEW,
+    ),
     "h": ("(h) nginx HTTPS, asyncapi post-basic", "nginx-https", {}),
     "hs": ("(hs) nginx HTTPS, sitecore post-events", "nginx-https", SITECORE),
 }
@@ -101,21 +117,27 @@ class Bench:
         self.args = args
         self.broker: Any = None
         self.registry: Any = None
-        self.topics: dict[int, str] = {}
+        self.topics: dict[tuple[int, float], str] = {}
         self.schema_id = 0
         self.runs = 0
         self.browser_ids_warm = False
+        self._interp_first = 0.0  # interpreter CPU at the run's first delivery
 
-    def topic(self, size: int) -> str:
-        """A topic holding ``size`` records (filled once per invocation)."""
-        if size not in self.topics:
-            name = f"clicks-{size}"
+    def topic(self, size: int, new: float = 0.0) -> str:
+        """A topic holding ``size`` records (filled once per invocation); ``new`` % of
+        them the first event of a visitor never seen before."""
+        if (size, new) not in self.topics:
+            name = f"clicks-{size}" + (f"-new{new:g}" if new else "")
             started = time.monotonic()
-            fill_topic(self.broker.bootstrap, name, self.schema_id, size, self.args.guests,
-                       self.args.partitions)  # fmt: skip
+            args = (self.broker.bootstrap, name, self.schema_id, size, self.args.guests,
+                    self.args.partitions)  # fmt: skip
+            if new:
+                fill_topic_new_visitors(*args, new)
+            else:
+                fill_topic(*args)
             say(f"filled {name}: {size:,} records in {time.monotonic() - started:.1f}s")
-            self.topics[size] = name
-        return self.topics[size]
+            self.topics[size, new] = name
+        return self.topics[size, new]
 
     def run_connector(
         self,
@@ -125,14 +147,15 @@ class Bench:
         variant: dict[str, str] | None = None,
         cdp: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        topic = self.topic(size)
+        cdp = dict(cdp or {})
+        new = float(cdp.pop("new_visitors", 0) or 0)
+        topic = self.topic(size, new)
         self.runs += 1
         group = f"bench-{self.runs}-{int(time.time())}"
         port = free_port()
         variant = dict(variant or {})
         max_in_flight = int(variant.pop("max_in_flight", self.args.max_in_flight))
         root = Path(variant.pop("src", REPO_ROOT)).resolve()
-        cdp = dict(cdp or {})
         dialect = cdp.pop("dialect", "asyncapi")
         if dialect == "sitecore" and not self.browser_ids_warm:
             count = warm_browser_ids(self.broker.bootstrap, BROWSER_IDS_TOPIC, self.args.guests)
@@ -144,6 +167,10 @@ class Bench:
             max_in_flight=max_in_flight, dialect=dialect, root=root,
         )  # fmt: skip
         config["cdp"].update(cdp)
+        if new:  # a browser-id topic of its own: the new visitors are new in every run
+            ids_topic = f"{BROWSER_IDS_TOPIC}-{self.runs}"
+            warm_browser_ids(self.broker.bootstrap, ids_topic, self.args.guests)
+            config["cdp"]["browser_ids"] = {"topic": ids_topic}
         for key in [k for k in variant if "." in k]:  # section.field=value sets the config
             section, field = key.split(".", 1)
             config.setdefault(section, {})[field] = yaml.safe_load(variant.pop(key))
@@ -160,6 +187,7 @@ class Bench:
         progress = GroupProgress(self.broker.bootstrap, topic, group, self.args.partitions)
         load = load_average()
         sink_cpu = cpu_seconds(sink.proc.pid)
+        stamps_from = sink.stamps_at()
         started = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "connector", "run", "--config", str(path)],
@@ -184,7 +212,9 @@ class Bench:
                     raise RuntimeError(f"connector exited {proc.returncode}; see {log.name}")
                 time.sleep(0.1)
             done = time.monotonic()
+            done_wall = time.time()
             cpu, rss = cpu_seconds(proc.pid), peak_rss_mb(proc.pid)
+            interp = interpreter_cpu_seconds(proc.pid) - self._interp_first
             sink_cpu = cpu_seconds(sink.proc.pid) - sink_cpu
             metrics = scrape(port)
         finally:
@@ -199,6 +229,8 @@ class Bench:
                 profiler.wait(60)
             progress.close()
         events = metric_sum(metrics, "cdp_connector_events_total", outcome="delivered")
+        time.sleep(0.5)  # the sink writes its stamps out every 0.2 s
+        gaps = delivery_gaps([t for t in sink.delivered_at(stamps_from) if t <= done_wall])
         return {
             "scenario": label, "sink": sink.name, "records": size, "events": int(events),
             "wall_s": done - started, "eps_start": events / (done - started),
@@ -207,7 +239,8 @@ class Bench:
                 (round(done - first, 2), "lag 0")],
             "cpu_s": cpu, "sink_cpu_s": sink_cpu,
             "cpu_us_per_event": (cpu - cpu_first) / events * 1e6 if events else float("nan"),
-            "peak_rss_mb": rss,
+            "interp_us_per_event": interp / events * 1e6 if events else float("nan"),
+            "peak_rss_mb": rss, **gaps, "new_visitors_pct": new,
             "p50_ms": histogram_quantile(metrics, LATENCY, 0.50) * 1000,
             "p99_ms": histogram_quantile(metrics, LATENCY, 0.99) * 1000,
             "max_in_flight": max_in_flight, "dialect": dialect,
@@ -225,6 +258,7 @@ class Bench:
             except OSError:
                 answers = 0
             if answers > 0:
+                self._interp_first = interpreter_cpu_seconds(proc.pid)
                 return time.monotonic(), cpu_seconds(proc.pid)
             time.sleep(0.05)
 
@@ -281,18 +315,20 @@ def steady_rate(samples: list[tuple[float, float]], total: float) -> float:
 def print_table(rows: list[dict[str, Any]], naive: dict[str, dict[str, Any]]) -> None:
     print(
         "\n| scenario | records | events | events/s (start→lag 0) | events/s (1st delivery→lag 0) "
-        "| steady events/s (10→90%) | CPU s | CPU µs/event | sink CPU s | peak RSS MB "
+        "| steady events/s (10→90%) | longest gap ms (steady) | below ½ median s "
+        "| CPU s | CPU µs/event | of it interpreter µs/event | sink CPU s | peak RSS MB "
         "| p50 / p99 ms | naive events/s | ratio "
         "| load |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         nv = naive.get(r["sink"])
         naive_eps = f"{nv['eps']:,.0f}" if nv else "-"
         ratio = f"{r['eps_first'] / nv['eps']:,.0f}x" if nv and nv["eps"] else "-"
         print(f"| {r['scenario']} | {r['records']:,} | {r['events']:,} | {r['eps_start']:,.0f} "
-              f"| {r['eps_first']:,.0f} | {r['eps_steady']:,.0f} | {r['cpu_s']:.1f} "
-              f"| {r['cpu_us_per_event']:.0f} "
+              f"| {r['eps_first']:,.0f} | {r['eps_steady']:,.0f} | {r['gap_ms']:.0f} "
+              f"| {r['below_half_s']:.2f} | {r['cpu_s']:.1f} "
+              f"| {r['cpu_us_per_event']:.0f} | {r['interp_us_per_event']:.0f} "
               f"| {r['sink_cpu_s']:.1f} "
               f"| {r['peak_rss_mb']:.0f} | {r['p50_ms']:.1f} / {r['p99_ms']:.1f} "
               f"| {naive_eps} | {ratio} | {r['load_before']} |")  # fmt: skip
@@ -302,7 +338,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenarios", default="a,b,b2",
                         help="comma-separated, of: " + "; ".join(
-                            f"{n}: {label.format(ms=50)}" for n, (label, _, _) in SCENARIOS.items()
+                            f"{n}: {label.format(ms=50, new=20)}".replace("%", "%%")
+                            for n, (label, _, _) in SCENARIOS.items()
                         ) + "; c: nginx at each --sizes")  # fmt: skip
     parser.add_argument("--records", type=int, default=100_000, help="backlog of (a) and (b)")
     parser.add_argument("--sizes", default="10000,100000", help="backlogs of (c)")
@@ -313,6 +350,9 @@ def main() -> int:
         help="rounds; each runs every scenario and variant once (best wins)",
     )
     parser.add_argument("--guests", type=int, default=2000, help="distinct keys (anonymous_id)")
+    parser.add_argument("--new-visitors", default="5,20",
+                        help="shares (%%) of records that are a new visitor's first event, one "
+                        "run of sn / s2n each")  # fmt: skip
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--max-in-flight", type=int, default=256)
     parser.add_argument("--latency-ms", type=float, default=50.0, help="sandbox latency in (b)")
@@ -358,10 +398,13 @@ def main() -> int:
             )
         # (label, sink kind, backlog, cdp settings)
         plan: list[tuple[str, str, int, dict[str, str]]] = [
-            (label.format(ms=args.latency_ms), kind, args.records, cdp)
+            (label.format(ms=args.latency_ms, new=share), kind, args.records,
+             {**cdp, "new_visitors": str(share)} if "new_visitors" in cdp else cdp)
             for name, (label, kind, cdp) in SCENARIOS.items()
             if name in scenarios
-        ]
+            for share in ([float(x) for x in args.new_visitors.split(",")]
+                          if "new_visitors" in cdp else [0.0])
+        ]  # fmt: skip
         if "c" in scenarios:
             plan += [(f"(c) nginx {int(s):,}", "nginx", int(s), {}) for s in args.sizes.split(",")]
         by_kind: dict[str, Sink] = {}

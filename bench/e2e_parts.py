@@ -10,6 +10,8 @@ Sinks:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import shutil
 import ssl
@@ -48,7 +50,8 @@ pid {tmp}/nginx.pid;
 error_log {tmp}/error.log warn;
 events {{ worker_connections 8192; }}
 http {{
-    access_log off;
+    log_format stamp '$msec $uri';
+    access_log {tmp}/access.log stamp buffer=256k flush=200ms;
     keepalive_requests 100000000;
     keepalive_timeout 300s;
     client_body_temp_path {tmp}/body;
@@ -74,6 +77,22 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def interpreter_cpu_seconds(pid: int) -> float:
+    """CPU seconds of the process's threads outside librdkafka (whose threads are named
+    ``rdk:*``): the interpreter's threads, which share one lock, so this is the part
+    bound by one core."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if not comm.startswith("rdk:"):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     """Peak resident set size (VmHWM in /proc/<pid>/status), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -86,6 +105,28 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def delivery_gaps(times: list[float], bin_seconds: float = 0.05) -> dict[str, float]:
+    """Stalls in the steady part of a run, from the sink's answer times (sorted).
+
+    The steady part runs from the 10% to the 90% delivery (no start-up, no tail).
+    ``gap_ms``: the longest time between two deliveries in it; ``below_half_s``: the time
+    spent in ``bin_seconds`` bins that delivered less than half the median bin."""
+    nan = float("nan")
+    if len(times) < 100:
+        return {"gap_ms": nan, "gap_at_s": nan, "below_half_s": nan, "steady_s": nan}
+    low, high = times[len(times) // 10], times[(len(times) * 9) // 10]
+    steady = [t for t in times if low <= t <= high]
+    gap, at = max((b - a, a) for a, b in itertools.pairwise(steady))
+    bins = [0] * (int((high - low) / bin_seconds) + 1)
+    for t in steady:
+        bins[int((t - low) / bin_seconds)] += 1
+    bins = bins[:-1] or bins  # the last bin is cut short by the 90% mark
+    median = sorted(bins)[len(bins) // 2]
+    below = sum(1 for n in bins if n < median / 2) * bin_seconds
+    return {"gap_ms": gap * 1000, "gap_at_s": at - times[0], "below_half_s": below,
+            "steady_s": high - low}  # fmt: skip
+
+
 # -- sinks ------------------------------------------------------------------------
 
 
@@ -95,6 +136,27 @@ class Sink:
     url: str  # base URL (the connector appends the event path)
     proc: subprocess.Popen[bytes]
     cafile: Path | None = None  # the self-signed certificate an HTTPS sink serves
+    stamps: Path | None = None  # '<unix time> <path>' per answered request (nginx, latency)
+
+    def stamps_at(self) -> int:
+        """Where the stamps file ends now (read from here after a run)."""
+        return self.stamps.stat().st_size if self.stamps and self.stamps.exists() else 0
+
+    def delivered_at(self, position: int) -> list[float]:
+        """Times of the event requests answered since ``position`` (browser-id creations
+        left out), in order."""
+        if self.stamps is None or not self.stamps.exists():
+            return []
+        with self.stamps.open("rb") as f:
+            f.seek(position)
+            lines = f.read().decode(errors="replace").splitlines()
+        times = []
+        for line in lines:
+            stamp, _, path = line.partition(" ")
+            if "browser/create" not in path:
+                with contextlib.suppress(ValueError):
+                    times.append(float(stamp))
+        return sorted(times)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -125,6 +187,7 @@ def _start_sink(
     *,
     scheme_host: str = "http://127.0.0.1",
     cafile: Path | None = None,
+    stamps: Path | None = None,
     **popen: Any,
 ) -> Sink:
     """Start a sink process on a free port (``argv`` builds its command line from the
@@ -133,7 +196,7 @@ def _start_sink(
     port = free_port()
     with (tmp / "sink.out").open("wb") as log:
         proc = subprocess.Popen(argv(port), stdout=log, stderr=subprocess.STDOUT, **popen)
-    sink = Sink(name, f"{scheme_host}:{port}", proc, cafile)
+    sink = Sink(name, f"{scheme_host}:{port}", proc, cafile, stamps)
     _wait_answers(sink, ssl.create_default_context(cafile=str(cafile)) if cafile else None)
     return sink
 
@@ -156,6 +219,7 @@ def start_nginx(binary: str, tmp: Path, *, certificate: tuple[Path, Path] | None
         argv,
         scheme_host="https://localhost" if certificate else "http://127.0.0.1",
         cafile=certificate[0] if certificate else None,
+        stamps=tmp / "access.log",
     )
 
 
@@ -181,15 +245,17 @@ def start_latency_sink(
     ``record``, the answer times of the marked records go there when it stops."""
     tls = ["--cert", str(certificate[0]), "--key", str(certificate[1])] if certificate else []
     tls += ["--record", str(record)] if record else []
+    stamps = tmp / "stamps.log"
     return _start_sink(
         f"latency sink {latency_ms:g} ms{' https' if certificate else ''}",
         tmp,
         lambda port: [
             sys.executable, "-m", "bench.latency_sink", "--port", str(port),
-            "--latency-ms", f"{latency_ms:g}", *tls,
+            "--latency-ms", f"{latency_ms:g}", "--stamps", str(stamps), *tls,
         ],
         scheme_host="https://localhost" if certificate else "http://127.0.0.1",
         cafile=certificate[0] if certificate else None,
+        stamps=stamps,
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )  # fmt: skip
@@ -261,6 +327,48 @@ def fill_topic(
         while True:
             try:
                 producer.produce(topic, key=keys[i % n], value=values[i % n])
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    if producer.flush(120) != 0:
+        raise RuntimeError("producer did not deliver everything")
+
+
+def fill_topic_new_visitors(
+    bootstrap: str, topic: str, schema_id: int, count: int, guests: int, partitions: int,
+    percent: float,
+) -> None:  # fmt: skip
+    """``fill_topic`` where ``percent`` % of the records, evenly spread, are the first
+    (and only) event of a visitor never seen before (``anonymous_id`` and key
+    ``new-visitor-<i>``); the rest are the usual ``guests`` visitors, whose browser ids
+    the bench pre-fills."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)]
+    ).values():
+        future.result(30)
+    distinct = sample_records(min(count, 20_000), guests=guests, seed=2026,
+                              version=SCHEMA_VERSION)  # fmt: skip
+    schema = load_schema(SCHEMA)
+    values = encode_confluent(distinct, schema, schema_id)
+    keys = [r["anonymous_id"].encode() for r in distinct]
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+         "queue.buffering.max.messages": 500_000, "compression.type": "lz4"}
+    )  # fmt: skip
+    n = len(values)
+    fresh = [i for i in range(count) if int((i + 1) * percent / 100) != int(i * percent / 100)]
+    records = [{**distinct[i % n], "anonymous_id": f"new-visitor-{i:08d}"} for i in fresh]
+    encoded = encode_confluent(records, schema, schema_id)
+    new = {i: (r["anonymous_id"].encode(), v)
+           for i, r, v in zip(fresh, records, encoded, strict=True)}  # fmt: skip
+    for i in range(count):
+        key, value = new.get(i) or (keys[i % n], values[i % n])
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
                 break
             except BufferError:
                 producer.poll(0.05)

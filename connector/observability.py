@@ -179,6 +179,18 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.browser_ids_created = Counter(
+            f"{p}_browser_ids_created_total",
+            "Browser ids made for new visitors (browser/create.json, written to the id topic)",
+            registry=r,
+        )
+        self.browser_id_batches = Counter(
+            f"{p}_browser_id_batches_total",
+            "Batched browser-id steps for new visitors: 'catch_up' (reading the id topic to "
+            "its end) and 'write' (one produce and flush of the ids made meanwhile)",
+            ["step"],
+            registry=r,
+        )
         self.requests_in_flight = Gauge(
             f"{p}_requests_in_flight", "CDP requests awaiting an answer", registry=r
         )
@@ -259,6 +271,14 @@ class Metrics:
         tracker's); the source reports each batch to ``TimeLag.read``."""
         self.time_lag.heads = heads
         return self.time_lag
+
+    # -- IdObserver (event loop) ----------------------------------------------------------
+
+    def browser_id_created(self) -> None:
+        self.browser_ids_created.inc()
+
+    def browser_id_batch(self, step: str, visitors: int) -> None:
+        self.browser_id_batches.labels(step).inc()
 
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
 

@@ -192,10 +192,12 @@ async def delivery_sender(
         return
     store = BrowserIdStore(settings.kafka, settings.cdp.browser_ids)
     await asyncio.to_thread(store.start)
+    resolver = BrowserIdResolver(client, store, metrics)  # metrics: the IdObserver
     try:
         async with client:
-            yield BrowserIdResolver(client, store)
+            yield resolver
     finally:
+        resolver.close()
         await asyncio.to_thread(store.stop)
 
 
@@ -213,7 +215,7 @@ async def run(settings: Settings) -> int:
     state, metrics, tracker = stages.state, stages.metrics, stages.tracker
     conf: dict[str, Any] = {
         # librdkafka prefetches up to 64 MiB by default, outside max_buffered_records;
-        # 16 MiB still keeps a consume(500) loop fed (docs/benchmarks.md). Overridable.
+        # 16 MiB still keeps the consume loop fed (docs/benchmarks.md). Overridable.
         "queued.max.messages.kbytes": 16384,
         **consumer_conf(settings, settings.kafka.member_conf(), f"cdp-connector-{instance}"),
         "partition.assignment.strategy": "cooperative-sticky",
@@ -230,7 +232,7 @@ async def run(settings: Settings) -> int:
             stages.settle(lambda delay: source.wait_out(delay), watch),
             tracker,
             stages.dlq,
-            Handoff(dispatcher, loop),
+            Handoff(dispatcher, loop, dispatcher.flow),
             stages.committer,
             state,
             on_records=metrics.consumed,

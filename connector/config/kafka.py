@@ -96,11 +96,13 @@ class KafkaSettings(_Section):
         1.0, gt=0, le=60, description="period of the asynchronous commit of finished offsets"
     )
     poll_batch: int = Field(
-        500,
+        64,
         ge=1,
         le=100_000,
-        description="records per `consume()` call (never more than the room left under "
-        "`delivery.max_buffered_records`)",
+        description="records per `consume()` call and per hand-over to the dispatcher (never "
+        "more than the room left under `delivery.max_buffered_records`); the consumer thread "
+        "maps one such step while the event loop waits for the interpreter lock, so larger "
+        "steps stall delivery for longer",
     )
     poll_wait_seconds: float = Field(
         0.005,

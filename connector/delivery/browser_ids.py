@@ -17,6 +17,15 @@ The same visitor must keep the same id across restarts and replicas, so
 3. still unknown: create a browser id, write it to the topic and wait for the broker's
    acknowledgement, and only then post the event that uses it.
 
+New visitors come in crowds (a backlog after an outage brings thousands), so steps 2
+and 3 are batched (``_Batched``): one catch-up serves every visitor waiting at the
+moment it starts, one produce + flush writes every id made meanwhile, each on a thread
+of its own (not the loop's default executor, which other start-up and shutdown work
+shares). What arrives during a run waits for the next, so a visitor waits at most two
+runs of each. The create request itself is made by the dispatcher worker that posts
+the visitor's event, inside its slot: creations share ``delivery.max_in_flight`` with
+the events, and a worker waiting for an id holds up no other visitor's lane.
+
 Concurrent first events of one visitor share one in-flight creation (a future per
 visitor), so one replica never makes two ids for a visitor. Two replicas cannot race
 on a brand-new visitor as long as the guest key (the ordering lane) is the visitor id
@@ -38,8 +47,10 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from json.encoder import encode_basestring_ascii as _json_string  # json.dumps(str), in C
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.cimpl import NewTopic
@@ -98,6 +109,7 @@ class BrowserIdStore:
         self._topic = settings.topic
         self._ids: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
+        self._advanced = threading.Condition(self._lock)  # the tailer read further
         self._positions: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -186,28 +198,47 @@ class BrowserIdStore:
             partitions = sorted(self._positions)
         ends = self._ends(partitions, timeout)
         deadline = time.monotonic() + timeout
-        while not self._reached(ends):
-            if time.monotonic() > deadline:
-                raise TransientError(f"browser ids: {self._topic} did not catch up in time")
-            time.sleep(0.005)
+        with self._lock:
+            while not self._reached_locked(ends):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TransientError(f"browser ids: {self._topic} did not catch up in time")
+                self._advanced.wait(left)  # woken by the tailer as it reads
 
     def put(self, visitor: str, ref: str) -> None:
         """Write ``visitor → ref`` and wait for the broker's acknowledgement."""
+        error = self.put_many([(visitor, ref)])[0]
+        if error is not None:
+            raise error
+
+    def put_many(self, pairs: Sequence[tuple[str, str]]) -> list[TransientError | None]:
+        """Write each ``visitor → ref``, one flush for all; per pair None once the broker
+        acknowledged it (it is remembered then), or why not."""
         producer = self._producer
         if producer is None:
             raise RuntimeError("BrowserIdStore.put before start()")
-        errors: list[KafkaError] = []
+        errors: list[KafkaError | None] = [None] * len(pairs)
+        acked = [False] * len(pairs)
 
-        def on_delivery(error: KafkaError | None, _msg: object) -> None:
-            if error is not None:
-                errors.append(error)
+        def on_delivery(i: int) -> Callable[[KafkaError | None, object], None]:
+            def done(error: KafkaError | None, _msg: object) -> None:
+                errors[i], acked[i] = error, error is None
 
-        producer.produce(self._topic, key=visitor.encode(), value=ref.encode(),
-                         on_delivery=on_delivery)  # fmt: skip
-        if producer.flush(self._settings.timeout_seconds) > 0 or errors:
-            reason = errors[0].str() if errors else "timed out"
-            raise TransientError(f"browser ids: writing to {self._topic} failed: {reason}")
-        self._remember(visitor, ref)
+            return done
+
+        for i, (visitor, ref) in enumerate(pairs):
+            producer.produce(self._topic, key=visitor.encode(), value=ref.encode(),
+                             on_delivery=on_delivery(i))  # fmt: skip
+        producer.flush(self._settings.timeout_seconds)
+        out: list[TransientError | None] = []
+        for (visitor, ref), error, ok in zip(pairs, errors, acked, strict=True):
+            if ok:
+                self._remember(visitor, ref)
+                out.append(None)
+            else:
+                why = error.str() if error is not None else "timed out"
+                out.append(TransientError(f"browser ids: writing to {self._topic} failed: {why}"))
+        return out
 
     # -- internals ----------------------------------------------------------------------
 
@@ -222,8 +253,15 @@ class BrowserIdStore:
                 self._ids.popitem(last=False)
 
     def _poll_once(self) -> None:
-        assert self._consumer is not None  # noqa: S101 - started
-        for msg in self._consumer.consume(500, timeout=0.1):
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - started
+        # The first record as soon as it arrives, then what queued behind it: a catch-up
+        # waits for this thread, so it must not sit out a batch's timeout (consume waits
+        # for all the messages it asks for, or the timeout).
+        messages = consumer.consume(1, timeout=0.1)
+        if messages:
+            messages += consumer.consume(499, timeout=0)
+        for msg in messages:
             error = msg.error()
             if error is not None:
                 log.warning("browser ids: %s", error.str())
@@ -235,6 +273,7 @@ class BrowserIdStore:
             if partition is not None and offset is not None:
                 with self._lock:
                     self._positions[partition] = offset + 1
+                    self._advanced.notify_all()
 
     def _tail(self) -> None:
         while not self._stop.is_set():
@@ -246,7 +285,10 @@ class BrowserIdStore:
 
     def _reached(self, ends: dict[int, int]) -> bool:
         with self._lock:
-            return all(self._positions.get(p, 0) >= end for p, end in ends.items())
+            return self._reached_locked(ends)
+
+    def _reached_locked(self, ends: dict[int, int]) -> bool:
+        return all(self._positions.get(p, 0) >= end for p, end in ends.items())
 
     def _ends(self, partitions: list[int], timeout: float) -> dict[int, int]:
         assert self._meta is not None  # noqa: S101 - started
@@ -289,6 +331,77 @@ class BrowserIdStore:
                      section="cdp.browser_ids", timeout=timeout)  # fmt: skip
 
 
+T = TypeVar("T")
+
+
+class _Batched(Generic[T]):
+    """``run(items)`` on a thread of its own for every item waiting when a run starts.
+
+    ``await batched(item)`` returns when a run that started after the call has done the
+    item (or raises what the run said about it: ``run`` answers None or an error per
+    item, in order). One run at a time; items arriving meanwhile wait for the next."""
+
+    def __init__(
+        self,
+        run: Callable[[list[T]], Sequence[Exception | None]],
+        name: str,
+        on_run: Callable[[int], None] = lambda _n: None,
+    ) -> None:
+        self._run = run
+        self._on_run = on_run  # told the batch size of each run
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
+        self._waiting: list[tuple[T, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.runs = 0  # how many runs so far (tests, metrics)
+
+    async def __call__(self, item: T) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((item, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            self.runs += 1
+            self._on_run(len(batch))
+            items = [item for item, _ in batch]
+            try:
+                errors = await loop.run_in_executor(self._executor, self._run, items)
+            except TransientError as exc:
+                errors = [TransientError(str(exc)) for _ in batch]
+            except Exception as exc:  # noqa: BLE001 - a bug: every waiter raises it
+                errors = [exc] * len(batch)
+            for (_, future), error in zip(batch, errors, strict=True):
+                if future.done():  # its waiter was cancelled
+                    continue
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class IdObserver(Protocol):
+    """What metrics hear of browser ids (on the loop)."""
+
+    def browser_id_created(self) -> None: ...
+    def browser_id_batch(self, step: str, visitors: int) -> None: ...
+
+
+class _NoIdObserver:
+    def browser_id_created(self) -> None:
+        pass
+
+    def browser_id_batch(self, step: str, visitors: int) -> None:
+        pass
+
+
 class IdSource(Protocol):
     """The HTTP side the resolver needs (``CdpClient``)."""
 
@@ -309,11 +422,30 @@ class BrowserIdResolver:
     dispatcher's retry, halt and dead-letter rules apply as for any post.
     """
 
-    def __init__(self, client: IdSource, store: BrowserIdStore) -> None:
+    def __init__(
+        self, client: IdSource, store: BrowserIdStore, observer: IdObserver | None = None
+    ) -> None:
         self._client = client
         self._store = store
+        self._observer = observer or _NoIdObserver()
         self._pending: dict[str, asyncio.Future[str | Answer]] = {}
         self.created = 0
+        batch = self._observer.browser_id_batch
+        self._catch_up = _Batched[str](
+            self._caught_up, "browser-ids-catch-up", lambda n: batch("catch_up", n)
+        )
+        self._put = _Batched[tuple[str, str]](
+            store.put_many, "browser-ids-write", lambda n: batch("write", n)
+        )
+
+    def close(self) -> None:
+        """Let the batches' threads go (waiters still open are cancelled with their workers)."""
+        self._catch_up.close()
+        self._put.close()
+
+    def _caught_up(self, visitors: list[str]) -> list[None]:
+        self._store.catch_up()  # once for every visitor waiting
+        return [None] * len(visitors)
 
     async def send(self, body: bytes) -> Answer:
         """``Sender.send``: swap the body's placeholder for the visitor's browser id (made and
@@ -352,15 +484,16 @@ class BrowserIdResolver:
 
     async def _make(self, visitor: str) -> str | Answer:
         try:
-            await asyncio.to_thread(self._store.catch_up)
+            await self._catch_up(visitor)  # with every other visitor waiting now
             ref = self._store.get(visitor)
             if ref is not None:
                 return ref
-            answer = await self._client.create_browser_id()
+            answer = await self._client.create_browser_id()  # in this worker's slot
             if answer.outcome is not Outcome.DELIVERED or not answer.ref:
                 return answer
-            await asyncio.to_thread(self._store.put, visitor, answer.ref)
+            await self._put((visitor, answer.ref))  # one flush with the ids made meanwhile
         except TransientError as exc:
             return Answer(Outcome.RETRYABLE, None, str(exc))
         self.created += 1
+        self._observer.browser_id_created()
         return answer.ref

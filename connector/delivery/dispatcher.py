@@ -46,6 +46,7 @@ from typing import Protocol
 
 from connector.cdp.client import Answer, Outcome
 from connector.config import DeliverySettings
+from connector.delivery.flow import Flow
 from connector.delivery.gate import Gate
 from connector.delivery.lanes import Lanes
 from connector.delivery.ownership import Ownership
@@ -144,7 +145,11 @@ class Dispatcher:
         retry = settings.retry
         self._backoff = Backoff(retry.initial_backoff_seconds, retry.max_backoff_seconds)
         self._gate = Gate(settings, state, sleep)
-        self._lanes = Lanes()
+        # The consumer thread hands over more while fewer than 2 x max_in_flight records
+        # wait for a worker: with ordering by key some of them wait behind a lane being
+        # posted, and every worker that finishes must still find a ready lane.
+        self.flow = Flow(2 * settings.max_in_flight)
+        self._lanes = Lanes(self.flow)
         self._own = Ownership(tracker)
         self._workers: list[asyncio.Task[None]] = []
         self.requests_in_flight = 0

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Hashable
 from heapq import heappop, heappush
 
+from connector.delivery.flow import Flow
 from connector.offsets.tracker import TopicPartition
 from connector.records import Work
 
@@ -29,7 +30,8 @@ __all__ = ["Lanes"]
 class Lanes:
     """Per-lane queues and the ready heap, oldest head first (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, flow: Flow | None = None) -> None:
+        self.flow = flow or Flow(1)  # told of every record taken or dropped (the feed's credit)
         self._lanes: dict[Hashable, deque[Work]] = {}  # a lane stays while taken
         self._ready: list[tuple[int, Hashable]] = []  # (seq of the head, lane)
         self._idle: deque[asyncio.Future[None]] = deque()  # workers waiting for a lane
@@ -59,6 +61,7 @@ class Lanes:
             _, key = heappop(ready)
             lane = self._lanes.get(key)
             if lane:
+                self.flow.took()
                 return lane.popleft()
             del self._lanes[key]  # emptied by ``drop`` while it waited
         return None
@@ -76,6 +79,7 @@ class Lanes:
             heappush(ready, (lane[0].seq, key))
             self._wake()
             return self.take()
+        self.flow.took()
         return lane.popleft()  # this lane's head is the oldest: no heap round trip
 
     async def wait(self) -> None:
@@ -86,11 +90,15 @@ class Lanes:
 
     def drop(self, tps: set[TopicPartition]) -> None:
         """Forget the queued records of these partitions (those being posted stay)."""
+        dropped = 0
         for lane in self._lanes.values():
             if any(w.tp in tps for w in lane):
                 kept = [w for w in lane if w.tp not in tps]
+                dropped += len(lane) - len(kept)
                 lane.clear()
                 lane.extend(kept)
+        if dropped:
+            self.flow.took(dropped)
 
     @property
     def queued(self) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from connector.delivery.dispatcher import Dispatcher
+from connector.delivery.flow import Flow
 from connector.offsets.tracker import TopicPartition
 from connector.records import Work
 
@@ -25,14 +26,34 @@ log = logging.getLogger(__name__)
 class Handoff:
     """The consumer thread's way to the dispatcher on the event loop."""
 
-    def __init__(self, dispatcher: Dispatcher, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, loop: asyncio.AbstractEventLoop, flow: Flow | None = None
+    ) -> None:
         self._dispatcher = dispatcher
         self._loop = loop
+        self._flow = flow  # the dispatcher's (``Dispatcher.flow``); None: no pacing
 
     def submit(self, works: list[Work]) -> None:
         """Queue records for the dispatcher from the consumer thread; returns at once
         (``Dispatcher.submit`` runs on the loop)."""
+        if self._flow is not None:
+            self._flow.handed(len(works))  # waiting from now on, on its way included
         self._loop.call_soon_threadsafe(self._dispatcher.submit, works)
+
+    def leave(self) -> None:
+        """The consumer thread is about to go without the interpreter lock (Flow.leave)."""
+        if self._flow is not None:
+            self._flow.leave()
+
+    def back(self) -> None:
+        """The consumer thread holds the interpreter lock again (Flow.back)."""
+        if self._flow is not None:
+            self._flow.back()
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """Until the dispatcher wants more records (``connector.delivery.flow``), at most
+        ``timeout`` s; True when it does."""
+        return True if self._flow is None else self._flow.wait_for_room(timeout)
 
     def release(
         self,

@@ -10,6 +10,15 @@ asks for each round lives beside it: back-pressure in ``connector.source.pausing
 subscribed-topic lookup in ``connector.kafka.topics``, the rebalance callbacks in
 ``connector.source.rebalance``, the shutdown drain in ``connector.source.drain``.
 
+Pacing (``connector.delivery.flow``): each round reads and hands over at most
+``kafka.poll_batch`` records, and only while fewer than ``delivery.max_in_flight``
+handed-over records wait for a dispatch worker; otherwise the thread sleeps (without the
+interpreter lock) until the workers have taken enough, at most until the next commit or
+0.1 s, and then reads one step all the same. So the loop gets records as it posts them,
+never ten thousand at once, and the thread's decode and map work comes in steps of a few
+milliseconds: the loop, which needs the interpreter lock for every I/O callback, is never
+held up longer than that.
+
 Back-pressure (``pausing``): all partitions pause while the records held (read, no outcome yet)
 reach ``max_buffered_records`` or delivery cannot make progress (halted, circuit
 open, a dependency down: ``RunState.pause_reason``), and resume once held records
@@ -172,29 +181,40 @@ class KafkaSource:
 
         Called by the thread's loop (unit tests call it by hand); an exception ends
         the thread: ``RunState.fail``, then ``shutdown``."""
-        self._backpressure.decide()
+        paused = self._backpressure.decide()
         self._apply_pauses()
-        # Never read past the ceiling: held records stay within max_buffered_records.
-        ceiling = self._settings.max_buffered_records
-        room = max(1, min(self._settings.poll_batch, ceiling - self._tracker.pending))
         # Wait no longer than the next commit is due: it goes out on time when idle too.
         # Below capacity a batch never fills, so this wait is what a record spends here.
         wait = min(self._settings.poll_wait, max(0.0, self._next_commit - time.monotonic()))
-        messages = self._consume(room, wait)
-        self._dlq.poll(0)
+        # Every call below that releases the interpreter lock, between leave and back:
+        # the loop hands the lock over when it needs records (``connector.delivery.flow``).
+        self._handoff.leave()
+        try:
+            if not paused and not self._handoff.wait_for_room(wait):
+                # The loop has enough to post; read one step anyway, so that rebalance
+                # callbacks and errors are served while a slow lane holds records back
+                # (the ceiling below still bounds what is held).
+                wait = 0.0
+            # Never read past the ceiling: held records stay within max_buffered_records.
+            ceiling = self._settings.max_buffered_records
+            room = max(1, min(self._settings.poll_batch, ceiling - self._tracker.pending))
+            messages = self._consume(room, wait)
+            self._dlq.poll(0)
+            self._commit_when_due()
+        finally:
+            self._handoff.back()
         if self._rebalance.topics_due:
             self._rebalance.topics_due = False
             check_subscribed(self._consumer, self._settings.topics, self._state)
         if messages:
             self._state.broker_down_since = None
-            self._handle(messages)
+            self._handle(messages)  # decode, map, hand over: one step, holding the lock
             self._on_read(messages)
-        self._commit_when_due()
 
     def _commit_when_due(self) -> None:
         """The periodic commit, once ``commit_interval_seconds`` passed since the last.
 
-        Asked after every round and after every record a round settles: a batch of
+        Asked every round and after every record a round settles: a batch of
         ``poll_batch`` records takes 30 ms to settle on an idle machine and 0.1-0.4 s on
         a busy one (a young process reading its backlog), and a commit held behind it
         would leave that much more finished work to be posted again after a crash."""

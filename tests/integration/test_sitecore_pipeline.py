@@ -3,6 +3,7 @@ once per visitor, kept across a restart and shared by replicas, unknown pos drop
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -147,3 +148,35 @@ def visitor_ids(
             out[visitor_of_event[key]].add(event["browser_id"])
     assert out, "no ADD or ORDER_CHECKOUT events to match"
     return out
+
+
+def test_many_new_visitors_do_not_hold_their_partitions_commit_points(
+    scenario: Scenario,
+    connector_factory: ConnectorFactory,
+    cdp_sitecore_sandbox: Any,
+    unique: str,
+) -> None:
+    """A backlog of first visits (after an outage, thousands of new visitors at once):
+    their ids are made in batches (one catch-up of the id topic for every visitor waiting,
+    one produce + flush for the ids made meanwhile), so the commit points reach the end
+    in seconds, not one visitor after another."""
+    records = sample_records(1500, guests=50, seed=23)
+    for i, record in enumerate(records):
+        record["anonymous_id"] = f"new-{unique}-{i}"  # every record a visitor's first
+    connector = connector_factory.start(
+        sitecore_config(scenario, connector_factory, cdp_sitecore_sandbox, unique, "post-events")
+    )
+    started = time.monotonic()
+    scenario.produce(records)
+    scenario.caught_up(timeout=60)
+    took = time.monotonic() - started
+
+    stats = cdp_sitecore_sandbox.stats()
+    assert stats["browsers_created"] == len(records)  # one id per visitor
+    assert connector.metric("cdp_connector_browser_ids_created_total") == len(records)
+    catch_ups = connector.metric("cdp_connector_browser_id_batches_total", step="catch_up")
+    writes = connector.metric("cdp_connector_browser_id_batches_total", step="write")
+    assert 0 < catch_ups <= len(records) / 10, catch_ups  # many visitors per catch-up
+    assert 0 < writes <= len(records) / 10, writes  # and per produce + flush
+    assert took < 30, f"1,500 new visitors took {took:.1f}s to commit"
+    assert connector.terminate() == 0

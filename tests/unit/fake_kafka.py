@@ -152,6 +152,10 @@ class FakeHandoff:
 
     def __init__(self) -> None:
         self.works: list[Work] = []
+        self.batches: list[int] = []  # records per hand-over
+        self.waits: list[float] = []  # timeouts of ``wait_for_room``
+        self.room: Callable[[], bool] = lambda: True
+        self.away = False  # between leave() and back()
         self.released: list[set[TopicPartition]] = []
         self.timeouts: list[float] = []
         self.on_release: Callable[[set[TopicPartition]], None] = lambda _tps: None
@@ -159,6 +163,18 @@ class FakeHandoff:
 
     def submit(self, works: list[Work]) -> None:
         self.works.extend(works)
+        self.batches.append(len(works))
+
+    def leave(self) -> None:
+        self.away = True
+
+    def back(self) -> None:
+        self.away = False
+
+    def wait_for_room(self, timeout: float) -> bool:
+        """The dispatcher wants more while ``room`` says so (default: always)."""
+        self.waits.append(timeout)
+        return self.room()
 
     def release(
         self, tps: set[TopicPartition], timeout: float, poll: Callable[[], bool] | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 from connector.cdp import get_dialect
 from connector.cdp.answer import Answer, Outcome
@@ -52,6 +54,16 @@ class FakeStore:
     def put(self, visitor: str, ref: str) -> None:
         self.puts.append((visitor, ref))
         self.ids[visitor] = ref
+
+    def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
+        out: list[Exception | None] = []
+        for visitor, ref in pairs:
+            try:
+                self.put(visitor, ref)
+                out.append(None)
+            except Exception as exc:  # noqa: BLE001 - as the store answers: per pair
+                out.append(exc)
+        return out
 
 
 class FakeClient:
@@ -145,3 +157,60 @@ def test_store_get_answers_and_keeps_the_recently_used_ones() -> None:
     store._remember("v1", None)  # a tombstone
     assert store.get("v1") is None
     assert len(store) == 1
+
+
+async def test_new_visitors_waiting_together_share_one_catch_up_and_one_write() -> None:
+    class CountingStore(FakeStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.catch_ups = 0
+            self.writes: list[int] = []
+            self.threads: set[str] = set()
+
+        def catch_up(self) -> None:
+            self.threads.add(threading.current_thread().name)
+            self.catch_ups += 1
+            time.sleep(0.02)  # a broker round trip: visitors keep arriving meanwhile
+
+        def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
+            self.threads.add(threading.current_thread().name)
+            self.writes.append(len(pairs))
+            return super().put_many(pairs)
+
+    client, store = FakeClient(), CountingStore()
+    resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
+    visitors = [f"v{i}" for i in range(100)]
+    answers = await asyncio.gather(*(resolver.send(body_for(v)) for v in visitors))
+    assert all(a.outcome is Outcome.DELIVERED for a in answers)
+    assert client.created == 100 and sorted(store.ids) == sorted(visitors)  # one id each
+    assert store.catch_ups == 1  # every visitor waiting when it started
+    assert sum(store.writes) == 100 and len(store.writes) == 1  # one produce + flush
+    assert all(name.startswith("browser-ids-") for name in store.threads)  # not the default pool
+    # Late arrivals (after a run started) wait for the next run, never for one per visitor.
+    late = [asyncio.create_task(resolver.send(body_for(f"late{i}"))) for i in range(10)]
+    await asyncio.sleep(0)
+    more = [asyncio.create_task(resolver.send(body_for(f"later{i}"))) for i in range(10)]
+    await asyncio.gather(*late, *more)
+    assert store.catch_ups <= 3
+    resolver.close()
+
+
+async def test_an_id_made_but_not_written_is_retried_with_a_new_catch_up() -> None:
+    from connector.errors import TransientError
+
+    class FlakyStore(FakeStore):
+        failures = 1
+
+        def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
+            if self.failures:
+                self.failures -= 1
+                return [TransientError("broker down") for _ in pairs]
+            return super().put_many(pairs)
+
+    client, store = FakeClient(), FlakyStore()
+    resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
+    first = await asyncio.gather(*(resolver.send(body_for(f"v{i}")) for i in range(3)))
+    assert all(a.outcome is Outcome.RETRYABLE and "broker down" in a.reason for a in first)
+    again = await asyncio.gather(*(resolver.send(body_for(f"v{i}")) for i in range(3)))
+    assert all(a.outcome is Outcome.DELIVERED for a in again)
+    resolver.close()
