@@ -145,7 +145,7 @@ def _types(dialect: DialectLike, only: str | None) -> list[str]:
     wanted = only.upper()
     if wanted not in names:
         from connector.errors import ConfigError
-        from connector.mapping.expressions import suggest
+        from connector.mapping.problems import suggest
 
         raise ConfigError(
             f"the {dialect.name} dialect has no event type {only!r}{suggest(wanted, names)} "

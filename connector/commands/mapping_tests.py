@@ -61,9 +61,8 @@ from connector.decode.schemas import load_schema
 from connector.errors import ConfigError, DecodeError, MappingError
 from connector.mapping.avro_shape import shape_of
 from connector.mapping.compiler import PointsOfSale
-from connector.mapping.expressions import suggest
 from connector.mapping.mapper import NO_MATCH, Mapper, MapResult
-from connector.mapping.problems import Problems
+from connector.mapping.problems import Problems, suggest
 from connector.yaml_lines import YNode, load_yaml
 
 __all__ = ["add_parser", "run_file", "tests_beside"]

@@ -39,10 +39,9 @@ from connector.mapping.fields import (
     compile_object,
     compile_value,
     entries_of,
-    suggest,
 )
 from connector.mapping.mapper import CompiledEvent, CompiledRule, Mapper
-from connector.mapping.problems import Problems
+from connector.mapping.problems import Problems, suggest
 from connector.mapping.protocol import DialectLike
 from connector.mapping.targets import Target, model_fields
 from connector.yaml_lines import YNode, load_yaml, parse_yaml

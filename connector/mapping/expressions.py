@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,6 @@ __all__ = [
     "entries_of",
     "expression",
     "missing_hint",
-    "suggest",
     "template",
 ]
 
@@ -105,12 +104,6 @@ class Compiled:
     from_root: bool = False
     #: ``(source, transforms, default)`` when ``evaluate`` is ``modifiers.pipeline`` of them.
     pipe: tuple[Compiled, tuple[Transform, ...], Any] | None = None
-
-
-def suggest(word: str, options: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` when a close match exists, else empty."""
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def missing_hint(source: str, scope: Any, root: Any) -> str:

@@ -27,11 +27,11 @@ from connector.mapping.expressions import (
     constant,
     entries_of,
     expression,
-    suggest,
     template,
 )
 from connector.mapping.modifiers import compile_transforms, pipeline
 from connector.mapping.objects import object_builder
+from connector.mapping.problems import suggest
 from connector.mapping.targets import Target, accepts_extra, model_fields
 from connector.yaml_lines import YNode
 
@@ -45,7 +45,6 @@ __all__ = [
     "compile_object",
     "compile_value",
     "entries_of",
-    "suggest",
 ]
 
 SOURCES = ("path", "const", "coalesce", "template", "object", "list", "each", "browser_id_for")

@@ -133,7 +133,7 @@ def problem(value: Any, target: Target, shown: str = "") -> str | None:
 
 
 def _not_allowed(value: Any, target: Target, shown: str) -> str:
-    from connector.mapping.expressions import suggest
+    from connector.mapping.problems import suggest
 
     allowed = sorted(map(str, target.allowed or ()))
     hint = suggest(str(value), allowed) or fix_hint(value, target)

@@ -23,10 +23,10 @@ from connector.mapping.fields import (
     RUNTIME_ERRORS,
     Evaluator,
     FieldFailure,
-    suggest,
 )
 from connector.mapping.fit import explain, is_member
 from connector.mapping.paths import Getter, is_falsy
+from connector.mapping.problems import suggest
 from connector.mapping.protocol import DialectLike
 from connector.mapping.uses import PathUse
 

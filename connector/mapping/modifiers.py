@@ -16,9 +16,9 @@ from connector.mapping.expressions import (
     RUNTIME_ERRORS,
     Evaluator,
     SpecError,
-    suggest,
 )
 from connector.mapping.json_values import json_safe
+from connector.mapping.problems import suggest
 from connector.mapping.targets import Target
 from connector.mapping.transforms import (
     TRANSFORMS,

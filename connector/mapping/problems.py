@@ -8,9 +8,12 @@ ConfigError.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 from connector.errors import ConfigError
 
-__all__ = ["Problems", "locate"]
+__all__ = ["Problems", "locate", "suggest"]
 
 _MAX_REPORTED = 20
 
@@ -76,3 +79,9 @@ class Problems:
         """ConfigError with ``text`` when any problem was added; the compiler's last step."""
         if self.messages:
             raise ConfigError(self.text())
+
+
+def suggest(word: str, options: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when a close match exists, else empty."""
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -36,9 +36,8 @@ from connector.decode.schemas import ParsedSchema, load_schema
 from connector.errors import ConfigError, DecodeError, TransientError
 from connector.mapping import Mapper
 from connector.mapping.avro_shape import Shape, shape_of
-from connector.mapping.expressions import suggest
 from connector.mapping.pathcheck import check_mapper
-from connector.mapping.problems import locate
+from connector.mapping.problems import locate, suggest
 
 __all__ = [
     "PathReport",

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from scripts.services import common, kafka
+from scripts.services import common, kafka, local_kafka
 
 
 def test_missing_java_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -30,12 +30,12 @@ def test_taken_port_is_refused_before_anything_starts() -> None:
 def test_cli_prints_a_message_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(kafka, "STATE_DIR", tmp_path / "state")
+    monkeypatch.setattr(local_kafka, "STATE_DIR", tmp_path / "state")
     (tmp_path / "state").mkdir()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        code = kafka.main(["start", "--port", str(sock.getsockname()[1])])
+        code = local_kafka.main(["start", "--port", str(sock.getsockname()[1])])
 
     assert code == 1
     assert "already in use" in capsys.readouterr().err
@@ -71,11 +71,11 @@ def test_start_without_confluent_kafka_launches_nothing(
     )  # fmt: skip
     spawned: list[object] = []
     monkeypatch.setattr(kafka, "spawn", lambda *a, **k: spawned.append(a))
-    monkeypatch.setattr(kafka, "STATE_DIR", tmp_path / "state")
+    monkeypatch.setattr(local_kafka, "STATE_DIR", tmp_path / "state")
     (tmp_path / "state" / "data").mkdir(parents=True)
 
-    assert kafka.main(["start"]) == 1
-    assert kafka.main(["restart"]) == 1
+    assert local_kafka.main(["start"]) == 1
+    assert local_kafka.main(["restart"]) == 1
 
     err = capsys.readouterr().err
     assert "confluent_kafka is not importable" in err
@@ -103,6 +103,6 @@ def test_a_start_that_fails_after_launching_stops_what_it_launched(
 def test_restart_without_a_previous_start_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(kafka, "STATE_DIR", tmp_path / "state")
-    assert kafka.main(["restart"]) == 1
+    monkeypatch.setattr(local_kafka, "STATE_DIR", tmp_path / "state")
+    assert local_kafka.main(["restart"]) == 1
     assert "use start" in capsys.readouterr().err
