@@ -82,21 +82,9 @@ class RegistryClient:
         schema that is not valid Avro.
         """
         quoted = urllib.parse.quote(subject, safe="")
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            f"{self.url}/subjects/{quoted}/versions/latest", headers=self._headers
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                answer = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            with exc:
-                if exc.code == 404:
-                    return None
-                raise TransientError(
-                    f"schema registry {self.url} answered HTTP {exc.code} for subject {subject!r}"
-                ) from exc
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise TransientError(f"schema registry {self.url}: subject {subject!r}: {exc}") from exc
+        answer = self._subject_json(f"/subjects/{quoted}/versions/latest", subject)
+        if answer is None:
+            return None  # 404: no such subject
         if not isinstance(answer, dict) or not isinstance(answer.get("schema"), str):
             raise TransientError(f"schema registry {self.url}: subject {subject!r}: no schema")
         if (answer.get("schemaType") or "AVRO") != "AVRO":
@@ -135,6 +123,8 @@ class RegistryClient:
         return found
 
     def _subject_json(self, path: str, subject: str) -> Any:
+        """The JSON answer at ``path`` about ``subject``; None for 404, TransientError for
+        anything else that is not an answer."""
         request = urllib.request.Request(self.url + path, headers=self._headers)  # noqa: S310 - scheme checked in __init__
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
