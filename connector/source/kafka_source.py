@@ -81,6 +81,12 @@ __all__ = ["ConsumerFactory", "KafkaSource", "headers", "record_of"]
 
 log = logging.getLogger(__name__)
 
+# The longest the thread waits for the loop to want records before it reads one step
+# anyway (rebalance callbacks and client errors are served only while it reads). Not
+# ``poll_wait``: that one is how long a read waits for a batch to fill, and a room wait
+# that short would read a step every few milliseconds whatever the loop has.
+ROOM_WAIT = 0.1
+
 # Builds the consumer from the source's own callbacks (error_cb), added to the config.
 ConsumerFactory = Callable[[dict[str, Any]], Consumer]
 
@@ -184,13 +190,14 @@ class KafkaSource:
         paused = self._backpressure.decide()
         self._apply_pauses()
         # Wait no longer than the next commit is due: it goes out on time when idle too.
+        until_commit = max(0.0, self._next_commit - time.monotonic())
         # Below capacity a batch never fills, so this wait is what a record spends here.
-        wait = min(self._settings.poll_wait, max(0.0, self._next_commit - time.monotonic()))
+        wait = min(self._settings.poll_wait, until_commit)
         # Every call below that releases the interpreter lock, between leave and back:
         # the loop hands the lock over when it needs records (``connector.delivery.flow``).
         self._handoff.leave()
         try:
-            if not paused and not self._handoff.wait_for_room(wait):
+            if not paused and not self._handoff.wait_for_room(min(ROOM_WAIT, until_commit)):
                 # The loop has enough to post; read one step anyway, so that rebalance
                 # callbacks and errors are served while a slow lane holds records back
                 # (the ceiling below still bounds what is held).

@@ -23,7 +23,7 @@ from connector.records import Work, lane_rule
 from connector.run_state import RunState
 from connector.settle.stage import Settle
 from connector.source.handoff import Handoff
-from connector.source.kafka_source import KafkaSource
+from connector.source.kafka_source import ROOM_WAIT, KafkaSource
 from connector.source.settings import SourceSettings
 from tests.unit.fake_kafka import FakeConsumer, FakeDeadLetters, FakeHandoff, FakeMessage, one_event
 
@@ -99,13 +99,17 @@ def test_without_room_the_thread_waits_for_the_workers_then_reads_at_most_one_st
     rig.handoff.room = lambda: False  # the workers have plenty waiting
     rig.offer(range(10))
     rig.source.step()
-    assert rig.handoff.waits and rig.handoff.waits[-1] > 0  # it slept, the lock released
+    # It slept (the lock released) for the room wait, not for the short poll wait: a
+    # room wait of poll_wait_seconds would read a step every 5 ms whatever the loop has.
+    assert rig.handoff.waits and rig.handoff.waits[-1] == ROOM_WAIT
+    assert rig.settings.kafka.poll_wait_seconds < ROOM_WAIT
     assert rig.timeouts[-1] == 0.0  # then one step without waiting for more to arrive
     assert rig.kafka.asked[-1] == rig.settings.kafka.poll_batch
     rig.handoff.room = lambda: True
     rig.offer(range(10, 20))
     rig.source.step()
-    assert rig.timeouts[-1] > 0  # with room: consume waits for records as it always did
+    # With room: consume waits for a batch to fill as long as poll_wait_seconds says.
+    assert rig.timeouts[-1] == rig.settings.kafka.poll_wait_seconds
 
 
 def test_the_ceiling_still_bounds_what_one_step_reads() -> None:
