@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import TopicPartition
@@ -34,9 +34,12 @@ Headers = list[tuple[str, str | bytes | None]] | None  # as confluent-kafka hand
 Ordering = Literal["key", "partition", "none"]  # delivery.ordering
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumedRecord:
-    """One record as a reader consumed it: where it was read, what it holds, which rules apply."""
+class ConsumedRecord(NamedTuple):
+    """One record as a reader consumed it: where it was read, what it holds, which rules apply.
+
+    A named tuple, not a frozen dataclass: one is made per record on the consumer thread,
+    and a frozen dataclass sets each field through ``object.__setattr__`` (2 µs a record
+    here against 0.3 µs)."""
 
     tp: TopicPartition
     offset: int
