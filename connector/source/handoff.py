@@ -40,16 +40,6 @@ class Handoff:
             self._flow.handed(len(works))  # waiting from now on, on its way included
         self._loop.call_soon_threadsafe(self._dispatcher.submit, works)
 
-    def leave(self) -> None:
-        """The consumer thread is about to go without the interpreter lock (Flow.leave)."""
-        if self._flow is not None:
-            self._flow.leave()
-
-    def back(self) -> None:
-        """The consumer thread holds the interpreter lock again (Flow.back)."""
-        if self._flow is not None:
-            self._flow.back()
-
     def wait_for_room(self, timeout: float) -> bool:
         """Until the dispatcher wants more records (``connector.delivery.flow``), at most
         ``timeout`` s; True when it does."""

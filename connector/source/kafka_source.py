@@ -11,7 +11,7 @@ subscribed-topic lookup in ``connector.kafka.topics``, the rebalance callbacks i
 ``connector.source.rebalance``, the shutdown drain in ``connector.source.drain``.
 
 Pacing (``connector.delivery.flow``): each round reads and hands over at most
-``kafka.poll_batch`` records, and only while fewer than ``delivery.max_in_flight``
+``kafka.poll_batch`` records, and only while fewer than 2 × ``delivery.max_in_flight``
 handed-over records wait for a dispatch worker; otherwise the thread sleeps (without the
 interpreter lock) until the workers have taken enough, at most until the next commit or
 0.1 s, and then reads one step all the same. So the loop gets records as it posts them,
@@ -193,23 +193,17 @@ class KafkaSource:
         until_commit = max(0.0, self._next_commit - time.monotonic())
         # Below capacity a batch never fills, so this wait is what a record spends here.
         wait = min(self._settings.poll_wait, until_commit)
-        # Every call below that releases the interpreter lock, between leave and back:
-        # the loop hands the lock over when it needs records (``connector.delivery.flow``).
-        self._handoff.leave()
-        try:
-            if not paused and not self._handoff.wait_for_room(min(ROOM_WAIT, until_commit)):
-                # The loop has enough to post; read one step anyway, so that rebalance
-                # callbacks and errors are served while a slow lane holds records back
-                # (the ceiling below still bounds what is held).
-                wait = 0.0
-            # Never read past the ceiling: held records stay within max_buffered_records.
-            ceiling = self._settings.max_buffered_records
-            room = max(1, min(self._settings.poll_batch, ceiling - self._tracker.pending))
-            messages = self._consume(room, wait)
-            self._dlq.poll(0)
-            self._commit_when_due()
-        finally:
-            self._handoff.back()
+        if not paused and not self._handoff.wait_for_room(min(ROOM_WAIT, until_commit)):
+            # The loop has enough to post; read one step anyway, so that rebalance
+            # callbacks and errors are served while a slow lane holds records back
+            # (the ceiling below still bounds what is held).
+            wait = 0.0
+        # Never read past the ceiling: held records stay within max_buffered_records.
+        ceiling = self._settings.max_buffered_records
+        room = max(1, min(self._settings.poll_batch, ceiling - self._tracker.pending))
+        messages = self._consume(room, wait)
+        self._dlq.poll(0)
+        self._commit_when_due()
         if self._rebalance.topics_due:
             self._rebalance.topics_due = False
             check_subscribed(self._consumer, self._settings.topics, self._state)

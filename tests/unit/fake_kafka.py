@@ -155,7 +155,6 @@ class FakeHandoff:
         self.batches: list[int] = []  # records per hand-over
         self.waits: list[float] = []  # timeouts of ``wait_for_room``
         self.room: Callable[[], bool] = lambda: True
-        self.away = False  # between leave() and back()
         self.released: list[set[TopicPartition]] = []
         self.timeouts: list[float] = []
         self.on_release: Callable[[set[TopicPartition]], None] = lambda _tps: None
@@ -164,12 +163,6 @@ class FakeHandoff:
     def submit(self, works: list[Work]) -> None:
         self.works.extend(works)
         self.batches.append(len(works))
-
-    def leave(self) -> None:
-        self.away = True
-
-    def back(self) -> None:
-        self.away = False
 
     def wait_for_room(self, timeout: float) -> bool:
         """The dispatcher wants more while ``room`` says so (default: always)."""

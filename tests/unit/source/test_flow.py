@@ -148,37 +148,6 @@ def test_flow_wakes_the_waiting_thread_once_fewer_than_low_wait_for_a_worker() -
     assert flow.waiting == 3
 
 
-def test_a_loop_that_needs_records_hands_the_lock_to_the_thread_once_per_absence() -> None:
-    flow = Flow(low=4)
-    flow.handed(5)
-    flow.leave()  # the thread goes into consume() without the interpreter lock
-    came_back = threading.Timer(0.002, flow.back)
-    came_back.start()
-    started = time.monotonic()
-    flow.took()  # 4 waiting: not yet below low, no wait
-    assert time.monotonic() - started < 0.002
-    flow.took()  # 3 waiting: the loop waits (without the lock) until the thread is back
-    waited = time.monotonic() - started
-    came_back.join()
-    assert 0.001 < waited < 0.5
-    started = time.monotonic()
-    flow.took()  # the thread is back: nothing to wait for
-    flow.leave()
-    flow.took()  # away again: one more wait, bounded by HANDOVER_SECONDS
-    flow.took()  # the same absence: no second wait
-    assert time.monotonic() - started < 0.1
-
-
-def test_the_source_goes_without_the_lock_only_between_leave_and_back() -> None:
-    rig = SourceRig()
-    seen: list[bool] = []
-    rig.kafka.on_consume = lambda: seen.append(rig.handoff.away)
-    rig.offer(range(5))
-    rig.source.step()
-    assert seen == [True]  # consume() happened inside the absence ...
-    assert not rig.handoff.away  # ... and the records were mapped after back()
-
-
 def test_lanes_count_what_workers_take_and_what_a_release_drops() -> None:
     flow = Flow(low=1)
     lanes = Lanes(flow)
