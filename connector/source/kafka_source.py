@@ -11,7 +11,7 @@ subscribed-topic lookup in ``connector.kafka.topics``, the rebalance callbacks i
 ``connector.source.rebalance``, the shutdown drain in ``connector.source.drain``.
 
 Pacing (``connector.delivery.flow``): each round reads and hands over at most
-``kafka.poll_batch`` records, and only while fewer than 2 × ``delivery.max_in_flight``
+``kafka.poll_batch`` records, and only while fewer than twice ``delivery.max_in_flight``
 handed-over records wait for a dispatch worker; otherwise the thread sleeps (without the
 interpreter lock) until the workers have taken enough, at most until the next commit or
 0.1 s, and then reads one step all the same. So the loop gets records as it posts them,
