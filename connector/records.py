@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
+from connector.config.delivery import Ordering
 from connector.mapping import MappedEvent
 from connector.offsets.tracker import TopicPartition
 
@@ -24,14 +25,12 @@ __all__ = [
     "Failure",
     "Headers",
     "LaneOf",
-    "Ordering",
     "ReadAt",
     "Work",
     "lane_rule",
 ]
 
 Headers = list[tuple[str, str | bytes | None]] | None  # as confluent-kafka hands them over
-Ordering = Literal["key", "partition", "none"]  # delivery.ordering
 
 
 class ConsumedRecord(NamedTuple):

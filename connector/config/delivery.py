@@ -8,7 +8,15 @@ from pydantic import Field
 
 from connector.config.base import _Section
 
-__all__ = ["CircuitSettings", "DeadLetterSettings", "DeliverySettings", "RetrySettings"]
+__all__ = [
+    "CircuitSettings",
+    "DeadLetterSettings",
+    "DeliverySettings",
+    "Ordering",
+    "RetrySettings",
+]
+
+Ordering = Literal["key", "partition", "none"]  # what delivery posts one after another
 
 
 class RetrySettings(_Section):
@@ -52,7 +60,7 @@ class DeliverySettings(_Section):
     """How records are posted: ordering, concurrency, memory bound, rate limit, retries,
     what exhausted retries do; read by the dispatcher, settle and the source."""
 
-    ordering: Literal["key", "partition", "none"] = Field(
+    ordering: Ordering = Field(
         "key",
         description="what is posted one after another, in offset order: `key` (records with "
         "the same guest key), `partition` (records of one partition), `none` (nothing: all "
