@@ -20,13 +20,17 @@
         ├── decode.schemas.SchemaError         → ConfigError (a local .avsc) or DecodeError
         ├── decode.avro_codegen.Unsupported    → fastavro reads that schema instead
         ├── decode.avro_codegen.LeftOver       → DecodeError
-        ├── cdp.http1.Http1Error               → a network error answer (retried)
+        ├── cdp.http1_parser.Http1Error        → a network error answer (retried)
+        │   └── cdp.proxy.ProxyError           the proxy, not the API, failed it
+        │       └── cdp.proxy.ProxyAuthRefused → 407 to CONNECT: halts like a 401
         ├── mapping.paths.PathSyntaxError      → ConfigError naming the line
         ├── mapping.transforms.TransformArgError → ConfigError naming the line
         ├── mapping.expressions.SpecError      → ConfigError naming the line
         ├── mapping.expressions.SpecErrors     → ConfigError naming every line (several
         │                                        SpecErrors of one object, reported together)
         ├── mapping.expressions.FieldFailure   → MappingError naming the field
+        ├── mapping.lookups.LookupFileError    → ConfigError naming the lookup file
+        ├── mapping.avro_json.JsonRecordError  → DecodeError (``map``/``test`` JSON input)
         └── mapping.compiler._Fail             → one line of the compile ConfigError
 
 ``retriable`` is what ``connector.settle.stage`` decides on: a retriable error is waited

@@ -15,10 +15,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from connector.errors import InternalError
+
 __all__ = ["JsonRecordError", "from_json"]
 
 
-class JsonRecordError(ValueError):
+class JsonRecordError(InternalError, ValueError):
     """The JSON value does not fit the schema (the message says where)."""
 
 

@@ -22,10 +22,12 @@ from typing import Any
 
 import yaml
 
+from connector.errors import InternalError
+
 __all__ = ["LookupFileError", "load_table", "relative_to"]
 
 
-class LookupFileError(ValueError):
+class LookupFileError(InternalError, ValueError):
     """A lookup file is missing or not a table; the message names the file."""
 
 
