@@ -45,6 +45,7 @@ from pydantic import (
 __all__ = [
     "CURRENCY_PATTERN",
     "EMAIL_PATTERN",
+    "ISO_639_1",
     "RESERVED_TYPES",
     "AddEvent",
     "BaseEvent",
@@ -99,7 +100,7 @@ EXT_KEY_PATTERN = r"^[a-z][a-zA-Z0-9]*$"
 EXT_MAX_ATTRIBUTES = 50
 
 # ISO 639-1: every two-letter code.
-_ISO_639_1 = (
+ISO_639_1 = (
     "aa|ab|ae|af|ak|am|an|ar|as|av|ay|az|ba|be|bg|bi|bm|bn|bo|br|bs|ca|ce|ch|co|cr|cs|cu|"
     "cv|cy|da|de|dv|dz|ee|el|en|eo|es|et|eu|fa|ff|fi|fj|fo|fr|fy|ga|gd|gl|gn|gu|gv|ha|he|"
     "hi|ho|hr|ht|hu|hy|hz|ia|id|ie|ig|ii|ik|io|is|it|iu|ja|jv|ka|kg|ki|kj|kk|kl|km|kn|ko|"
@@ -108,7 +109,7 @@ _ISO_639_1 = (
     "sg|si|sk|sl|sm|sn|so|sq|sr|ss|st|su|sv|sw|ta|te|tg|th|ti|tk|tl|tn|to|tr|ts|tt|tw|ty|"
     "ug|uk|ur|uz|ve|vi|vo|wa|wo|xh|yi|yo|za|zh|zu"
 )
-LANGUAGE_PATTERN = "^(?i:" + _ISO_639_1 + ")$"
+LANGUAGE_PATTERN = "^(?i:" + ISO_639_1 + ")$"
 
 
 def _not_reserved(value: str) -> str:

@@ -59,7 +59,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, model_validator
 
-from connector.cdp.models import _ISO_639_1, CURRENCY_PATTERN, RESERVED_TYPES, Email, Ext
+from connector.cdp.models import CURRENCY_PATTERN, ISO_639_1, RESERVED_TYPES, Email, Ext
 
 __all__ = [
     "CHANNELS",
@@ -97,7 +97,7 @@ Channel = Literal[
 CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
-LANGUAGE_PATTERN = "^(?:" + _ISO_639_1.upper() + ")$"
+LANGUAGE_PATTERN = "^(?:" + ISO_639_1.upper() + ")$"
 #: ``YYYY-MM-DDThh:mm``, nothing more (no seconds, no zone), as the docs and SDKs demand.
 MINUTE_DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"

@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from connector.errors import ConfigError
 
-__all__ = ["ENV_NAME", "read_secret"]
+__all__ = ["ENV_NAME", "Section", "read_secret"]
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

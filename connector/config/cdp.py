@@ -11,13 +11,13 @@ from pydantic import Field, SecretStr, model_validator
 
 from connector.cdp.proxy import Proxy, choose_proxy, parse_proxy_url
 from connector.cdp.transport import default_transport
-from connector.config.base import ENV_NAME, _Section, read_secret
+from connector.config.base import ENV_NAME, Section, read_secret
 from connector.errors import ConfigError
 
 __all__ = ["BrowserIdSettings", "CdpSettings", "CdpTlsSettings"]
 
 
-class BrowserIdSettings(_Section):
+class BrowserIdSettings(Section):
     """Where browser ids made for ``browser_id_for`` mappings are kept
     (``connector.delivery.browser_ids``)."""
 
@@ -40,7 +40,7 @@ class BrowserIdSettings(_Section):
     )
 
 
-class CdpTlsSettings(_Section):
+class CdpTlsSettings(Section):
     """TLS to the API (also inside a proxy's CONNECT tunnel); server names are always checked."""
 
     ca_file: Path | None = Field(
@@ -83,7 +83,7 @@ def _why(exc: OSError) -> str:
     return str(exc) if isinstance(exc, ssl.SSLError) else (exc.strerror or str(exc))
 
 
-class CdpSettings(_Section):
+class CdpSettings(Section):
     """The Stream API connection: dialect, transport, region or base URL, credentials,
     timeout; read by ``pipeline.build_client``, ``check`` and the browser-id store."""
 

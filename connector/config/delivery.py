@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from connector.config.base import _Section
+from connector.config.base import Section
 
 __all__ = [
     "CircuitSettings",
@@ -19,7 +19,7 @@ __all__ = [
 Ordering = Literal["key", "partition", "none"]  # what delivery posts one after another
 
 
-class RetrySettings(_Section):
+class RetrySettings(Section):
     """How often and how long a retryable answer is retried (``delivery.dispatcher``)."""
 
     max_attempts: int = Field(
@@ -38,7 +38,7 @@ class RetrySettings(_Section):
     max_elapsed_seconds: float = Field(300.0, gt=0, description="total backoff budget per event")
 
 
-class CircuitSettings(_Section):
+class CircuitSettings(Section):
     """When the circuit opens and how long it stays open (``delivery.gate``)."""
 
     failure_threshold: int = Field(
@@ -56,7 +56,7 @@ class CircuitSettings(_Section):
     )
 
 
-class DeliverySettings(_Section):
+class DeliverySettings(Section):
     """How records are posted: ordering, concurrency, memory bound, rate limit, retries,
     what exhausted retries do; read by the dispatcher, settle and the source."""
 
@@ -96,7 +96,7 @@ class DeliverySettings(_Section):
     )
 
 
-class DeadLetterSettings(_Section):
+class DeadLetterSettings(Section):
     """The dead-letter topic; ``run`` verifies it at start
     (``connector.settle.deadletter.ensure_topic``)."""
 

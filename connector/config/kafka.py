@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from connector.config.base import ENV_NAME, _Section, read_secret
+from connector.config.base import ENV_NAME, Section, read_secret
 from connector.config.librdkafka_keys import CONSUMER_ONLY, OWNED_KEYS, PRODUCER_ONLY
 from connector.errors import ConfigError
 
@@ -53,7 +53,7 @@ CONSUMER_DEFAULTS: dict[str, str | int] = {
 }
 
 
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """The broker connection; ``*_conf()`` build each kind of client's librdkafka settings."""
 
     bootstrap_servers: str = Field(
@@ -172,7 +172,7 @@ class KafkaSettings(_Section):
         return conf
 
 
-class TopicSettings(_Section):
+class TopicSettings(Section):
     """One subscribed topic (a name or a pattern) and how its values are decoded."""
 
     name: str | None = Field(
@@ -228,7 +228,7 @@ class TopicSettings(_Section):
         return re.fullmatch(self.pattern.lstrip("^"), topic) is not None
 
 
-class RegistrySettings(_Section):
+class RegistrySettings(Section):
     """The schema registry ``confluent`` topics are decoded with (``decode.registry``)."""
 
     url: str = Field(

@@ -15,7 +15,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from connector.config.base import _Section
+from connector.config.base import Section
 from connector.config.cdp import CdpSettings
 from connector.config.delivery import DeadLetterSettings, DeliverySettings
 from connector.config.kafka import KafkaSettings, RegistrySettings, TopicSettings
@@ -26,7 +26,7 @@ from connector.yaml_lines import parse_yaml
 __all__ = ["Settings", "format_validation_error", "load_config"]
 
 
-class Settings(_Section):
+class Settings(Section):
     """The whole connector.yaml."""
 
     kafka: KafkaSettings = KafkaSettings()

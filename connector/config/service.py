@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from connector.config.base import _Section
+from connector.config.base import Section
 
 __all__ = ["ObservabilitySettings", "ShutdownSettings"]
 
 
-class ObservabilitySettings(_Section):
+class ObservabilitySettings(Section):
     """Where health and metrics are served, and how logs are written."""
 
     host: str = Field(
@@ -27,7 +27,7 @@ class ObservabilitySettings(_Section):
     )
 
 
-class ShutdownSettings(_Section):
+class ShutdownSettings(Section):
     """How long a revoke or a shutdown waits for requests in flight before committing."""
 
     drain_timeout_seconds: float = Field(
