@@ -75,10 +75,16 @@ def test_metrics_match_the_sandbox_the_dead_letters_and_kafkas_lag(
         record["user_agent"] = "Mozilla/5.0 (compatible; Googlebot/2.1)"  # the 'bots' rule
     bad = ((b"bad-magic", b"\x07not avro"), (b"bad-id", struct.pack(">bI", 0, 99_999) + b"x"))
     scenario.produce(records, bad)
+    outage_records = 60
     config = scenario.config(
         connector_factory, cdp_sandbox.url,
         kafka={"group_id": scenario.group, "client": {"statistics.interval.ms": 300}},
-        delivery={"circuit": {"failure_threshold": 5, "open_seconds": 0.5,
+        # An open circuit pauses consumption, and a record of the outage not read by
+        # then would stay unread. It opens after this many failures: the outage's
+        # records are the heads of at most 30 guests' lanes, each failed head is tried
+        # again after at least 0.5 s (the 503's Retry-After, capped by the back-off's
+        # ceiling), so it opens 1 s or more after the first failure, not at once.
+        delivery={"circuit": {"failure_threshold": 2 * outage_records, "open_seconds": 0.5,
                               "max_open_seconds": 1.0},
                   "retry": {"max_attempts": 100, "initial_backoff_seconds": 0.05,
                             "max_backoff_seconds": 0.5}},
@@ -93,7 +99,7 @@ def test_metrics_match_the_sandbox_the_dead_letters_and_kafkas_lag(
     more = [
         r for r in sample_records(200, guests=30, seed=22)
         if mapper.map(decoder.decode(scenario.serialize(r, scenario.topic)), scenario.topic).events
-    ][:60]  # fmt: skip
+    ][:outage_records]  # fmt: skip
     cdp_sandbox.set_faults(outage_seconds=3600)
     produced_from = time.time()
     scenario.produce(more)
