@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures_sandbox",
     "tests.fixtures_k8s",
     "tests.integration.connector_proc",
+    "tests.integration.streams",
 ]
 
 

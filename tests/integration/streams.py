@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import pytest
 from confluent_kafka import Consumer, Message
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -36,6 +38,21 @@ class TestStream:
 
     __test__ = False  # not a test class, whatever its name
     default_mapping: str | None = None  # a config's mapping unless the test sets one
+    # What streams of the running test opened (registry clients): closed when it ends,
+    # passed or failed (``close_opened``, the autouse fixture below). Left
+    # to the garbage collector, a failed test's client closes its socket during a later
+    # test, whose run then fails on the ResourceWarning.
+    _opened: ClassVar[list[Callable[[], None]]] = []
+
+    def close_when_done(self, close: Callable[[], None]) -> None:
+        """Call ``close`` when the running test ends."""
+        TestStream._opened.append(close)
+
+    @staticmethod
+    def close_opened() -> None:
+        """Close what the streams of the test that just ended opened."""
+        while TestStream._opened:
+            TestStream._opened.pop()()
 
     def __init__(
         self,
@@ -119,3 +136,10 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 15) -
     found += [m for m in consumer.consume(100, timeout=LATE) if m.error() is None]
     consumer.close()
     return sorted(found, key=lambda m: (m.partition() or 0, m.offset() or 0))
+
+
+@pytest.fixture(autouse=True)
+def _close_test_streams() -> Iterator[None]:
+    """What a test's streams opened is closed when it ends (``TestStream.close_when_done``)."""
+    yield
+    TestStream.close_opened()

@@ -10,7 +10,6 @@ import signal
 import struct
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,6 +44,7 @@ class Scenario(TestStream):
             partitions=partitions,
         )  # fmt: skip
         self.registry_client = SchemaRegistryClient({"url": registry_url})
+        self.close_when_done(self.registry_client.close)
         self.serialize = avro_serializer(self.registry_client)
         self.values: list[bytes] = []
         self.records: list[dict[str, Any]] = []
@@ -65,10 +65,8 @@ class Scenario(TestStream):
 
 
 @pytest.fixture
-def scenario(bootstrap: str, schema_registry: Any, unique: str) -> Iterator[Scenario]:
-    scenario = Scenario(bootstrap, schema_registry.url, unique)
-    yield scenario
-    scenario.registry_client.close()
+def scenario(bootstrap: str, schema_registry: Any, unique: str) -> Scenario:
+    return Scenario(bootstrap, schema_registry.url, unique)
 
 
 def delivered_event_ids(sandbox: Any) -> list[str]:
@@ -236,11 +234,10 @@ def test_401_halts_without_dead_letters_or_commits_and_recovers(
 
 
 def test_two_connectors_share_partitions_and_hand_over_on_stop(
-    bootstrap: str, schema_registry: Any, unique: str, request: pytest.FixtureRequest,
+    bootstrap: str, schema_registry: Any, unique: str,
     connector_factory: ConnectorFactory, cdp_sandbox: Any,
 ) -> None:  # fmt: skip
     scenario = Scenario(bootstrap, schema_registry.url, unique, partitions=6)
-    request.addfinalizer(scenario.registry_client.close)
     records = sample_records(2000, guests=300, seed=17)
     scenario.produce(records)
     cdp_sandbox.set_faults(latency_ms=5, latency_jitter_ms=10)

@@ -51,9 +51,7 @@ def factory(tmp_path: Path, sasl_broker: Broker, cdp_sandbox: Any) -> Any:
 
 @pytest.fixture
 def scenario(sasl_broker: Broker, schema_registry: Any, unique: str) -> Any:
-    scenario = Scenario(sasl_broker.bootstrap, schema_registry.url, unique, partitions=2)
-    yield scenario
-    scenario.registry_client.close()
+    return Scenario(sasl_broker.bootstrap, schema_registry.url, unique, partitions=2)
 
 
 def sasl_config(scenario: Scenario, factory: ConnectorFactory, sandbox: Any,
