@@ -56,18 +56,33 @@ def log_problems(text: str, expected: Iterable[re.Pattern[str]]) -> list[str]:
     traceback)."""
     patterns = list(expected)
     problems = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
         try:
             record = json.loads(line)
         except ValueError:
             record = None
         if isinstance(record, dict):
             bad = record.get("level") in ("error", "critical") or "exc" in record
+        elif "Traceback (most recent call last)" in line:
+            bad = True
+            line = raw_traceback(lines, i)
         else:
-            bad = "Traceback (most recent call last)" in line
+            bad = False
         if bad and not any(p.search(line) for p in patterns):
             problems.append(line[:2000])
     return problems
+
+
+def raw_traceback(lines: list[str], start: int) -> str:
+    """A traceback printed outside the JSON log (stderr), from its first line to the
+    exception it ends with, as one line: the exception is what a failure report needs."""
+    block = [lines[start]]
+    for line in lines[start + 1 : start + 200]:
+        block.append(line)
+        if line and not line[0].isspace():  # the exception line ends the block
+            break
+    return " | ".join(block)
 
 
 @dataclass
