@@ -177,7 +177,24 @@ async def test_new_visitors_waiting_together_share_one_catch_up_and_one_write() 
             self.writes.append(len(pairs))
             return super().put_many(pairs)
 
-    client, store = FakeClient(), CountingStore()
+    class TogetherClient(FakeClient):
+        """Answers the creations once all 100 asked, in one turn of the loop (a sleep
+        each ended over two turns on a busy box, and the ids took two writes)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked = 0
+            self.all_asked = asyncio.Event()
+
+        async def create_browser_id(self) -> Answer:
+            self.asked += 1
+            if self.asked == 100:
+                self.all_asked.set()
+            await self.all_asked.wait()
+            self.created += 1
+            return Answer(Outcome.DELIVERED, 201, "OK", ref=f"bid-{self.created}")
+
+    client, store = TogetherClient(), CountingStore()
     resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
     visitors = [f"v{i}" for i in range(100)]
     answers = await asyncio.gather(*(resolver.send(body_for(v)) for v in visitors))
