@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
@@ -33,6 +33,7 @@ from connector.run_state import RunState
 
 __all__ = ["Metrics", "brokers_up", "build_app", "start_server"]
 
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500)  # new visitors per browser-id step
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _STATUS_CLASSES = {2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}  # else "error" (no answer)
 
@@ -184,11 +185,13 @@ class Metrics:
             "Browser ids made for new visitors (browser/create.json, written to the id topic)",
             registry=r,
         )
-        self.browser_id_batches = Counter(
-            f"{p}_browser_id_batches_total",
-            "Batched browser-id steps for new visitors: 'catch_up' (reading the id topic to "
-            "its end) and 'write' (one produce and flush of the ids made meanwhile)",
+        self.browser_id_batch_visitors = Histogram(
+            f"{p}_browser_id_batch_visitors",
+            "New visitors per batched browser-id step: 'catch_up' (one read of the id topic "
+            "to its end for every visitor waiting) and 'write' (one produce and flush of the "
+            "ids made meanwhile); its count is the number of steps",
             ["step"],
+            buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.requests_in_flight = Gauge(
@@ -278,7 +281,7 @@ class Metrics:
         self.browser_ids_created.inc()
 
     def browser_id_batch(self, step: str, visitors: int) -> None:
-        self.browser_id_batches.labels(step).inc()
+        self.browser_id_batch_visitors.labels(step).observe(visitors)
 
     # -- source and dead-letter hooks (consumer thread) ----------------------------------
 

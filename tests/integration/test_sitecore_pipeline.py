@@ -13,7 +13,7 @@ import pytest
 from connector.cdp import get_dialect
 from connector.sample_clickstream import sample_records
 from tests.fixtures_sandbox import KNOWN_POS
-from tests.integration.connector_proc import REPO_ROOT, ConnectorFactory
+from tests.integration.connector_proc import REPO_ROOT, ConnectorFactory, ConnectorProcess
 from tests.integration.test_pipeline import Scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -159,24 +159,44 @@ def test_many_new_visitors_do_not_hold_their_partitions_commit_points(
     """A backlog of first visits (after an outage, thousands of new visitors at once):
     their ids are made in batches (one catch-up of the id topic for every visitor waiting,
     one produce + flush for the ids made meanwhile), so the commit points reach the end
-    in seconds, not one visitor after another."""
+    in seconds, not one visitor after another.
+
+    How many visitors a batch finds depends on how fast they arrive against how long a
+    batch takes, so on the CPU the box spares: 36 per catch-up on a quiet box, 14-25
+    with four busy processes beside it, and once, with a benchmark beside it too, 9 (it
+    was asserted to be at least 10). So the test asserts what batching does whatever the
+    pace, and what one visitor at a time or batches capped small cannot: some batches
+    of each step held more than 20 visitors (quiet: 21 of 42; loaded: 19-31)."""
     records = sample_records(1500, guests=50, seed=23)
     for i, record in enumerate(records):
         record["anonymous_id"] = f"new-{unique}-{i}"  # every record a visitor's first
+    scenario.produce(records)  # the backlog is there before the start, as after an outage
+    started = time.monotonic()
     connector = connector_factory.start(
         sitecore_config(scenario, connector_factory, cdp_sitecore_sandbox, unique, "post-events")
     )
-    started = time.monotonic()
-    scenario.produce(records)
     scenario.caught_up(timeout=60)
     took = time.monotonic() - started
 
     stats = cdp_sitecore_sandbox.stats()
     assert stats["browsers_created"] == len(records)  # one id per visitor
     assert connector.metric("cdp_connector_browser_ids_created_total") == len(records)
-    catch_ups = connector.metric("cdp_connector_browser_id_batches_total", step="catch_up")
-    writes = connector.metric("cdp_connector_browser_id_batches_total", step="write")
-    assert 0 < catch_ups <= len(records) / 10, catch_ups  # many visitors per catch-up
-    assert 0 < writes <= len(records) / 10, writes  # and per produce + flush
+    catch_up, write = (batch_sizes(connector, step) for step in ("catch_up", "write"))
+    print(f"visitors per catch-up: {catch_up}; per write: {write}")
+    assert catch_up["sum"] == write["sum"] == len(records), (catch_up, write)
+    assert catch_up["over 20"] >= 1, catch_up
+    assert write["over 20"] >= 1, write
     assert took < 30, f"1,500 new visitors took {took:.1f}s to commit"
     assert connector.terminate() == 0
+
+
+def batch_sizes(connector: ConnectorProcess, step: str) -> dict[str, float]:
+    """The ``browser_id_batch_visitors`` histogram of one step: how many batches, how many
+    visitors in all, and how many batches held more than 20."""
+    name = "cdp_connector_browser_id_batch_visitors"
+    count = connector.metric(f"{name}_count", step=step)
+    return {
+        "batches": count,
+        "sum": connector.metric(f"{name}_sum", step=step),
+        "over 20": count - connector.metric(f"{name}_bucket", step=step, le="20.0"),
+    }
