@@ -276,11 +276,17 @@ class BrowserIdStore:
                     self._advanced.notify_all()
 
     def _tail(self) -> None:
+        # Every new visitor's catch-up waits for this thread: if it ended, they would all
+        # wait out their timeout, again and again, and hold their partitions' commit points
+        # while /readyz says ready. So it never ends before stop(), whatever it hits.
         while not self._stop.is_set():
             try:
                 self._poll_once()
             except KafkaException as exc:  # keep tailing; the next poll may succeed
                 log.warning("browser ids: %s", exc)
+                time.sleep(0.5)
+            except Exception:
+                log.exception("browser ids: reading %s failed; reading on", self._topic)
                 time.sleep(0.5)
 
     def _reached(self, ends: dict[int, int]) -> bool:

@@ -159,6 +159,27 @@ def test_store_get_answers_and_keeps_the_recently_used_ones() -> None:
     assert len(store) == 1
 
 
+def test_the_tailer_reads_on_after_any_failure() -> None:
+    # Every catch-up waits for the tailer: a tailer ended by an unexpected exception would
+    # hold every new visitor (and its partition's commit point) until the process ended.
+    store = BrowserIdStore(KafkaSettings(), BrowserIdSettings())
+    polls = iter([RuntimeError("unexpected"), None])
+
+    def poll_once() -> None:
+        outcome = next(polls, None)
+        if outcome is not None:
+            raise outcome
+        store._remember("v1", "b1")
+        store._stop.set()
+
+    store._poll_once = poll_once  # type: ignore[method-assign]
+    thread = threading.Thread(target=store._tail)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert store.get("v1") == "b1"  # read after the failure
+
+
 async def test_new_visitors_waiting_together_share_one_catch_up_and_one_write() -> None:
     class CountingStore(FakeStore):
         def __init__(self) -> None:
