@@ -89,7 +89,7 @@ def _finish(
     cluster = stream.cluster
     wait_caught_up(cluster.bootstrap, stream.group, stream.topic, stream.partitions, 120)
     assert connector.proc.poll() is None, "the connector exited"
-    appended = stream.appended()
+    appended, copies = stream.appended()
     events = sandbox.records()
     delivered = {str(e["event"]["ext"]["eventId"]) for e in events}
     freshness = Freshness.of(appended, events)
@@ -98,7 +98,7 @@ def _finish(
     print(freshness.report(name, changed_at, took_over))
     assert len(appended) == stream.produced
     assert set(appended) - delivered == set(), "records lost"
-    assert duplicates(events) == 0
+    assert duplicates(events, copies) == 0
     assert connector.metric("cdp_connector_records_dead_lettered_total") == 0
     assert freshness.delivered_after(changed_at) == set(range(stream.partitions))
     return freshness
