@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -36,11 +37,40 @@ def require_tool(name: str, why: str) -> str:
     return path
 
 
+# Where free_port looks when the kernel's ephemeral range cannot be read (Linux's default).
+EPHEMERAL_DEFAULT = (32768, 60999)
+LOWEST_SERVICE_PORT = 10000
+_pick = random.SystemRandom()  # tests seed the module's random; two suites must not agree
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes the local port of an outgoing connection from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return EPHEMERAL_DEFAULT
+
+
 def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback TCP port nobody uses right now, below the kernel's ephemeral range.
+
+    The caller binds it later (a Kafka node seconds later, after its storage is formatted)
+    or again after a restart. A port from bind(0) is an ephemeral one, which any outgoing
+    connection on the machine may take meanwhile: a node of the test cluster failed to start
+    with 'Address already in use' that way. Below the range only another free_port can
+    pick it, at random among ~20,000.
+    """
+    low, _ = ephemeral_ports()
+    for _ in range(100):
+        port = _pick.randrange(LOWEST_SERVICE_PORT, max(low, LOWEST_SERVICE_PORT + 1000))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServiceError(f"no free loopback port between {LOWEST_SERVICE_PORT} and {low}")
 
 
 def ensure_port_free(port: int, what: str) -> None:

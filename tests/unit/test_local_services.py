@@ -18,6 +18,26 @@ def test_missing_java_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Non
         kafka.ensure_jars()
 
 
+def test_free_ports_are_outside_the_ephemeral_range_and_free() -> None:
+    # An ephemeral port can be taken by any outgoing connection before the service binds it.
+    low, high = common.ephemeral_ports()
+    for _ in range(200):
+        port = common.free_port()
+        assert not low <= port <= high
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_in_use_is_not_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    other = common.free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", common.free_port()))
+        port = taken.getsockname()[1]
+        picks = iter([port, port, other])
+        monkeypatch.setattr(common._pick, "randrange", lambda *_: next(picks))
+        assert common.free_port() == other
+
+
 def test_taken_port_is_refused_before_anything_starts() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
