@@ -37,7 +37,7 @@ def require_tool(name: str, why: str) -> str:
     return path
 
 
-# Where free_port looks when the kernel's ephemeral range cannot be read (Linux's default).
+# The ephemeral range to assume when the kernel's cannot be read (Linux's default).
 EPHEMERAL_DEFAULT = (32768, 60999)
 LOWEST_SERVICE_PORT = 10000
 _pick = random.SystemRandom()  # tests seed the module's random; two suites must not agree
@@ -62,6 +62,8 @@ def free_port() -> int:
     pick it, at random among ~20,000.
     """
     low, _ = ephemeral_ports()
+    # A kernel whose range starts below ~11,000 leaves no room under it: then the pick may
+    # fall inside the range, as bind(0)'s always did.
     for _ in range(100):
         port = _pick.randrange(LOWEST_SERVICE_PORT, max(low, LOWEST_SERVICE_PORT + 1000))
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
