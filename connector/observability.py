@@ -188,8 +188,8 @@ class Metrics:
         self.browser_id_batch_visitors = Histogram(
             f"{p}_browser_id_batch_visitors",
             "New visitors per batched browser-id step: 'catch_up' (one read of the id topic "
-            "to its end for every visitor waiting) and 'write' (one produce and flush of the "
-            "ids made meanwhile); its count is the number of steps",
+            "to its end for every visitor waiting, after a partition assignment) and 'write' "
+            "(one produce and flush of the ids made meanwhile); its count is the number of steps",
             ["step"],
             buckets=BATCH_BUCKETS,
             registry=r,

@@ -178,10 +178,13 @@ class _Stages:
 
 @asynccontextmanager
 async def delivery_sender(
-    settings: Settings, mapper: Mapper, metrics: Metrics
+    settings: Settings, mapper: Mapper, metrics: Metrics, state: RunState | None = None
 ) -> AsyncIterator[Sender]:
     """What the dispatcher posts through: the CDP client, behind the browser-id resolver
-    when the mapping asks for ids from the CDP (``browser_id_for``). Owns both lifetimes."""
+    when the mapping asks for ids from the CDP (``browser_id_for``). Owns both lifetimes.
+
+    ``state``: the run's, whose partition assignments tell the resolver when to catch up
+    with the id topic; None (replay-dlq) catches up for every new visitor."""
     client = build_client(settings)
     metrics.watch_stale_retries(lambda: client.stale_retries)
     if client.proxy is not None:
@@ -192,7 +195,8 @@ async def delivery_sender(
         return
     store = BrowserIdStore(settings.kafka, settings.cdp.browser_ids)
     await asyncio.to_thread(store.start)
-    resolver = BrowserIdResolver(client, store, metrics)  # metrics: the IdObserver
+    assignments = (lambda: state.assignments) if state is not None else None
+    resolver = BrowserIdResolver(client, store, metrics, assignments)  # metrics: the IdObserver
     try:
         async with client:
             yield resolver
@@ -224,7 +228,7 @@ async def run(settings: Settings) -> int:
         "stats_cb": lambda stats: on_stats(stats, metrics, state),
     }
     conf.setdefault("statistics.interval.ms", 5000)  # kafka.client may set it
-    async with delivery_sender(settings, stages.mapper, stages.metrics) as sender:
+    async with delivery_sender(settings, stages.mapper, stages.metrics, state) as sender:
         dispatcher = stages.dispatcher(sender)
         source = KafkaSource(
             SourceSettings.of(settings),

@@ -12,10 +12,19 @@ The same visitor must keep the same id across restarts and replicas, so
 
 1. start: create the topic (``cleanup.policy=compact``) if missing, read it to its end
    into a bounded LRU map; a thread then keeps tailing it (ids other replicas make);
-2. a visitor not in memory: wait until the tailer has read up to the topic's current
-   end (another replica may just have made its id), look again;
+2. a visitor not in memory, after partitions were assigned: wait until the tailer has
+   read up to the topic's current end (the partitions' previous owner may have made the
+   visitor's id a moment ago), look again;
 3. still unknown: create a browser id, write it to the topic and wait for the broker's
    acknowledgement, and only then post the event that uses it.
+
+Step 2 is needed once per assignment, not once per visitor: ids for the visitors of a
+partition are made by its owner only, so once a catch-up that started after the
+assignment is done, every id the previous owner wrote is in memory, and what this
+replica writes it remembers itself. A new visitor then costs a create request and a
+write. A write that failed may still have landed, so the next new visitor catches up
+again. A reader without partitions of its own (``replay-dlq``, beside a running
+connector) catches up for every new visitor.
 
 New visitors come in crowds (a backlog after an outage brings thousands), so steps 2
 and 3 are batched (``_Batched``): one catch-up serves every visitor waiting at the
@@ -429,13 +438,22 @@ class BrowserIdResolver:
     """
 
     def __init__(
-        self, client: IdSource, store: BrowserIdStore, observer: IdObserver | None = None
+        self,
+        client: IdSource,
+        store: BrowserIdStore,
+        observer: IdObserver | None = None,
+        assignments: Callable[[], int] | None = None,
     ) -> None:
         self._client = client
         self._store = store
         self._observer = observer or _NoIdObserver()
         self._pending: dict[str, asyncio.Future[str | Answer]] = {}
         self.created = 0
+        # How many times partitions were assigned (``RunState.assignments``); None: no
+        # partitions of its own, so every new visitor catches up (module docstring).
+        self._assignments = assignments
+        self._failed_writes = 0
+        self._caught_up_at: tuple[int, int] | None = None  # ``_moment()`` of the last catch-up
         batch = self._observer.browser_id_batch
         self._catch_up = _Batched[str](
             self._caught_up, "browser-ids-catch-up", lambda n: batch("catch_up", n)
@@ -449,8 +467,16 @@ class BrowserIdResolver:
         self._catch_up.close()
         self._put.close()
 
+    def _moment(self) -> tuple[int, int] | None:
+        """What a catch-up covers: the assignments and failed writes before it started."""
+        if self._assignments is None:
+            return None
+        return self._assignments(), self._failed_writes
+
     def _caught_up(self, visitors: list[str]) -> list[None]:
+        moment = self._moment()  # before the ends are asked for
         self._store.catch_up()  # once for every visitor waiting
+        self._caught_up_at = moment
         return [None] * len(visitors)
 
     async def send(self, body: bytes) -> Answer:
@@ -490,14 +516,20 @@ class BrowserIdResolver:
 
     async def _make(self, visitor: str) -> str | Answer:
         try:
-            await self._catch_up(visitor)  # with every other visitor waiting now
-            ref = self._store.get(visitor)
-            if ref is not None:
-                return ref
+            moment = self._moment()
+            if moment is None or moment != self._caught_up_at:
+                await self._catch_up(visitor)  # with every other visitor waiting now
+                ref = self._store.get(visitor)
+                if ref is not None:
+                    return ref
             answer = await self._client.create_browser_id()  # in this worker's slot
             if answer.outcome is not Outcome.DELIVERED or not answer.ref:
                 return answer
-            await self._put((visitor, answer.ref))  # one flush with the ids made meanwhile
+            try:
+                await self._put((visitor, answer.ref))  # one flush with the ids made meanwhile
+            except TransientError:
+                self._failed_writes += 1  # it may have landed: the next new visitor catches up
+                raise
         except TransientError as exc:
             return Answer(Outcome.RETRYABLE, None, str(exc))
         self.created += 1

@@ -77,6 +77,7 @@ class Rebalance:
             self.assigned.add(tp)
             self._pauses.forget(tp)  # unknown: the next round sets it
         self._state.assigned = len(self.assigned)
+        self._state.assignments += 1
         self._state.broker_down_since = None
         log.info("assigned %s (%d offsets above the commit points finished before)",
                  _names(partitions), restored)  # fmt: skip

@@ -157,16 +157,16 @@ def test_many_new_visitors_do_not_hold_their_partitions_commit_points(
     unique: str,
 ) -> None:
     """A backlog of first visits (after an outage, thousands of new visitors at once):
-    their ids are made in batches (one catch-up of the id topic for every visitor waiting,
-    one produce + flush for the ids made meanwhile), so the commit points reach the end
-    in seconds, not one visitor after another.
+    the id topic is caught up with once after the assignment, not per visitor, and the
+    ids are written in batches (one produce + flush for the ids made meanwhile), so the
+    commit points reach the end in seconds, not one visitor after another.
 
-    How many visitors a batch finds depends on how fast they arrive against how long a
-    batch takes, so on the CPU the box spares: 36 per catch-up on a quiet box, 14-25
-    with four busy processes beside it, and once, with a benchmark beside it too, 9 (it
-    was asserted to be at least 10). So the test asserts what batching does whatever the
-    pace, and what one visitor at a time or batches capped small cannot: some batches
-    of each step held more than 20 visitors (quiet: 21 of 42; loaded: 19-31)."""
+    How many visitors a write finds depends on how fast they arrive against how long a
+    write takes, so on the CPU the box spares. So the test asserts what batching does
+    whatever the pace, and what one visitor at a time or batches capped small cannot:
+    some writes held more than 20 visitors. Catch-ups: the visitors waiting when the
+    first one starts share it, those arriving while it runs share a second, and the
+    rest need none (at most two per assignment)."""
     records = sample_records(1500, guests=50, seed=23)
     for i, record in enumerate(records):
         record["anonymous_id"] = f"new-{unique}-{i}"  # every record a visitor's first
@@ -183,9 +183,10 @@ def test_many_new_visitors_do_not_hold_their_partitions_commit_points(
     assert connector.metric("cdp_connector_browser_ids_created_total") == len(records)
     catch_up, write = (batch_sizes(connector, step) for step in ("catch_up", "write"))
     print(f"visitors per catch-up: {catch_up}; per write: {write}")
-    assert catch_up["sum"] == write["sum"] == len(records), (catch_up, write)
-    assert catch_up["over 20"] >= 1, catch_up
+    assert write["sum"] == len(records), write
     assert write["over 20"] >= 1, write
+    assignments = connector.output().count("offsets above the commit points finished before)")
+    assert 1 <= catch_up["batches"] <= 2 * assignments, (catch_up, assignments)
     assert took < 30, f"1,500 new visitors took {took:.1f}s to commit"
     assert connector.terminate() == 0
 

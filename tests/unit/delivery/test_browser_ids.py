@@ -44,12 +44,13 @@ class FakeStore:
     def __init__(self) -> None:
         self.ids: dict[str, str] = {}
         self.puts: list[tuple[str, str]] = []
+        self.catch_ups = 0
 
     def get(self, visitor: str) -> str | None:
         return self.ids.get(visitor)
 
     def catch_up(self) -> None:
-        pass
+        self.catch_ups += 1
 
     def put(self, visitor: str, ref: str) -> None:
         self.puts.append((visitor, ref))
@@ -184,7 +185,6 @@ async def test_new_visitors_waiting_together_share_one_catch_up_and_one_write() 
     class CountingStore(FakeStore):
         def __init__(self) -> None:
             super().__init__()
-            self.catch_ups = 0
             self.writes: list[int] = []
             self.threads: set[str] = set()
 
@@ -251,4 +251,47 @@ async def test_an_id_made_but_not_written_is_retried_with_a_new_catch_up() -> No
     assert all(a.outcome is Outcome.RETRYABLE and "broker down" in a.reason for a in first)
     again = await asyncio.gather(*(resolver.send(body_for(f"v{i}")) for i in range(3)))
     assert all(a.outcome is Outcome.DELIVERED for a in again)
+    resolver.close()
+
+
+async def test_new_visitors_catch_up_once_per_assignment_and_after_a_failed_write() -> None:
+    # Ids of a partition's visitors are made by its owner only: once a catch-up that
+    # started after the assignment is done, the previous owner's ids are all read.
+    from connector.errors import TransientError
+
+    class FlakyStore(FakeStore):
+        fail_next = False
+
+        def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
+            if self.fail_next:
+                self.fail_next = False
+                return [TransientError("broker down") for _ in pairs]
+            return super().put_many(pairs)
+
+    client, store = FakeClient(), FlakyStore()
+    assignments = 1
+    resolver = BrowserIdResolver(client, store, assignments=lambda: assignments)  # type: ignore[arg-type]
+    await resolver.send(body_for("v1"))
+    await asyncio.gather(*(resolver.send(body_for(f"v{i}")) for i in range(2, 6)))
+    assert (store.catch_ups, client.created) == (1, 5)  # the later visitors skipped it
+    assignments += 1  # a rebalance gave this replica partitions someone else owned
+    await resolver.send(body_for("v6"))
+    await resolver.send(body_for("v7"))
+    assert (store.catch_ups, client.created) == (2, 7)
+    store.fail_next = True  # the write's outcome is unknown: it may have landed
+    assert (await resolver.send(body_for("v8"))).outcome is Outcome.RETRYABLE
+    assert store.catch_ups == 2
+    await resolver.send(body_for("v8"))
+    await resolver.send(body_for("v9"))
+    assert (store.catch_ups, sorted(store.ids)) == (3, [f"v{i}" for i in range(1, 10)])
+    resolver.close()
+
+
+async def test_without_assignments_every_new_visitor_catches_up() -> None:
+    # replay-dlq reads records of partitions a running connector owns: no shortcut.
+    client, store = FakeClient(), FakeStore()
+    resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
+    for visitor in ("v1", "v2", "v3"):
+        await resolver.send(body_for(visitor))
+    assert (store.catch_ups, client.created) == (3, 3)
     resolver.close()

@@ -479,9 +479,11 @@ def test_a_partition_assigned_again_gets_its_pause_state_set_once() -> None:
     rig.source.step()
     assert rig.kafka.paused == {P0}
     rig.kafka.revoke(P0)  # librdkafka keeps the application's pause across a revoke
+    assignments = rig.state.assignments
     rig.kafka.assign(P0)
     rig.source.step()
     assert rig.kafka.paused == set()
+    assert rig.state.assignments == assignments + 1  # browser ids catch up after it
     calls = len(rig.kafka.pause_calls)
     rig.source.step()
     assert len(rig.kafka.pause_calls) == calls  # not paused or resumed again every round
