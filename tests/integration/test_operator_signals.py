@@ -227,6 +227,9 @@ def test_lag_series_exist_from_assignment_and_match_kafkas_tool(
     config = scenario.config(
         connector_factory, cdp_sandbox.url, mapping=VIEW_ALL,
         kafka={"client": {"statistics.interval.ms": 500}},
+        # The outage's 503s say Retry-After: 3600; capped at the default ceiling (30 s)
+        # every failed head would sleep that long after the outage is cleared.
+        delivery={"retry": {"max_backoff_seconds": 0.5}},
     )  # fmt: skip
     connector = connector_factory.start(config)
 
