@@ -12,6 +12,7 @@ from connector.cdp.answer import Answer, Outcome
 from connector.config.cdp import BrowserIdSettings
 from connector.config.kafka import KafkaSettings
 from connector.delivery.browser_ids import BrowserIdResolver, BrowserIdStore, find_placeholder
+from connector.errors import TransientError
 from connector.mapping.fields import BROWSER_ID_PLACEHOLDER
 
 DIALECT = get_dialect("sitecore")
@@ -65,6 +66,18 @@ class FakeStore:
             except Exception as exc:  # noqa: BLE001 - as the store answers: per pair
                 out.append(exc)
         return out
+
+
+class FlakyStore(FakeStore):
+    """Its next ``failures`` writes fail as the broker would fail them: every pair."""
+
+    failures = 0
+
+    def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
+        if self.failures:
+            self.failures -= 1
+            return [TransientError("broker down") for _ in pairs]
+        return super().put_many(pairs)
 
 
 class FakeClient:
@@ -135,8 +148,6 @@ async def test_a_failed_creation_is_the_events_answer_and_nothing_is_stored() ->
 
 
 async def test_kafka_failure_is_retryable() -> None:
-    from connector.errors import TransientError
-
     class BrokenStore(FakeStore):
         def put(self, visitor: str, ref: str) -> None:
             raise TransientError("broker down")
@@ -234,18 +245,8 @@ async def test_new_visitors_waiting_together_share_one_catch_up_and_one_write() 
 
 
 async def test_an_id_made_but_not_written_is_retried_with_a_new_catch_up() -> None:
-    from connector.errors import TransientError
-
-    class FlakyStore(FakeStore):
-        failures = 1
-
-        def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
-            if self.failures:
-                self.failures -= 1
-                return [TransientError("broker down") for _ in pairs]
-            return super().put_many(pairs)
-
     client, store = FakeClient(), FlakyStore()
+    store.failures = 1
     resolver = BrowserIdResolver(client, store)  # type: ignore[arg-type]
     first = await asyncio.gather(*(resolver.send(body_for(f"v{i}")) for i in range(3)))
     assert all(a.outcome is Outcome.RETRYABLE and "broker down" in a.reason for a in first)
@@ -257,17 +258,6 @@ async def test_an_id_made_but_not_written_is_retried_with_a_new_catch_up() -> No
 async def test_new_visitors_catch_up_once_per_assignment_and_after_a_failed_write() -> None:
     # Ids of a partition's visitors are made by its owner only: once a catch-up that
     # started after the assignment is done, the previous owner's ids are all read.
-    from connector.errors import TransientError
-
-    class FlakyStore(FakeStore):
-        fail_next = False
-
-        def put_many(self, pairs: list[tuple[str, str]]) -> list[Exception | None]:
-            if self.fail_next:
-                self.fail_next = False
-                return [TransientError("broker down") for _ in pairs]
-            return super().put_many(pairs)
-
     client, store = FakeClient(), FlakyStore()
     assignments = 1
     resolver = BrowserIdResolver(client, store, assignments=lambda: assignments)  # type: ignore[arg-type]
@@ -278,7 +268,7 @@ async def test_new_visitors_catch_up_once_per_assignment_and_after_a_failed_writ
     await resolver.send(body_for("v6"))
     await resolver.send(body_for("v7"))
     assert (store.catch_ups, client.created) == (2, 7)
-    store.fail_next = True  # the write's outcome is unknown: it may have landed
+    store.failures = 1  # the write's outcome is unknown: it may have landed
     assert (await resolver.send(body_for("v8"))).outcome is Outcome.RETRYABLE
     assert store.catch_ups == 2
     await resolver.send(body_for("v8"))
