@@ -29,7 +29,7 @@ class RunState:
     degraded_reason: str | None = None  # e.g. schema registry unreachable (retrying)
     missing_topics: tuple[str, ...] = ()  # subscribed by name, absent from the cluster
     assigned: int = 0
-    assignments: int = 0  # rebalances that assigned partitions, ever (browser ids catch up)
+    assignments: int = 0  # assign callbacks so far, empty ones too (browser ids catch up)
     subscribed: bool = False
     stopping: bool = False
     fatal_exit: str | None = None  # a failure that must end the process (exit code 1)
